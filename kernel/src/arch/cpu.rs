@@ -1,0 +1,93 @@
+//! Small CPU primitives: CPUID, control registers, MSRs, halting, stack switch.
+
+use core::arch::{asm, x86_64::__cpuid_count};
+
+pub const IA32_GS_BASE: u32 = 0xc000_0101;
+
+/// CPUID leaf/subleaf as (eax, ebx, ecx, edx).
+pub fn cpuid(leaf: u32, subleaf: u32) -> (u32, u32, u32, u32) {
+    #[allow(unused_unsafe)]
+    // SAFETY: CPUID exists on every x86-64 CPU and has no side effects.
+    let r = unsafe { __cpuid_count(leaf, subleaf) };
+    (r.eax, r.ebx, r.ecx, r.edx)
+}
+
+/// Whether the CPU offers x2APIC mode (CPUID.1:ECX bit 21).
+pub fn has_x2apic() -> bool {
+    cpuid(1, 0).2 & (1 << 21) != 0
+}
+
+/// The APIC ID of the running CPU, as the firmware's tables list it.
+pub fn apic_id() -> u32 {
+    let max_leaf = cpuid(0, 0).0;
+    if max_leaf >= 0xb {
+        let (_, ebx, _, edx) = cpuid(0xb, 0);
+        if ebx != 0 {
+            return edx; // full 32-bit x2APIC ID
+        }
+    }
+    cpuid(1, 0).1 >> 24
+}
+
+pub fn read_cr3() -> u64 {
+    let value: u64;
+    // SAFETY: reading CR3 has no side effects in ring 0.
+    unsafe { asm!("mov {}, cr3", out(reg) value, options(nomem, nostack, preserves_flags)) };
+    value
+}
+
+pub fn read_cr2() -> u64 {
+    let value: u64;
+    // SAFETY: reading CR2 has no side effects in ring 0.
+    unsafe { asm!("mov {}, cr2", out(reg) value, options(nomem, nostack, preserves_flags)) };
+    value
+}
+
+/// # Safety
+/// Writing an MSR can change anything about the CPU; the caller knows this one.
+pub unsafe fn wrmsr(msr: u32, value: u64) {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        asm!("wrmsr", in("ecx") msr, in("eax") value as u32, in("edx") (value >> 32) as u32,
+             options(nostack, preserves_flags));
+    }
+}
+
+pub fn rdtsc() -> u64 {
+    // SAFETY: RDTSC is unprivileged by default and has no side effects.
+    unsafe { core::arch::x86_64::_rdtsc() }
+}
+
+/// Stops this CPU for good: interrupts off, then HLT forever (an NMI may wake
+/// it; it halts again).
+pub fn halt_forever() -> ! {
+    loop {
+        // SAFETY: CLI/HLT in ring 0 only stop this CPU.
+        unsafe { asm!("cli; hlt", options(nomem, nostack)) };
+    }
+}
+
+/// Raises #UD on purpose (`selftest=ud2`).
+pub fn raise_invalid_opcode() {
+    // SAFETY: UD2 raises #UD, which the IDT handles; nothing else happens.
+    unsafe { asm!("ud2", options(nomem, nostack)) };
+}
+
+/// Switches to `stack_top` and calls `entry(arg)`; never returns. Used to move an
+/// AP from the loader's stack onto its own.
+pub fn switch_stack_and_call(stack_top: u64, entry: extern "C" fn(u64) -> !, arg: u64) -> ! {
+    // SAFETY: the new stack is a fresh, mapped kernel stack owned by this CPU;
+    // nothing on the old stack is used again because `entry` never returns.
+    unsafe {
+        asm!(
+            "mov rsp, {stack}",
+            "xor ebp, ebp",       // end of the frame-pointer chain
+            "call {entry}",
+            "ud2",
+            stack = in(reg) stack_top,
+            entry = in(reg) entry,
+            in("rdi") arg,
+            options(noreturn),
+        )
+    }
+}

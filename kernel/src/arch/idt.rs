@@ -1,0 +1,88 @@
+//! The IDT: one table shared by all CPUs (the per-CPU part, which IST stack a
+//! vector lands on, lives in each CPU's TSS). Gates are interrupt gates, so IF is
+//! cleared on entry; #DB, NMI, #DF and #MC each get their own IST slot.
+
+use core::cell::UnsafeCell;
+
+use super::percpu::{IST_DB, IST_DF, IST_MC, IST_NMI};
+use super::traps;
+
+const INTERRUPT_GATE: u8 = 0x8e; // present, DPL 0, 64-bit interrupt gate
+const KERNEL_CS: u16 = 0x08;
+
+#[derive(Clone, Copy)]
+#[repr(C)]
+struct Gate {
+    offset_low: u16,
+    selector: u16,
+    ist: u8,
+    type_attr: u8,
+    offset_mid: u16,
+    offset_high: u32,
+    reserved: u32,
+}
+const _: () = assert!(core::mem::size_of::<Gate>() == 16);
+
+impl Gate {
+    const MISSING: Gate = Gate {
+        offset_low: 0,
+        selector: 0,
+        ist: 0,
+        type_attr: 0,
+        offset_mid: 0,
+        offset_high: 0,
+        reserved: 0,
+    };
+
+    fn new(handler: u64, ist: u8) -> Gate {
+        Gate {
+            offset_low: handler as u16,
+            selector: KERNEL_CS,
+            ist,
+            type_attr: INTERRUPT_GATE,
+            offset_mid: (handler >> 16) as u16,
+            offset_high: (handler >> 32) as u32,
+            reserved: 0,
+        }
+    }
+}
+
+#[repr(C, align(16))]
+struct Idt(UnsafeCell<[Gate; 256]>);
+
+// SAFETY: the table is written by the BSP in `build` before any CPU loads it and
+// is read-only afterwards (the CPU reads it on every event).
+unsafe impl Sync for Idt {}
+
+static IDT: Idt = Idt(UnsafeCell::new([Gate::MISSING; 256]));
+
+fn ist_for(vector: usize) -> u8 {
+    match vector {
+        1 => IST_DB,
+        2 => IST_NMI,
+        8 => IST_DF,
+        18 => IST_MC,
+        _ => 0,
+    }
+}
+
+/// Fills the gates for the 32 exception vectors and the spurious vector.
+/// BSP only, before any CPU runs `load`.
+pub fn build() {
+    // SAFETY: no CPU has loaded the IDT yet, so nothing reads it concurrently.
+    let gates = unsafe { &mut *IDT.0.get() };
+    for (vector, gate) in gates.iter_mut().enumerate().take(traps::EXCEPTION_VECTORS) {
+        *gate = Gate::new(traps::stub_address(vector), ist_for(vector));
+    }
+    gates[traps::SPURIOUS_VECTOR as usize] = Gate::new(traps::spurious_stub_address(), 0);
+}
+
+/// Loads the shared IDT on the running CPU.
+pub fn load() {
+    let pointer = x86_64::structures::DescriptorTablePointer {
+        limit: (core::mem::size_of::<[Gate; 256]>() - 1) as u16,
+        base: x86_64::VirtAddr::new(IDT.0.get() as u64),
+    };
+    // SAFETY: the IDT is a static filled by `build`; its gates point at the stubs.
+    unsafe { x86_64::instructions::tables::lidt(&pointer) };
+}

@@ -1,0 +1,119 @@
+//! The local APIC, through the `x2apic` crate: x2APIC (MSRs) when CPUID offers it,
+//! xAPIC (MMIO, mapped uncacheable by the caller) otherwise. The mode is chosen
+//! once on the BSP and every CPU uses the same one.
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use x2apic::lapic::{LocalApic, LocalApicBuilder};
+
+use super::percpu::{self, PerCpu};
+use super::{cpu, time};
+
+const TIMER_VECTOR: usize = 0xfd;
+const ERROR_VECTOR: usize = 0xfe;
+const SPURIOUS_VECTOR: usize = super::traps::SPURIOUS_VECTOR as usize;
+/// SIPI and INIT delivery is slow on real hardware; QEMU is instant.
+const ICR_IDLE_TIMEOUT_US: u64 = 10_000;
+
+/// Virtual address of the xAPIC page, or 0 in x2APIC mode.
+static XAPIC_VIRT: AtomicU64 = AtomicU64::new(0);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    X2apic,
+    Xapic,
+}
+
+impl Mode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::X2apic => "x2apic",
+            Mode::Xapic => "xapic",
+        }
+    }
+}
+
+pub fn mode() -> Mode {
+    if XAPIC_VIRT.load(Ordering::Relaxed) == 0 { Mode::X2apic } else { Mode::Xapic }
+}
+
+/// Chooses the mode on the BSP. In xAPIC mode `map_uncached(phys)` must return a
+/// virtual address for the 4 KiB register page, mapped uncacheable.
+pub fn select_mode(map_uncached: impl FnOnce(u64) -> u64) -> Mode {
+    if !cpu::has_x2apic() {
+        // SAFETY: reading IA32_APIC_BASE has no side effects.
+        let phys = unsafe { x2apic::lapic::xapic_base() };
+        XAPIC_VIRT.store(map_uncached(phys), Ordering::Relaxed);
+    }
+    mode()
+}
+
+/// Enables the running CPU's local APIC with its timer masked.
+pub fn init_this_cpu(cpu: &PerCpu) {
+    let mut builder = LocalApicBuilder::new();
+    builder
+        .timer_vector(TIMER_VECTOR)
+        .error_vector(ERROR_VECTOR)
+        .spurious_vector(SPURIOUS_VECTOR);
+    let xapic = XAPIC_VIRT.load(Ordering::Relaxed);
+    if xapic != 0 {
+        builder.set_xapic_base(xapic);
+    }
+    let mut lapic = builder.build().expect("local APIC: CPUID disagrees with the BSP's mode");
+    // SAFETY: enabling the APIC of the running CPU; its timer is masked again at
+    // once (the watchdog arms it explicitly when it needs it).
+    unsafe {
+        lapic.enable();
+        lapic.disable_timer();
+    }
+    // SAFETY: the slot belongs to the running CPU and nothing else touches it.
+    unsafe { *cpu.lapic.get() = Some(lapic) };
+}
+
+fn with_lapic<R>(f: impl FnOnce(&mut LocalApic) -> R) -> R {
+    let this = percpu::this();
+    // SAFETY: only the owning CPU reaches its own slot, through `this()`. NMI
+    // paths never send IPIs, so no handler re-enters this while it runs.
+    let lapic = unsafe { (*this.lapic.get()).as_mut() }.expect("local APIC used before init");
+    f(lapic)
+}
+
+/// The ICR destination field: bits 32..63 in x2APIC, bits 56..63 in xAPIC.
+fn destination(apic_id: u32) -> u32 {
+    match mode() {
+        Mode::X2apic => apic_id,
+        Mode::Xapic => apic_id << 24,
+    }
+}
+
+fn wait_icr_idle(lapic: &LocalApic) -> bool {
+    // SAFETY: reading the ICR has no side effects.
+    time::wait_until(ICR_IDLE_TIMEOUT_US, || unsafe { !lapic.get_ipi_delivery_status() })
+}
+
+/// Sends an NMI to the CPU with `apic_id`; false if the APIC never accepted it.
+pub fn send_nmi(apic_id: u32) -> bool {
+    with_lapic(|lapic| {
+        // SAFETY: an NMI IPI only interrupts the target, whose NMI handler is set.
+        unsafe { lapic.send_nmi(destination(apic_id)) };
+        wait_icr_idle(lapic)
+    })
+}
+
+/// INIT, then two start-up IPIs with `vector` (the trampoline's page number).
+pub fn send_init_sipi_sipi(apic_id: u32, vector: u8) {
+    with_lapic(|lapic| {
+        // SAFETY: the target is an AP waiting for SIPI; the trampoline page is in
+        // place (the caller's contract).
+        unsafe {
+            lapic.send_init_ipi(destination(apic_id));
+            wait_icr_idle(lapic);
+            time::delay_us(10_000);
+            for _ in 0..2 {
+                lapic.send_sipi(vector, destination(apic_id));
+                wait_icr_idle(lapic);
+                time::delay_us(200);
+            }
+        }
+    })
+}

@@ -1,0 +1,19 @@
+//! Everything that touches the CPU directly: descriptor tables, entry stubs,
+//! debug and control registers, the local APIC, SMP start-up, port I/O.
+//! Unsafe code and asm live here and in `entry/`; the rest of the kernel calls
+//! the safe wrappers.
+
+pub mod ap_trampoline;
+pub mod cpu;
+pub mod exit;
+pub mod gdt;
+pub mod idt;
+pub mod lapic;
+pub mod paging;
+pub mod percpu;
+pub mod port;
+pub mod pvh_start;
+pub mod serial;
+pub mod smp;
+pub mod time;
+pub mod traps;

@@ -1,0 +1,144 @@
+//! Per-CPU state, reached through GS: `gs:[0]` holds the address of the running
+//! CPU's `PerCpu`, so exception paths find their CPU with one load and no lock.
+
+use core::cell::UnsafeCell;
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+
+use x2apic::lapic::LocalApic;
+use x86_64::structures::gdt::GlobalDescriptorTable;
+use x86_64::structures::tss::TaskStateSegment;
+
+use crate::boot::MAX_CPUS;
+
+/// IST slots (1-based, as IDT gates name them). Every vector that can nest has
+/// its own stack: one stack shared by #DB, NMI, #DF and #MC is the bug the
+/// project exists to catch.
+pub const IST_DB: u8 = 1;
+pub const IST_NMI: u8 = 2;
+pub const IST_DF: u8 = 3;
+pub const IST_MC: u8 = 4;
+pub const IST_COUNT: usize = 4;
+
+/// Bounds of one stack: `bottom` is the lowest mapped byte, `top` one past the
+/// highest; the page below `bottom` is an unmapped guard page.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StackBounds {
+    pub bottom: u64,
+    pub top: u64,
+}
+
+#[repr(C)]
+pub struct PerCpu {
+    /// `gs:[0]`: this structure's own address.
+    self_ptr: AtomicU64,
+    /// `gs:[8]`: the CPU's index (0 = the CPU that booted).
+    index: AtomicU64,
+    lapic_id: AtomicU32,
+    online: AtomicBool,
+    pub nmi_count: AtomicU64,
+    ist: UnsafeCell<[StackBounds; IST_COUNT]>,
+    pub(super) tss: UnsafeCell<TaskStateSegment>,
+    pub(super) gdt: UnsafeCell<GlobalDescriptorTable>,
+    pub(super) lapic: UnsafeCell<Option<LocalApic>>,
+}
+
+const _: () = assert!(core::mem::offset_of!(PerCpu, self_ptr) == 0);
+const _: () = assert!(core::mem::offset_of!(PerCpu, index) == 8);
+
+// SAFETY: the atomics are shared; the UnsafeCells are written by the BSP before
+// the CPU starts (ist, tss, gdt) and afterwards touched only by the owning CPU
+// (lapic), which `this()` guarantees by construction.
+unsafe impl Sync for PerCpu {}
+
+impl PerCpu {
+    const fn new() -> Self {
+        Self {
+            self_ptr: AtomicU64::new(0),
+            index: AtomicU64::new(0),
+            lapic_id: AtomicU32::new(0),
+            online: AtomicBool::new(false),
+            nmi_count: AtomicU64::new(0),
+            ist: UnsafeCell::new([StackBounds { bottom: 0, top: 0 }; IST_COUNT]),
+            tss: UnsafeCell::new(TaskStateSegment::new()),
+            gdt: UnsafeCell::new(GlobalDescriptorTable::new()),
+            lapic: UnsafeCell::new(None),
+        }
+    }
+
+    pub fn index(&self) -> usize {
+        self.index.load(Ordering::Relaxed) as usize
+    }
+
+    pub fn lapic_id(&self) -> u32 {
+        self.lapic_id.load(Ordering::Relaxed)
+    }
+
+    pub fn is_online(&self) -> bool {
+        self.online.load(Ordering::Acquire)
+    }
+
+    pub(super) fn set_online(&self) {
+        self.online.store(true, Ordering::Release);
+    }
+
+    /// The IST stacks; slot `n - 1` backs IST `n`.
+    pub fn ist_stacks(&self) -> [StackBounds; IST_COUNT] {
+        // SAFETY: written once by the BSP before the CPU starts, read-only after.
+        unsafe { *self.ist.get() }
+    }
+
+    /// Records identity and stacks; BSP only, before the CPU runs.
+    pub(super) fn prepare(&self, index: usize, lapic_id: u32, ist: [StackBounds; IST_COUNT]) {
+        self.self_ptr.store(self as *const Self as u64, Ordering::Relaxed);
+        self.index.store(index as u64, Ordering::Relaxed);
+        self.lapic_id.store(lapic_id, Ordering::Relaxed);
+        // SAFETY: the CPU that owns this slot is not running yet, so nothing else
+        // reads or writes the stack table or the TSS.
+        unsafe {
+            *self.ist.get() = ist;
+            let tss = &mut *self.tss.get();
+            for (slot, stack) in ist.iter().enumerate() {
+                tss.interrupt_stack_table[slot] = x86_64::VirtAddr::new(stack.top);
+            }
+        }
+    }
+}
+
+static PER_CPU: [PerCpu; MAX_CPUS] = [const { PerCpu::new() }; MAX_CPUS];
+
+pub fn cpu(index: usize) -> &'static PerCpu {
+    &PER_CPU[index]
+}
+
+/// Points GS at this CPU's slot. Must run on that CPU, before its IDT is live.
+pub(super) fn install(index: usize) {
+    // SAFETY: IA32_GS_BASE only changes what `gs:` addresses mean; the slot is a
+    // static that lives for the whole run.
+    unsafe { super::cpu::wrmsr(super::cpu::IA32_GS_BASE, &PER_CPU[index] as *const PerCpu as u64) };
+}
+
+/// The running CPU's slot.
+pub fn this() -> &'static PerCpu {
+    let ptr: u64;
+    // SAFETY: `install` ran on every CPU before any code that calls this; gs:[0]
+    // then holds the address of a static `PerCpu`.
+    unsafe {
+        core::arch::asm!("mov {}, gs:[0]", out(reg) ptr, options(nostack, readonly, preserves_flags));
+        &*(ptr as *const PerCpu)
+    }
+}
+
+/// The running CPU's index, or `None` before `install` (fatal paths use this).
+pub fn try_index() -> Option<usize> {
+    let base: u64;
+    // SAFETY: reading IA32_GS_BASE has no side effects.
+    unsafe {
+        let (lo, hi): (u32, u32);
+        core::arch::asm!("rdmsr", in("ecx") super::cpu::IA32_GS_BASE, out("eax") lo, out("edx") hi,
+            options(nomem, nostack, preserves_flags));
+        base = (u64::from(hi) << 32) | u64::from(lo);
+    }
+    let first = PER_CPU.as_ptr() as u64;
+    let size = core::mem::size_of::<PerCpu>() as u64;
+    (base >= first && base < first + size * MAX_CPUS as u64).then(|| ((base - first) / size) as usize)
+}

@@ -1,0 +1,115 @@
+//! Bringing CPUs up and giving them work.
+//!
+//! The BSP prepares every CPU's slot (stacks, TSS) before it starts it, so an AP
+//! needs nothing from the BSP after it runs. Started APs wait in `serve` for a
+//! function to run (`run_on`); that is how tests put code on a chosen CPU.
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use spin::Mutex;
+
+use super::percpu::{self, IST_COUNT, StackBounds};
+use super::{gdt, idt, lapic, time};
+use crate::boot::{ApLaunch, BootInfo, MAX_CPUS};
+
+/// How long an AP may take to check in after its SIPI or goto.
+const AP_START_TIMEOUT_US: u64 = 1_000_000;
+
+/// Stacks a CPU needs, allocated by the BSP (with guard pages) before the start.
+pub struct CpuStacks {
+    pub kernel: StackBounds,
+    pub ist: [StackBounds; IST_COUNT],
+}
+
+/// Loads this CPU's GDT/TSS and the IDT, points GS at its slot and enables its
+/// local APIC. Runs on the CPU itself, first thing.
+pub fn init_this_cpu(index: usize) {
+    percpu::install(index);
+    let cpu = percpu::cpu(index);
+    gdt::load(cpu);
+    idt::load();
+    lapic::init_this_cpu(cpu);
+    cpu.set_online();
+}
+
+/// Sets up the BSP (index 0); the IDT is built here, once.
+pub fn init_bsp(lapic_id: u32, stacks: CpuStacks) {
+    idt::build();
+    percpu::cpu(0).prepare(0, lapic_id, stacks.ist);
+    init_this_cpu(0);
+}
+
+/// Starts every AP in `boot.cpus[1..]`, one at a time; returns how many CPUs are
+/// online (the BSP included). A CPU that never checks in is reported and skipped.
+pub fn start_aps(boot: &BootInfo, mut alloc_stacks: impl FnMut() -> CpuStacks) -> usize {
+    for (index, entry) in boot.cpus.iter().enumerate().skip(1).take(MAX_CPUS - 1) {
+        let stacks = alloc_stacks();
+        let cpu = percpu::cpu(index);
+        cpu.prepare(index, entry.lapic_id, stacks.ist);
+        let launch = ApLaunch { stack_top: stacks.kernel.top, entry: ap_entry, arg: index as u64 };
+        boot.ap_starter.start(entry, launch);
+        if !time::wait_until(AP_START_TIMEOUT_US, || cpu.is_online()) {
+            crate::kprintln!("smp: cpu {index} (lapic id {}) did not start", entry.lapic_id);
+        }
+    }
+    online_count()
+}
+
+pub fn online_count() -> usize {
+    (0..MAX_CPUS).filter(|&i| percpu::cpu(i).is_online()).count()
+}
+
+extern "C" fn ap_entry(index: u64) -> ! {
+    init_this_cpu(index as usize);
+    serve(index as usize)
+}
+
+struct Mailbox {
+    work: Mutex<Option<fn(usize)>>,
+    finished: AtomicU64,
+}
+
+static MAILBOXES: [Mailbox; MAX_CPUS] =
+    [const { Mailbox { work: Mutex::new(None), finished: AtomicU64::new(0) } }; MAX_CPUS];
+
+/// An AP's idle loop: run whatever `run_on` posts, forever.
+fn serve(index: usize) -> ! {
+    let mailbox = &MAILBOXES[index];
+    loop {
+        let work = mailbox.work.lock().take();
+        match work {
+            Some(f) => {
+                f(index);
+                mailbox.finished.fetch_add(1, Ordering::Release);
+            }
+            None => core::hint::spin_loop(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunError {
+    Offline,
+    Timeout,
+}
+
+/// Runs `f(index)` on CPU `index` and waits up to `timeout_us` for it to return.
+/// On the calling CPU itself it simply calls `f`.
+pub fn run_on(index: usize, f: fn(usize), timeout_us: u64) -> Result<(), RunError> {
+    let cpu = percpu::cpu(index);
+    if !cpu.is_online() {
+        return Err(RunError::Offline);
+    }
+    if percpu::this().index() == index {
+        f(index);
+        return Ok(());
+    }
+    let mailbox = &MAILBOXES[index];
+    let target = mailbox.finished.load(Ordering::Acquire) + 1;
+    *mailbox.work.lock() = Some(f);
+    if time::wait_until(timeout_us, || mailbox.finished.load(Ordering::Acquire) >= target) {
+        Ok(())
+    } else {
+        Err(RunError::Timeout)
+    }
+}

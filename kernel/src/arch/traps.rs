@@ -1,0 +1,145 @@
+//! The exception entry stubs: one tiny stub per vector that makes every frame
+//! look the same, then one common path that saves the registers and calls
+//! `crate::entry::trap_dispatch`.
+//!
+//! Stack on entry to `trap_common` (the CPU aligned RSP to 16 before pushing):
+//!
+//!   +--------------------+  <- IST top or interrupted stack (16-aligned)
+//!   | SS, RSP, RFLAGS,   |  5 words, written by the CPU
+//!   | CS, RIP            |
+//!   +--------------------+
+//!   | error code         |  by the CPU, or 0 pushed by the stub
+//!   | vector             |  pushed by the stub
+//!   +--------------------+
+//!   | rax ... r15        |  15 words pushed by trap_common = `TrapFrame`
+//!   +--------------------+  <- RSP, 16-aligned again (22 words in all)
+//!
+//! The stubs live in `.text.entry` so that the deny-list can refuse breakpoints
+//! on them (the analogue of Linux's NOKPROBE).
+
+use core::arch::global_asm;
+
+pub const EXCEPTION_VECTORS: usize = 32;
+/// The LAPIC's spurious-interrupt vector.
+pub const SPURIOUS_VECTOR: u8 = 0xff;
+
+/// The registers as `trap_common` leaves them, lowest address first.
+#[repr(C)]
+#[derive(Debug)]
+pub struct TrapFrame {
+    pub r15: u64,
+    pub r14: u64,
+    pub r13: u64,
+    pub r12: u64,
+    pub r11: u64,
+    pub r10: u64,
+    pub r9: u64,
+    pub r8: u64,
+    pub rbp: u64,
+    pub rdi: u64,
+    pub rsi: u64,
+    pub rdx: u64,
+    pub rcx: u64,
+    pub rbx: u64,
+    pub rax: u64,
+    pub vector: u64,
+    pub error_code: u64,
+    pub rip: u64,
+    pub cs: u64,
+    pub rflags: u64,
+    pub rsp: u64,
+    pub ss: u64,
+}
+const _: () = assert!(core::mem::size_of::<TrapFrame>() == 22 * 8);
+const _: () = assert!(core::mem::size_of::<TrapFrame>() % 16 == 0);
+
+global_asm!(
+    r#"
+    .pushsection .text.entry, "ax"
+
+    /* Vectors whose exceptions push an error code: #DF #TS #NP #SS #GP #PF #AC #CP #VC #SX */
+    .irp vec, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
+    .balign 16
+trap_stub_\vec:
+    .if (\vec == 8) || (\vec == 10) || (\vec == 11) || (\vec == 12) || (\vec == 13) || (\vec == 14) || (\vec == 17) || (\vec == 21) || (\vec == 29) || (\vec == 30)
+    .else
+    push 0                      /* no error code: keep the frame shape */
+    .endif
+    push \vec
+    jmp trap_common
+    .endr
+
+    .balign 16
+trap_common:
+    push rax
+    push rbx
+    push rcx
+    push rdx
+    push rsi
+    push rdi
+    push rbp
+    push r8
+    push r9
+    push r10
+    push r11
+    push r12
+    push r13
+    push r14
+    push r15
+    mov rdi, rsp                /* trap_dispatch(&mut TrapFrame) */
+    cld                         /* the ABI wants DF clear; the interrupted code may not */
+    call {dispatch}
+    pop r15
+    pop r14
+    pop r13
+    pop r12
+    pop r11
+    pop r10
+    pop r9
+    pop r8
+    pop rbp
+    pop rdi
+    pop rsi
+    pop rdx
+    pop rcx
+    pop rbx
+    pop rax
+    add rsp, 16                 /* vector and error code */
+    iretq
+
+    /* A spurious LAPIC interrupt needs no EOI and no work. */
+    .balign 16
+trap_spurious:
+    iretq
+
+    .popsection
+
+    .pushsection .rodata.trap_stubs, "a"
+    .balign 8
+    .global trap_stub_table
+    .global trap_spurious_ptr
+trap_stub_table:
+    .irp vec, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
+    .quad trap_stub_\vec
+    .endr
+trap_spurious_ptr:
+    .quad trap_spurious
+    .popsection
+"#,
+    dispatch = sym crate::entry::trap_dispatch,
+);
+
+unsafe extern "C" {
+    static trap_stub_table: [u64; EXCEPTION_VECTORS];
+    static trap_spurious_ptr: u64;
+}
+
+pub fn stub_address(vector: usize) -> u64 {
+    // SAFETY: the table is immutable data emitted by the asm above.
+    unsafe { trap_stub_table[vector] }
+}
+
+pub fn spurious_stub_address() -> u64 {
+    // SAFETY: as above.
+    unsafe { trap_spurious_ptr }
+}

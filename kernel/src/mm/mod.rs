@@ -1,0 +1,76 @@
+//! Memory: physical frames from the loader's memory map, and one virtual region
+//! for kernel stacks and MMIO, managed here so that every stack gets a guard page
+//! no matter which loader built the page tables.
+
+mod frames;
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use spin::Mutex;
+
+use crate::arch::paging::{self, Caching};
+use crate::arch::percpu::StackBounds;
+use crate::boot::BootInfo;
+
+pub use frames::FrameAllocator;
+
+pub const PAGE_SIZE: u64 = 4096;
+
+/// Start of the kernel's own mappings (PML4 slot 384), away from the HHDM
+/// (slot 256) and the kernel image (slot 511).
+const REGION_BASE: u64 = 0xffff_c000_0000_0000;
+
+static HHDM_OFFSET: AtomicU64 = AtomicU64::new(0);
+static NEXT_VIRT: AtomicU64 = AtomicU64::new(REGION_BASE);
+static FRAMES: Mutex<FrameAllocator> = Mutex::new(FrameAllocator::empty());
+
+pub fn init(boot: &BootInfo) {
+    HHDM_OFFSET.store(boot.hhdm_offset, Ordering::Relaxed);
+    *FRAMES.lock() = FrameAllocator::new(&boot.memory);
+}
+
+pub fn hhdm_offset() -> u64 {
+    HHDM_OFFSET.load(Ordering::Relaxed)
+}
+
+/// One zeroed physical frame.
+pub fn alloc_frame() -> Option<u64> {
+    let frame = FRAMES.lock().next()?;
+    let virt = (hhdm_offset() + frame) as *mut u8;
+    // SAFETY: the HHDM maps all RAM and the frame was just taken from the
+    // allocator, so nothing else holds a reference into it.
+    unsafe { core::ptr::write_bytes(virt, 0, PAGE_SIZE as usize) };
+    Some(frame)
+}
+
+fn take_virt(pages: u64) -> u64 {
+    NEXT_VIRT.fetch_add(pages * PAGE_SIZE, Ordering::Relaxed)
+}
+
+fn map(virt: u64, phys: u64, caching: Caching) {
+    let mut frames = || alloc_frame();
+    // SAFETY: `virt` comes from `take_virt`, a region nothing else maps; frames
+    // come from the allocator, which never hands a frame out twice; the lock on
+    // FRAMES is not held across this call (alloc_frame takes it per frame), and
+    // only the BSP maps, before the APs run.
+    unsafe { paging::map_page(hhdm_offset(), virt, phys, caching, &mut frames) }
+        .expect("mm: mapping a kernel page failed");
+}
+
+/// A stack of `pages` pages with an unmapped guard page below it.
+pub fn alloc_stack(pages: u64) -> StackBounds {
+    let guard = take_virt(pages + 1);
+    let bottom = guard + PAGE_SIZE;
+    for page in 0..pages {
+        let frame = alloc_frame().expect("mm: out of memory for a stack");
+        map(bottom + page * PAGE_SIZE, frame, Caching::WriteBack);
+    }
+    StackBounds { bottom, top: bottom + pages * PAGE_SIZE }
+}
+
+/// Maps one page of MMIO registers uncacheable and returns its virtual address.
+pub fn map_mmio(phys: u64) -> u64 {
+    let virt = take_virt(1);
+    map(virt, phys & !(PAGE_SIZE - 1), Caching::Uncached);
+    virt + (phys & (PAGE_SIZE - 1))
+}
