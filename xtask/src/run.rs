@@ -1,0 +1,99 @@
+//! `cargo xtask run`: build, boot once, stream the serial console live, and turn
+//! QEMU's exit status into ours (0 when the kernel reports success).
+
+use std::process::ExitCode;
+
+use anyhow::{Result, bail};
+
+use crate::boot::{Artifacts, BootConfig, Door};
+use crate::exit::Exit;
+use crate::opts::{self, Common};
+use crate::process::Echo;
+use crate::qemu::End;
+use crate::{accel, build, limine};
+
+/// Boot the kernel in QEMU and stream its serial console.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// How QEMU starts the kernel.
+    #[arg(long, value_enum, default_value_t = Door::LimineBios)]
+    boot: Door,
+    /// Number of CPUs (1 to 64).
+    #[arg(long, default_value_t = 4, value_parser = opts::smp_parser())]
+    smp: u32,
+    /// QEMU CPU model (`max` offers x2APIC under TCG, `qemu64` does not).
+    #[arg(long, value_name = "MODEL", default_value = "max", value_parser = opts::parse_cpu)]
+    cpu: String,
+    #[command(flatten)]
+    common: Common,
+    /// Kernel command-line words, e.g. `selftest=ud2`.
+    #[arg(last = true, value_name = "KERNEL ARGS")]
+    kernel_args: Vec<String>,
+}
+
+pub fn main(args: Args) -> Result<ExitCode> {
+    opts::check_kernel_args(&args.kernel_args)?;
+    let config = BootConfig {
+        door: args.boot,
+        smp: args.smp,
+        cpu: args.cpu,
+        args: args.kernel_args,
+    };
+    let choice = accel::choose(args.common.accel)?;
+    let kernel = build::kernel_or(args.common.kernel.as_ref())?;
+    let limine = if config.door.needs_limine() {
+        Some(limine::require(args.common.limine_dir.as_deref())?)
+    } else {
+        None
+    };
+    let mut artifacts = Artifacts::new(kernel);
+    artifacts.prepare(&config, limine.as_ref())?;
+    eprintln!("{choice}");
+    let outcome = artifacts.boot(&config, choice.accel, args.common.timeout(), Echo::Live)?;
+    match outcome.end {
+        End::Exited(Exit::Success) => {
+            eprintln!(
+                "run: {} in {:.2} s",
+                outcome.end,
+                outcome.elapsed.as_secs_f64()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        end => bail!("{end}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Probe {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    fn parse(words: &[&str]) -> Result<Args, clap::Error> {
+        Probe::try_parse_from(std::iter::once("run").chain(words.iter().copied())).map(|p| p.args)
+    }
+
+    #[test]
+    fn defaults_follow_the_design() {
+        let a = parse(&[]).unwrap();
+        assert_eq!(
+            (a.boot, a.smp, a.cpu.as_str()),
+            (Door::LimineBios, 4, "max")
+        );
+        assert!(a.kernel_args.is_empty());
+    }
+
+    #[test]
+    fn kernel_words_come_after_the_separator() {
+        let a = parse(&["--boot", "pvh", "--smp", "2", "--", "selftest=ud2", "x=1"]).unwrap();
+        assert_eq!(a.boot, Door::Pvh);
+        assert_eq!(a.kernel_args, ["selftest=ud2", "x=1"]);
+        assert!(parse(&["--boot", "efi"]).is_err());
+        assert!(parse(&["--smp", "65"]).is_err());
+    }
+}
