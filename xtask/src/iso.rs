@@ -86,7 +86,7 @@ pub fn build(kernel: &Path, limine: &Limine, extra: &[String], iso: &Path) -> Re
 }
 
 fn build_inner(kernel: &Path, limine: &Limine, extra: &[String], iso: &Path) -> Result<()> {
-    let xorriso = process::require("xorriso", "xorriso")?;
+    let mut xorriso = process::tool("xorriso", "xorriso")?;
     let tool = limine.host_tool()?;
     let conf_path = crate::root().join("limine.conf");
     let conf = std::fs::read_to_string(&conf_path)
@@ -118,8 +118,8 @@ fn build_inner(kernel: &Path, limine: &Limine, extra: &[String], iso: &Path) -> 
     }
 
     let _ = std::fs::remove_file(iso);
-    let mut cmd = Command::new(xorriso);
-    cmd.args(["-as", "mkisofs", "-R", "-r", "-J"])
+    xorriso
+        .args(["-as", "mkisofs", "-R", "-r", "-J"])
         .args(["-b", "boot/limine/limine-bios-cd.bin"])
         .args(["-no-emul-boot", "-boot-load-size", "4", "-boot-info-table"])
         .args(["-hfsplus", "-apm-block-size", "2048"])
@@ -132,7 +132,7 @@ fn build_inner(kernel: &Path, limine: &Limine, extra: &[String], iso: &Path) -> 
         .arg(&staging)
         .arg("-o")
         .arg(iso);
-    process::run_quiet(&mut cmd, TOOL_TIMEOUT)?;
+    process::run_quiet(&mut xorriso, TOOL_TIMEOUT)?;
     let mut cmd = Command::new(tool);
     cmd.arg("bios-install").arg(iso);
     process::run_quiet(&mut cmd, TOOL_TIMEOUT)

@@ -7,7 +7,6 @@
 //! which equal the release's own `SHA256SUMS`.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
@@ -86,16 +85,15 @@ impl Limine {
         if tool.is_file() {
             return Ok(tool);
         }
-        let cc = process::require("cc", "gcc")?;
+        let mut cc = process::tool("cc", "gcc")?;
         std::fs::create_dir_all(&bin_dir)
             .with_context(|| format!("cannot create `{}`", bin_dir.display()))?;
         let partial = bin_dir.join(format!("limine.partial-{}", std::process::id()));
-        let mut cmd = Command::new(cc);
-        cmd.args(["-O2", "-std=c99"])
+        cc.args(["-O2", "-std=c99"])
             .arg(self.file("limine.c"))
             .arg("-o")
             .arg(&partial);
-        process::run_quiet(&mut cmd, COMPILE_TIMEOUT).context("compiling Limine's host tool")?;
+        process::run_quiet(&mut cc, COMPILE_TIMEOUT).context("compiling Limine's host tool")?;
         std::fs::rename(&partial, &tool)
             .with_context(|| format!("cannot move the host tool to `{}`", tool.display()))?;
         Ok(tool)
@@ -144,13 +142,13 @@ pub fn locate(explicit: Option<&Path>) -> Result<Lookup> {
         .filter(|v| !v.is_empty())
         .map(PathBuf::from);
     let named = match (explicit, env) {
-        (Some(dir), _) => Some(("--limine-dir", dir.to_path_buf())),
-        (None, Some(dir)) => Some((ENV, dir)),
+        (Some(dir), _) => Some(("--limine-dir ", dir.to_path_buf())),
+        (None, Some(dir)) => Some(("LIMINE_DIR=", dir)),
         (None, None) => None,
     };
     if let Some((how, dir)) = named {
-        let limine = verify(&dir).with_context(|| format!("{how} {}", dir.display()))?;
-        eprintln!("limine: {} ({how}, verified)", dir.display());
+        let limine = verify(&dir).with_context(|| format!("{how}{}", dir.display()))?;
+        eprintln!("limine: {how}{} (verified)", dir.display());
         return Ok(Lookup::Found(limine));
     }
     let mut tried = vec![
@@ -197,16 +195,15 @@ pub fn require(explicit: Option<&Path>) -> Result<Limine> {
 
 /// Clones the pinned binary tag into the cache, verifying it before it is used.
 fn fetch() -> Result<Limine> {
-    let git = process::require("git", "git")?;
+    let mut git = process::tool("git", "git")?;
     let dest = cache_dir();
     let partial = cache_root().join(format!("v{VERSION}.partial-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&partial);
     std::fs::create_dir_all(cache_root()).context("creating target/limine")?;
-    let mut cmd = Command::new(git);
-    cmd.args(["clone", "--depth", "1", "--branch", TAG, REPOSITORY])
+    git.args(["clone", "--depth", "1", "--branch", TAG, REPOSITORY])
         .arg(&partial)
         .env("GIT_TERMINAL_PROMPT", "0");
-    let cloned = process::run_quiet(&mut cmd, CLONE_TIMEOUT).and_then(|()| verify(&partial));
+    let cloned = process::run_quiet(&mut git, CLONE_TIMEOUT).and_then(|()| verify(&partial));
     if let Err(e) = cloned {
         let _ = std::fs::remove_dir_all(&partial);
         return Err(e);

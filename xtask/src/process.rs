@@ -77,11 +77,15 @@ fn is_executable(path: &Path) -> bool {
         .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
-/// Fails with one line naming the Debian package when a program is missing.
-pub fn require(program: &str, debian_package: &str) -> Result<PathBuf> {
-    find_program(program).with_context(|| {
-        format!("`{program}` not found on PATH: install the Debian package `{debian_package}`")
-    })
+/// A command for a program found on PATH; missing, it is one line naming the
+/// Debian package that provides it.
+pub fn tool(program: &str, debian_package: &str) -> Result<Command> {
+    match find_program(program) {
+        Some(_) => Ok(Command::new(program)),
+        None => {
+            bail!("`{program}` not found on PATH: install the Debian package `{debian_package}`")
+        }
+    }
 }
 
 /// Kills and reaps the child when dropped, so that no QEMU outlives its run.
@@ -243,11 +247,11 @@ mod tests {
 
     #[test]
     fn missing_programs_name_their_package() {
-        let err = require("istorm-no-such-program", "istorm-pkg").unwrap_err();
+        let err = tool("istorm-no-such-program", "istorm-pkg").unwrap_err();
         assert_eq!(
             err.to_string(),
             "`istorm-no-such-program` not found on PATH: install the Debian package `istorm-pkg`"
         );
-        assert!(require("sh", "dash").is_ok());
+        assert_eq!(tool("sh", "dash").unwrap().get_program(), "sh");
     }
 }

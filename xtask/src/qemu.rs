@@ -67,9 +67,8 @@ pub fn check_installed() -> Result<()> {
 }
 
 fn check() -> Result<()> {
-    let qemu = process::require(PROGRAM, "qemu-system-x86")
-        .context("QEMU 10 is required (Debian bookworm-backports)")?;
-    let mut cmd = Command::new(qemu);
+    let mut cmd = process::tool(PROGRAM, "qemu-system-x86")
+        .context("QEMU 10 from Debian bookworm-backports is required")?;
     cmd.arg("--version");
     let out = process::run_captured(&mut cmd, Duration::from_secs(30), None, Echo::Quiet)?;
     let text = String::from_utf8_lossy(&out.stdout);

@@ -55,12 +55,19 @@ pub fn main(args: Args) -> Result<ExitCode> {
         } else {
             Lookup::Missing(String::new())
         };
+        if let Lookup::Missing(why) = &limine
+            && !why.is_empty()
+        {
+            eprintln!("limine: {why}");
+        }
         let mut artifacts = Artifacts::new(kernel);
         let mut runnable = Vec::new();
         for check in checks {
             let fail = |e: anyhow::Error| Verdict::Fail(format!("{e:#}"));
             let prepared = match (&limine, check.config.door.needs_limine()) {
-                (Lookup::Missing(why), true) => Err(Verdict::Skip(why.clone())),
+                (Lookup::Missing(_), true) => Err(Verdict::Skip(
+                    "Limine cannot be had, see the `limine:` line above".into(),
+                )),
                 (Lookup::Found(l), true) => artifacts.prepare(&check.config, Some(l)).map_err(fail),
                 (_, false) => artifacts.prepare(&check.config, None).map_err(fail),
             };
