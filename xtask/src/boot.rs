@@ -96,7 +96,8 @@ impl Artifacts {
                 0 => "istorm.iso".to_string(),
                 n => format!("istorm-{n}.iso"),
             };
-            let path = iso::build(&self.kernel, limine, &config.args, &target_dir().join(name))?;
+            let path = target_dir().join(name);
+            iso::build(&self.kernel, limine, &config.args, &path)?;
             self.isos.push((config.args.clone(), path));
         }
         if config.door == Door::LimineUefi && self.firmware.is_none() {

@@ -3,7 +3,7 @@
 //! The boot menu is the workspace's `limine.conf`; the user's extra kernel
 //! arguments are appended to the `cmdline:` of its first (default) entry.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -80,9 +80,8 @@ fn copy(from: &Path, to: &Path) -> Result<()> {
 
 /// Builds a bootable ISO (SeaBIOS and UEFI) at `iso` holding `kernel`, with `extra`
 /// words appended to the kernel command line of limine.conf's first entry.
-pub fn build(kernel: &Path, limine: &Limine, extra: &[String], iso: &Path) -> Result<PathBuf> {
-    build_inner(kernel, limine, extra, iso).context("building the ISO")?;
-    Ok(iso.to_path_buf())
+pub fn build(kernel: &Path, limine: &Limine, extra: &[String], iso: &Path) -> Result<()> {
+    build_inner(kernel, limine, extra, iso).context("building the ISO")
 }
 
 fn build_inner(kernel: &Path, limine: &Limine, extra: &[String], iso: &Path) -> Result<()> {

@@ -26,7 +26,7 @@ use clap::Parser;
 
 /// Build, boot and test istorm.
 #[derive(Parser)]
-#[command(name = "cargo xtask", version, about)]
+#[command(name = "cargo xtask", bin_name = "cargo xtask", version, about)]
 enum Cli {
     /// Build the kernel ELF and print its path.
     Build,

@@ -49,7 +49,22 @@ pub fn main(args: Args) -> Result<ExitCode> {
         .collect();
     if !checks.is_empty() {
         let choice = accel::choose(args.common.accel)?;
-        let kernel = build::kernel_or(args.common.kernel.as_ref())?;
+        let kernel = match build::kernel_or(args.common.kernel.as_ref()) {
+            Ok(kernel) => kernel,
+            Err(e) => {
+                // Every boot fails, and the run still ends with its count.
+                eprintln!("error: {e:#}");
+                let mut tally = tally.into_inner().unwrap();
+                for check in checks {
+                    tally.record(Report {
+                        name: check.name,
+                        verdict: Verdict::Fail("the kernel did not build".into()),
+                        detail: Vec::new(),
+                    });
+                }
+                return Ok(tally.finish());
+            }
+        };
         let limine = if checks.iter().any(|c| c.config.door.needs_limine()) {
             limine::locate(args.common.limine_dir.as_deref())?
         } else {
