@@ -119,8 +119,9 @@ pub fn run_parallel(
     artifacts: &Artifacts,
     accel: Accel,
     jobs: usize,
-    tally: &Mutex<Tally>,
+    tally: &mut Tally,
 ) {
+    let tally = Mutex::new(tally);
     let next = AtomicUsize::new(0);
     std::thread::scope(|scope| {
         for _ in 0..jobs.clamp(1, checks.len().max(1)) {

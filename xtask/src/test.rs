@@ -5,7 +5,6 @@
 //! negative check proves that a kernel failure is seen as one.
 
 use std::process::ExitCode;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -38,71 +37,79 @@ const NEGATIVE_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub fn main(args: Args) -> Result<ExitCode> {
     let wanted = |name: &str| args.filter.as_deref().is_none_or(|f| name.contains(f));
-    let tally = Mutex::new(Tally::default());
+    let mut tally = Tally::default();
     if wanted(HOST_TESTS) {
-        let report = host_tests();
-        tally.lock().unwrap().record(report);
+        tally.record(host_tests());
     }
     let checks: Vec<Check> = matrix(args.common.timeout())
         .into_iter()
         .filter(|c| wanted(&c.name))
         .collect();
     if !checks.is_empty() {
-        let choice = accel::choose(args.common.accel)?;
-        let kernel = match build::kernel_or(args.common.kernel.as_ref()) {
-            Ok(kernel) => kernel,
-            Err(e) => {
-                // Every boot fails, and the run still ends with its count.
-                eprintln!("error: {e:#}");
-                let mut tally = tally.into_inner().unwrap();
-                for check in checks {
-                    tally.record(Report {
-                        name: check.name,
-                        verdict: Verdict::Fail("the kernel did not build".into()),
-                        detail: Vec::new(),
-                    });
-                }
-                return Ok(tally.finish());
-            }
-        };
-        let limine = if checks.iter().any(|c| c.config.door.needs_limine()) {
-            limine::locate(args.common.limine_dir.as_deref())?
-        } else {
-            Lookup::Missing(String::new())
-        };
-        if let Lookup::Missing(why) = &limine
-            && !why.is_empty()
-        {
-            eprintln!("limine: {why}");
-        }
-        let mut artifacts = Artifacts::new(kernel);
-        let mut runnable = Vec::new();
-        for check in checks {
-            let fail = |e: anyhow::Error| Verdict::Fail(format!("{e:#}"));
-            let prepared = match (&limine, check.config.door.needs_limine()) {
-                (Lookup::Missing(_), true) => Err(Verdict::Skip(
-                    "Limine cannot be had, see the `limine:` line above".into(),
-                )),
-                (Lookup::Found(l), true) => artifacts.prepare(&check.config, Some(l)).map_err(fail),
-                (_, false) => artifacts.prepare(&check.config, None).map_err(fail),
-            };
-            match prepared {
-                Ok(()) => runnable.push(check),
-                Err(verdict) => tally.lock().unwrap().record(Report {
-                    name: check.name,
-                    verdict,
-                    detail: Vec::new(),
-                }),
-            }
-        }
-        let jobs = match args.jobs {
-            Some(n) => n as usize,
-            None => std::thread::available_parallelism().map_or(1, |n| n.get()),
-        };
-        eprintln!("{choice}; {} boots on {jobs} jobs", runnable.len());
-        suite::run_parallel(&runnable, &artifacts, choice.accel, jobs, &tally);
+        boot_checks(&args, checks, &mut tally)?;
     }
-    Ok(tally.into_inner().unwrap().finish())
+    Ok(tally.finish())
+}
+
+/// Builds what the checks need, then runs them side by side. A check whose
+/// files cannot be made fails (or, without Limine, is skipped) on its own.
+fn boot_checks(args: &Args, checks: Vec<Check>, tally: &mut Tally) -> Result<()> {
+    let choice = accel::choose(args.common.accel)?;
+    let record = |tally: &mut Tally, check: Check, verdict| {
+        tally.record(Report {
+            name: check.name,
+            verdict,
+            detail: Vec::new(),
+        })
+    };
+    let kernel = match build::kernel_or(args.common.kernel.as_ref()) {
+        Ok(kernel) => kernel,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            for check in checks {
+                record(
+                    tally,
+                    check,
+                    Verdict::Fail("the kernel did not build".into()),
+                );
+            }
+            return Ok(());
+        }
+    };
+    let limine = if checks.iter().any(|c| c.config.door.needs_limine()) {
+        match limine::locate(args.common.limine_dir.as_deref())? {
+            Lookup::Found(limine) => Some(limine),
+            Lookup::Missing(why) => {
+                eprintln!("limine: {why}");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let mut artifacts = Artifacts::new(kernel);
+    let mut runnable = Vec::new();
+    for check in checks {
+        let verdict = if check.config.door.needs_limine() && limine.is_none() {
+            Some(Verdict::Skip(
+                "Limine cannot be had, see the `limine:` line above".into(),
+            ))
+        } else {
+            let prepared = artifacts.prepare(&check.config, limine.as_ref());
+            prepared.err().map(|e| Verdict::Fail(format!("{e:#}")))
+        };
+        match verdict {
+            None => runnable.push(check),
+            Some(verdict) => record(tally, check, verdict),
+        }
+    }
+    let jobs = match args.jobs {
+        Some(n) => n as usize,
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
+    eprintln!("{choice}; {} boots on {jobs} jobs", runnable.len());
+    suite::run_parallel(&runnable, &artifacts, choice.accel, jobs, tally);
+    Ok(())
 }
 
 /// `cargo test` on the host crates; one report for all of them.
