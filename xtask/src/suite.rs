@@ -95,7 +95,7 @@ impl Tally {
     /// Prints the failures' details and the closing line; non-zero on any failure.
     pub fn finish(self) -> ExitCode {
         for report in &self.reports {
-            if let Verdict::Fail(why) = &report.verdict {
+            if let (Verdict::Fail(why), false) = (&report.verdict, report.detail.is_empty()) {
                 println!("\n---- {} ----\n{why}", report.name);
                 for line in &report.detail {
                     println!("    {line}");
