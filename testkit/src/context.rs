@@ -1,0 +1,227 @@
+//! What a test sees while it runs: its iteration count, a seeded RNG, and the
+//! platform the kernel provides behind a small trait.
+
+use crate::expect::{Machine, Strategy};
+use crate::message::{Message, message};
+use crate::protocol::{Counters, Event, Hex};
+use crate::rng::Rng;
+use core::fmt;
+
+/// Work for another CPU: a plain function and one argument word, so that no
+/// closure state has to cross CPUs. Shared data lives in the scenario's statics.
+pub type Job = fn(arg: u64) -> u64;
+
+/// The signature of every registered test.
+pub type TestFn = fn(&mut Context<'_>) -> TestResult;
+
+/// The kernel side of a test run. Kept small on purpose: everything a scenario
+/// needs beyond this belongs to the kernel's own safe wrappers.
+pub trait Platform {
+    /// CPUs that are up and can take jobs, including the one running the test.
+    fn cpu_count(&self) -> usize;
+    /// The index of the CPU calling this.
+    fn current_cpu(&self) -> usize;
+    /// A monotonic cycle counter (the TSC); only differences are meaningful.
+    fn cycles(&self) -> u64;
+    /// Starts `job(arg)` on `cpu` and returns without waiting.
+    fn start_on(&mut self, cpu: usize, job: Job, arg: u64) -> Result<(), RunError>;
+    /// Waits for the job started on `cpu` and returns its result.
+    fn join(&mut self, cpu: usize, timeout_ms: u32) -> Result<u64, RunError>;
+    /// Writes one event to the wire (and, if the kernel likes, a human line).
+    fn emit(&mut self, event: &Event<&str>);
+
+    /// Runs `job(arg)` on `cpu` and waits for it.
+    fn run_on(&mut self, cpu: usize, job: Job, arg: u64, timeout_ms: u32) -> Result<u64, RunError> {
+        self.start_on(cpu, job, arg)?;
+        self.join(cpu, timeout_ms)
+    }
+}
+
+/// Why a job could not run on another CPU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunError {
+    NoSuchCpu(usize),
+    /// The CPU is still running an earlier job.
+    Busy(usize),
+    Timeout {
+        cpu: usize,
+        timeout_ms: u32,
+    },
+    /// Joining a CPU that was given no job.
+    NotStarted(usize),
+}
+
+impl fmt::Display for RunError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Self::NoSuchCpu(cpu) => write!(f, "no CPU {cpu}"),
+            Self::Busy(cpu) => write!(f, "CPU {cpu} is busy"),
+            Self::Timeout { cpu, timeout_ms } => {
+                write!(f, "CPU {cpu} did not finish in {timeout_ms} ms")
+            }
+            Self::NotStarted(cpu) => write!(f, "CPU {cpu} was given no job"),
+        }
+    }
+}
+
+/// What a test saw. The runner turns it into an outcome with the expectation
+/// for the current strategy ([`crate::judge`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Observed {
+    /// Every check held.
+    Survived,
+    /// The integrity checker reported this many corruptions.
+    Corrupted { count: u64 },
+    /// The test could not do its job (setup failed, hazard never happened...).
+    Failed(Message),
+}
+
+/// What a test returns. `Err` is a failure to do the job, like
+/// `Ok(Observed::Failed(..))`; it exists so tests can use `?`. The error is kept
+/// small (clippy's `result_large_err` would flag every test otherwise): a
+/// formatted message goes into the context with [`Context::fail`].
+pub type TestResult = Result<Observed, Failure>;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Failure {
+    /// A platform call failed; `?` on a [`RunError`] gives this.
+    Run(RunError),
+    /// A fixed reason.
+    Because(&'static str),
+    /// The reason was formatted into the context by [`Context::fail`].
+    Noted,
+}
+
+impl From<RunError> for Failure {
+    fn from(e: RunError) -> Self {
+        Failure::Run(e)
+    }
+}
+
+/// The state handed to a running test.
+pub struct Context<'p> {
+    /// The test's registered name, for the events it emits.
+    pub test: &'static str,
+    /// How many iterations to run (the selection's override, capped).
+    pub iterations: u32,
+    /// Seeded from the run's seed and the test's name: the same seed gives the
+    /// same sequence whatever other tests were selected.
+    pub rng: Rng,
+    pub strategy: Strategy,
+    pub machine: Machine,
+    /// Filled in by the test; reported in the result event.
+    pub counters: Counters,
+    /// A short line for the result event when the test has something to say.
+    pub details: Message,
+    corruptions_reported: u64,
+    failure: Message,
+    platform: &'p mut dyn Platform,
+}
+
+impl<'p> Context<'p> {
+    pub fn new(
+        test: &'static str,
+        iterations: u32,
+        rng: Rng,
+        strategy: Strategy,
+        machine: Machine,
+        platform: &'p mut dyn Platform,
+    ) -> Self {
+        Self {
+            test,
+            iterations,
+            rng,
+            strategy,
+            machine,
+            counters: Counters::default(),
+            details: Message::new(),
+            corruptions_reported: 0,
+            failure: Message::new(),
+            platform,
+        }
+    }
+
+    pub fn platform(&mut self) -> &mut dyn Platform {
+        self.platform
+    }
+
+    pub fn cpu_count(&self) -> usize {
+        self.platform.cpu_count()
+    }
+
+    pub fn cycles(&self) -> u64 {
+        self.platform.cycles()
+    }
+
+    pub fn run_on(
+        &mut self,
+        cpu: usize,
+        job: Job,
+        arg: u64,
+        timeout_ms: u32,
+    ) -> Result<u64, RunError> {
+        self.platform.run_on(cpu, job, arg, timeout_ms)
+    }
+
+    /// Reports iterations done so far, so the host can tell slow from stuck.
+    pub fn progress(&mut self, done: u32) {
+        let test = self.test;
+        self.platform.emit(&Event::Progress { test, done });
+    }
+
+    /// Puts one checker finding on the wire. Only corruptions reported here
+    /// count as detected: a test cannot claim a detection the host never saw.
+    pub fn report_corruption(&mut self, c: Corruption<'_>) {
+        self.corruptions_reported += 1;
+        let count = self.counters.corruptions.unwrap_or(0);
+        self.counters.corruptions = Some(count.max(self.corruptions_reported));
+        let cpu = self.platform.current_cpu() as u32;
+        self.platform.emit(&Event::Corruption {
+            test: self.test,
+            cpu: c.cpu.unwrap_or(cpu),
+            iteration: c.iteration,
+            vector: c.vector,
+            field: c.field,
+            expected: Hex(c.expected),
+            seen: Hex(c.seen),
+        });
+    }
+
+    pub fn corruptions_reported(&self) -> u64 {
+        self.corruptions_reported
+    }
+
+    /// Records why the test failed, for `return Err(ctx.fail(format_args!(..)))`.
+    pub fn fail(&mut self, args: fmt::Arguments<'_>) -> Failure {
+        self.failure = message(args);
+        Failure::Noted
+    }
+
+    /// What the runner judges: the test's result with any failure spelled out.
+    pub(crate) fn observed(&self, result: TestResult) -> Observed {
+        match result {
+            Ok(observed) => observed,
+            Err(Failure::Run(e)) => Observed::Failed(message(format_args!("{e}"))),
+            Err(Failure::Because(why)) => Observed::Failed(message(format_args!("{why}"))),
+            Err(Failure::Noted) => Observed::Failed(self.failure.clone()),
+        }
+    }
+
+    /// Sets the result's details line.
+    pub fn note(&mut self, args: fmt::Arguments<'_>) {
+        self.details = message(args);
+    }
+}
+
+/// One finding of the integrity checker, as a test hands it to the context.
+#[derive(Clone, Copy, Debug)]
+pub struct Corruption<'a> {
+    /// The CPU whose frame was damaged; `None` means the one running the test.
+    pub cpu: Option<u32>,
+    pub iteration: u32,
+    pub vector: u8,
+    /// Which slot differed: "rip", "cs", "rflags", "rsp", "ss", "canary"...
+    pub field: &'a str,
+    pub expected: u64,
+    pub seen: u64,
+}

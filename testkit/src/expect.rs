@@ -1,0 +1,146 @@
+//! Entry strategies, the machines a run can land on, and what a test expects
+//! under each strategy.
+
+use serde::{Deserialize, Serialize};
+
+/// An entry-code strategy (DESIGN.md section 4), chosen at boot with `entry=NAME`.
+/// The wire and the command line spell them the same way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Strategy {
+    /// IST for #DB, NMI, #DF, #MC and nothing else: the checker must catch it.
+    Naive,
+    /// Lower the #DB IST pointer while a #DB runs (pre-5.8 Linux).
+    ShiftIst,
+    /// Save and clear DR7 on #DB and NMI entry (Linux 5.8+).
+    Dr7Guard,
+    /// `dr7-guard` plus Linux's nested-NMI handling.
+    Linux,
+}
+
+impl Strategy {
+    pub const ALL: [Strategy; 4] = [Self::Naive, Self::ShiftIst, Self::Dr7Guard, Self::Linux];
+
+    /// The name used on the command line and on the wire.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Naive => "naive",
+            Self::ShiftIst => "shift-ist",
+            Self::Dr7Guard => "dr7-guard",
+            Self::Linux => "linux",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.name() == name)
+    }
+}
+
+impl core::fmt::Display for Strategy {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What the kernel found itself running on. Only TCG changes what a test may
+/// expect (tests tagged `hw-only` need silicon timing TCG does not model);
+/// the rest is reported so results can be compared across machines.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Machine {
+    /// QEMU's TCG: CPUID hypervisor vendor "TCGTCGTCGTCG".
+    Tcg,
+    /// KVM: vendor "KVMKVMKVM".
+    Kvm,
+    /// Some other hypervisor announced itself.
+    OtherVm,
+    /// No hypervisor leaf: real hardware, or an emulator that hides (Bochs).
+    NoHypervisor,
+}
+
+/// What one test expects under one strategy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expect {
+    /// Runs clean: any corruption is a failure.
+    Survive,
+    /// Corrupts, and the checker must say so: silence is a failure.
+    Detect,
+    /// Survives or corrupts depending on where in the handler the second event
+    /// lands (e.g. `shift-ist` against an NMI before its IST shift): both pass,
+    /// provided any corruption was reported. The details say which happened.
+    Timing,
+    /// Not meaningful under this strategy; the reason is reported.
+    Skip(&'static str),
+}
+
+/// A test's expectation under every strategy. One field per strategy, so adding
+/// a strategy breaks every `Expectations` literal instead of defaulting quietly.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Expectations {
+    pub naive: Expect,
+    pub shift_ist: Expect,
+    pub dr7_guard: Expect,
+    pub linux: Expect,
+}
+
+impl Expectations {
+    /// The same expectation under every strategy.
+    pub const fn all(expect: Expect) -> Self {
+        Self {
+            naive: expect,
+            shift_ist: expect,
+            dr7_guard: expect,
+            linux: expect,
+        }
+    }
+
+    /// A copy with one strategy's expectation replaced; usable in `static`s:
+    /// `Expectations::all(Expect::Survive).with(Strategy::Naive, Expect::Detect)`.
+    pub const fn with(mut self, strategy: Strategy, expect: Expect) -> Self {
+        match strategy {
+            Strategy::Naive => self.naive = expect,
+            Strategy::ShiftIst => self.shift_ist = expect,
+            Strategy::Dr7Guard => self.dr7_guard = expect,
+            Strategy::Linux => self.linux = expect,
+        }
+        self
+    }
+
+    pub const fn get(&self, strategy: Strategy) -> Expect {
+        match strategy {
+            Strategy::Naive => self.naive,
+            Strategy::ShiftIst => self.shift_ist,
+            Strategy::Dr7Guard => self.dr7_guard,
+            Strategy::Linux => self.linux,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strategy_names_round_trip() {
+        for s in Strategy::ALL {
+            assert_eq!(Strategy::from_name(s.name()), Some(s));
+        }
+        assert_eq!(Strategy::from_name("shift_ist"), None);
+        assert_eq!(Strategy::from_name(""), None);
+    }
+
+    #[test]
+    fn with_replaces_one_strategy_only() {
+        const E: Expectations = Expectations::all(Expect::Survive)
+            .with(Strategy::Naive, Expect::Detect)
+            .with(Strategy::ShiftIst, Expect::Skip("no nested NMI handling"))
+            .with(Strategy::Dr7Guard, Expect::Timing);
+        assert_eq!(E.get(Strategy::Naive), Expect::Detect);
+        assert_eq!(
+            E.get(Strategy::ShiftIst),
+            Expect::Skip("no nested NMI handling")
+        );
+        assert_eq!(E.get(Strategy::Dr7Guard), Expect::Timing);
+        assert_eq!(E.get(Strategy::Linux), Expect::Survive);
+    }
+}

@@ -1,0 +1,169 @@
+//! The runner: iterates the selected tests in name order and reports each on
+//! the wire. The kernel sends `hello` (it knows the door and the LAPIC mode),
+//! then calls [`run_tests`] with [`TESTS`](crate::TESTS), then exits with
+//! [`Summary::all_passed`].
+
+use crate::context::{Context, Observed, Platform};
+use crate::desc::TestDesc;
+use crate::expect::{Machine, Strategy};
+use crate::message::message;
+use crate::protocol::{Counters, Event, Outcome};
+use crate::rng::Rng;
+use crate::select::Selection;
+use crate::verdict::{judge, skip_reason};
+
+/// What does not change between the tests of one boot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RunConfig {
+    pub strategy: Strategy,
+    pub machine: Machine,
+    pub seed: u64,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub passed: u32,
+    pub failed: u32,
+    pub skipped: u32,
+}
+
+impl Summary {
+    pub fn all_passed(&self) -> bool {
+        self.failed == 0
+    }
+
+    fn count(&mut self, outcome: Outcome) {
+        match outcome {
+            Outcome::Pass => self.passed += 1,
+            Outcome::Fail => self.failed += 1,
+            Outcome::Skip => self.skipped += 1,
+        }
+    }
+}
+
+/// Runs every test `selection` picks: `plan`, `planned` per test, then
+/// `start`/`result` (or just `result` for a skip) per test, then `done`.
+pub fn run_tests(
+    platform: &mut dyn Platform,
+    tests: &[TestDesc],
+    selection: &Selection<'_>,
+    config: &RunConfig,
+) -> Summary {
+    let selected = || in_name_order(tests).filter(|t| selection.selects(t));
+    let count = selected().count() as u32;
+    platform.emit(&Event::Plan { count });
+    for test in selected() {
+        platform.emit(&Event::Planned { test: test.name });
+    }
+    let mut summary = Summary::default();
+    for test in selected() {
+        summary.count(run_one(platform, test, selection, config));
+    }
+    let Summary {
+        passed,
+        failed,
+        skipped,
+    } = summary;
+    platform.emit(&Event::Done {
+        passed,
+        failed,
+        skipped,
+    });
+    summary
+}
+
+fn run_one(
+    platform: &mut dyn Platform,
+    test: &TestDesc,
+    selection: &Selection<'_>,
+    config: &RunConfig,
+) -> Outcome {
+    let expect = test.expect.get(config.strategy);
+    let result = |outcome, iterations, cycles: u64, details, counters| Event::Result {
+        test: test.name,
+        strategy: config.strategy,
+        outcome,
+        expected: expect.kind(),
+        iterations,
+        cycles,
+        cycles_per_iteration: cycles / u64::from(iterations.max(1)),
+        details,
+        counters,
+    };
+
+    if let Some(why) = skip_reason(test, config.strategy, config.machine, platform.cpu_count()) {
+        let details = message(format_args!("{why}"));
+        platform.emit(&result(
+            Outcome::Skip,
+            0,
+            0,
+            details.as_str(),
+            Counters::default(),
+        ));
+        return Outcome::Skip;
+    }
+
+    let iterations = selection.iterations_for(test);
+    let cpu = platform.current_cpu() as u32;
+    let (strategy, timeout_ms) = (config.strategy, test.timeout_ms);
+    platform.emit(&Event::Start {
+        test: test.name,
+        strategy,
+        iterations,
+        cpu,
+        timeout_ms,
+    });
+
+    let rng = Rng::for_test(config.seed, test.name);
+    let mut ctx = Context::new(
+        test.name,
+        iterations,
+        rng,
+        config.strategy,
+        config.machine,
+        platform,
+    );
+    let begin = ctx.cycles();
+    let returned = (test.run)(&mut ctx);
+    let observed = ctx.observed(returned);
+    let cycles = ctx.cycles().wrapping_sub(begin);
+    let verdict = judge(expect, &observed, ctx.corruptions_reported());
+    let Context {
+        counters,
+        details: note,
+        ..
+    } = ctx;
+
+    // Say what went wrong first; the test's own note after it.
+    let details = match (&observed, verdict.reason, note.as_str()) {
+        (Observed::Failed(why), _, "") => message(format_args!("{why}")),
+        (Observed::Failed(why), _, note) => message(format_args!("{why}; {note}")),
+        (_, reason, "") => message(format_args!("{reason}")),
+        (_, "", note) => message(format_args!("{note}")),
+        (_, reason, note) => message(format_args!("{reason}; {note}")),
+    };
+    platform.emit(&result(
+        verdict.outcome,
+        iterations,
+        cycles,
+        details.as_str(),
+        counters,
+    ));
+    verdict.outcome
+}
+
+/// The tests sorted by name (then by link order for equal names), without a
+/// heap: link order differs between builds, and a stable order makes runs
+/// comparable and `skip=` resumes predictable. Quadratic, for a few hundred.
+fn in_name_order(tests: &[TestDesc]) -> impl Iterator<Item = &TestDesc> {
+    let key = |i: usize| (tests[i].name, i);
+    let mut last: Option<(&str, usize)> = None;
+    core::iter::from_fn(move || {
+        let next = (0..tests.len())
+            .map(key)
+            .filter(|k| last.is_none_or(|l| *k > l))
+            .min()?;
+        last = Some(next);
+        Some(&tests[next.1])
+    })
+}
