@@ -25,6 +25,8 @@ mod hex;
 #[cfg(feature = "std")]
 mod stream;
 #[cfg(all(test, feature = "std"))]
+mod stream_tests;
+#[cfg(all(test, feature = "std"))]
 mod tests;
 
 #[cfg(feature = "std")]
