@@ -73,6 +73,13 @@ pub fn raise_invalid_opcode() {
     unsafe { asm!("ud2", options(nomem, nostack)) };
 }
 
+/// ICEBP (INT1, 0xf1): a trap-like #DB with no DR6 condition bit and no
+/// privilege check.
+pub fn icebp() {
+    // SAFETY: raises #DB, which the IDT handles on its own IST stack.
+    unsafe { asm!(".byte 0xf1", options(nomem, nostack)) };
+}
+
 /// Switches to `stack_top` and calls `entry(arg)`; never returns. Used to move an
 /// AP from the loader's stack onto its own.
 pub fn switch_stack_and_call(stack_top: u64, entry: extern "C" fn(u64) -> !, arg: u64) -> ! {

@@ -77,6 +77,15 @@ pub fn build() {
     gates[traps::SPURIOUS_VECTOR as usize] = Gate::new(traps::spurious_stub_address(), 0);
 }
 
+/// Points `vector` at `handler` on IST slot `ist` (0 = no IST). Used by the
+/// entry layer to install its stubs; BSP only, before the APs start.
+pub fn set_gate(vector: u8, handler: u64, ist: u8) {
+    // SAFETY: only the BSP writes gates, before any AP runs; a 16-byte gate is
+    // written whole before the vector can next fire on this CPU (interrupts off,
+    // and the NMI/#DB gates are installed before any NMI or breakpoint is armed).
+    unsafe { (*IDT.0.get())[vector as usize] = Gate::new(handler, ist) };
+}
+
 /// Loads the shared IDT on the running CPU.
 pub fn load() {
     let pointer = x86_64::structures::DescriptorTablePointer {

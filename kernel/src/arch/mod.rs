@@ -5,6 +5,7 @@
 
 pub mod ap_trampoline;
 pub mod cpu;
+pub mod debugreg;
 pub mod exit;
 pub mod gdt;
 pub mod idt;

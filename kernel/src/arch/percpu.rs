@@ -18,6 +18,13 @@ pub const IST_NMI: u8 = 2;
 pub const IST_DF: u8 = 3;
 pub const IST_MC: u8 = 4;
 pub const IST_COUNT: usize = 4;
+/// 16 KiB per IST stack: room for `shift-ist` to lower the #DB pointer three
+/// times, small enough that an overflow into the guard page is quick to provoke.
+pub const IST_STACK_PAGES: u64 = 4;
+pub const IST_STACK_SIZE: u64 = IST_STACK_PAGES * 4096;
+/// Where IST1 (the #DB stack pointer) sits, from the start of `PerCpu`: the
+/// `shift-ist` stub adjusts it through `gs:[0]`. IST1 is at byte 36 of the TSS.
+pub const TSS_IST1_OFFSET: usize = core::mem::offset_of!(PerCpu, tss) + 36;
 
 /// Bounds of one stack: `bottom` is the lowest mapped byte, `top` one past the
 /// highest; the page below `bottom` is an unmapped guard page.
@@ -44,6 +51,7 @@ pub struct PerCpu {
 
 const _: () = assert!(core::mem::offset_of!(PerCpu, self_ptr) == 0);
 const _: () = assert!(core::mem::offset_of!(PerCpu, index) == 8);
+const _: () = assert!(core::mem::offset_of!(TaskStateSegment, interrupt_stack_table) == 36);
 
 // SAFETY: the atomics are shared; the UnsafeCells are written by the BSP before
 // the CPU starts (ist, tss, gdt) and afterwards touched only by the owning CPU
@@ -85,6 +93,19 @@ impl PerCpu {
     pub fn ist_stacks(&self) -> [StackBounds; IST_COUNT] {
         // SAFETY: written once by the BSP before the CPU starts, read-only after.
         unsafe { *self.ist.get() }
+    }
+
+    /// Puts every IST pointer back at its stack's top (after a #DF abandoned a
+    /// handler that had moved one). Only on the CPU itself.
+    pub fn reset_ist_pointers(&self) {
+        // SAFETY: only this CPU uses its TSS, and it is running this code, not
+        // delivering an event through the TSS at this instant.
+        unsafe {
+            let tss = &mut *self.tss.get();
+            for (slot, stack) in (*self.ist.get()).iter().enumerate() {
+                tss.interrupt_stack_table[slot] = x86_64::VirtAddr::new(stack.top);
+            }
+        }
     }
 
     /// Records identity and stacks; BSP only, before the CPU runs.

@@ -64,22 +64,30 @@ extern "C" fn ap_entry(index: u64) -> ! {
     serve(index as usize)
 }
 
+/// Work for another CPU: a plain function and one argument word, so that no
+/// closure state has to cross CPUs.
+pub type Job = fn(u64) -> u64;
+
 struct Mailbox {
-    work: Mutex<Option<fn(usize)>>,
+    work: Mutex<Option<(Job, u64)>>,
+    posted: AtomicU64,
     finished: AtomicU64,
+    result: AtomicU64,
 }
 
-static MAILBOXES: [Mailbox; MAX_CPUS] =
-    [const { Mailbox { work: Mutex::new(None), finished: AtomicU64::new(0) } }; MAX_CPUS];
+static MAILBOXES: [Mailbox; MAX_CPUS] = [const {
+    Mailbox { work: Mutex::new(None), posted: AtomicU64::new(0), finished: AtomicU64::new(0), result: AtomicU64::new(0) }
+}; MAX_CPUS];
 
-/// An AP's idle loop: run whatever `run_on` posts, forever.
+/// An AP's idle loop: run whatever `start_on` posts, forever.
 fn serve(index: usize) -> ! {
     let mailbox = &MAILBOXES[index];
     loop {
         let work = mailbox.work.lock().take();
         match work {
-            Some(f) => {
-                f(index);
+            Some((job, arg)) => {
+                let result = job(arg);
+                mailbox.result.store(result, Ordering::Relaxed);
                 mailbox.finished.fetch_add(1, Ordering::Release);
             }
             None => core::hint::spin_loop(),
@@ -90,26 +98,46 @@ fn serve(index: usize) -> ! {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RunError {
     Offline,
+    /// The CPU has not finished its previous job.
+    Busy,
+    /// Joining a CPU that was given no job.
+    NotStarted,
     Timeout,
 }
 
-/// Runs `f(index)` on CPU `index` and waits up to `timeout_us` for it to return.
-/// On the calling CPU itself it simply calls `f`.
-pub fn run_on(index: usize, f: fn(usize), timeout_us: u64) -> Result<(), RunError> {
-    let cpu = percpu::cpu(index);
-    if !cpu.is_online() {
+/// Posts `job(arg)` to CPU `index` (an AP) and returns at once.
+pub fn start_on(index: usize, job: Job, arg: u64) -> Result<(), RunError> {
+    if index >= MAX_CPUS || !percpu::cpu(index).is_online() || index == percpu::this().index() {
         return Err(RunError::Offline);
     }
-    if percpu::this().index() == index {
-        f(index);
-        return Ok(());
-    }
     let mailbox = &MAILBOXES[index];
-    let target = mailbox.finished.load(Ordering::Acquire) + 1;
-    *mailbox.work.lock() = Some(f);
-    if time::wait_until(timeout_us, || mailbox.finished.load(Ordering::Acquire) >= target) {
-        Ok(())
+    if mailbox.posted.load(Ordering::Acquire) != mailbox.finished.load(Ordering::Acquire) {
+        return Err(RunError::Busy);
+    }
+    mailbox.posted.fetch_add(1, Ordering::AcqRel);
+    *mailbox.work.lock() = Some((job, arg));
+    Ok(())
+}
+
+/// Waits up to `timeout_us` for the job posted to `index` and returns its result.
+pub fn join(index: usize, timeout_us: u64) -> Result<u64, RunError> {
+    let mailbox = MAILBOXES.get(index).ok_or(RunError::Offline)?;
+    let posted = mailbox.posted.load(Ordering::Acquire);
+    if posted == 0 {
+        return Err(RunError::NotStarted);
+    }
+    if time::wait_until(timeout_us, || mailbox.finished.load(Ordering::Acquire) >= posted) {
+        Ok(mailbox.result.load(Ordering::Relaxed))
     } else {
         Err(RunError::Timeout)
     }
+}
+
+/// Runs `job(arg)` on CPU `index` and waits; on the calling CPU it just calls it.
+pub fn run_on(index: usize, job: Job, arg: u64, timeout_us: u64) -> Result<u64, RunError> {
+    if index == percpu::this().index() {
+        return Ok(job(arg));
+    }
+    start_on(index, job, arg)?;
+    join(index, timeout_us)
 }

@@ -25,7 +25,7 @@ pub const SPURIOUS_VECTOR: u8 = 0xff;
 
 /// The registers as `trap_common` leaves them, lowest address first.
 #[repr(C)]
-#[derive(Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TrapFrame {
     pub r15: u64,
     pub r14: u64,

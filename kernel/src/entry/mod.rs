@@ -1,14 +1,24 @@
-//! What runs after the entry stubs: the dispatcher for every exception vector.
-//! (The entry strategies and the IST integrity checker grow here.)
+//! The entry layer: strategies, the IST stubs, the integrity checker, and the
+//! dispatcher for the vectors that use the plain stubs in `arch::traps`.
+
+pub mod breakpoint;
+pub mod checker;
+pub mod df;
+pub mod handlers;
+pub mod strategy;
+mod stubs;
 
 use core::sync::atomic::Ordering;
 
 use crate::arch::exit::{ExitCode, exit};
-use crate::arch::percpu;
+use crate::arch::percpu::{self, IST_DB, IST_NMI};
 use crate::arch::traps::TrapFrame;
+use crate::arch::idt;
 use crate::console;
+pub use strategy::Strategy;
 
 const NMI: u64 = 2;
+const DOUBLE_FAULT: u64 = 8;
 
 const NAMES: [&str; 32] = [
     "#DE", "#DB", "NMI", "#BP", "#OF", "#BR", "#UD", "#NM", "#DF", "CSO", "#TS", "#NP", "#SS", "#GP",
@@ -16,14 +26,26 @@ const NAMES: [&str; 32] = [
     "RSVD26", "RSVD27", "#HV", "#VC", "#SX", "RSVD31",
 ];
 
-/// Called by `trap_common` with the saved registers.
+/// Installs `strategy`'s #DB and NMI stubs in the shared IDT. BSP, before APs.
+pub fn install(strategy: Strategy) {
+    strategy::set(strategy);
+    idt::set_gate(1, stubs::db_entry(), IST_DB);
+    idt::set_gate(2, stubs::nmi_entry(strategy::flags(strategy) & strategy::NMI_NESTING != 0), IST_NMI);
+}
+
+pub use stubs::db_window;
+
+/// Called by `trap_common` (the plain stubs) with the saved registers.
 ///
-/// Reentrancy: an NMI can arrive while any other vector runs here (it has its own
-/// IST stack); the NMI path only bumps an atomic counter. Everything else is
-/// unexpected for now and ends the run.
+/// Reentrancy: an NMI can arrive while any other vector runs here (own IST).
+/// #DF runs on its own IST and either lands in a `df::catch` or ends the run.
 pub extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
     if frame.vector == NMI {
+        // Only before `install`: count it like the real NMI body does.
         percpu::this().nmi_count.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    if frame.vector == DOUBLE_FAULT && df::land(frame) {
         return;
     }
     fatal_exception(frame)
@@ -37,5 +59,8 @@ fn fatal_exception(frame: &TrapFrame) -> ! {
         "exception: vector={} ({}) error={:#x} rip={:#x} cs={:#x} rflags={:#x} rsp={:#x} cr2={:#x} cpu={}\n",
         frame.vector, name, frame.error_code, frame.rip, frame.cs, frame.rflags, frame.rsp, cr2, cpu
     ));
+    let mut text: heapless::String<64> = heapless::String::new();
+    let _ = core::fmt::Write::write_fmt(&mut text, format_args!("unexpected exception {name}"));
+    crate::harness::report_fatal(&text, Some(frame.rip), Some(frame.vector as u8));
     exit(ExitCode::Failure)
 }

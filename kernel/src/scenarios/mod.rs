@@ -1,4 +1,9 @@
 //! The torture tests, one per file: setup, hazard, proof it happened, check.
 
+mod common;
+pub mod db_kernel_nmi_db;
+pub mod ist_overflow_df;
+pub mod kernel_text_breakpoints;
 pub mod nmi_all_to_all;
 pub mod selftest;
+pub mod trace_irq_recursion;

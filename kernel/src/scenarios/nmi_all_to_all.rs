@@ -9,6 +9,8 @@
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::arch::{percpu, smp, time};
+use testkit::{Context, Observed, TestResult};
+
 use crate::kprintln;
 
 const DELIVERY_TIMEOUT_US: u64 = 100_000;
@@ -19,7 +21,8 @@ static LOST: AtomicU64 = AtomicU64::new(0);
 static CPUS: AtomicU64 = AtomicU64::new(0);
 
 /// Runs on one sender CPU: one NMI to each other CPU, waiting for each to land.
-fn send_to_all_others(me: usize) {
+fn send_to_all_others(me: u64) -> u64 {
+    let me = me as usize;
     for target in (0..CPUS.load(Ordering::Relaxed) as usize).filter(|&t| t != me) {
         let receiver = percpu::cpu(target);
         let before = receiver.nmi_count.load(Ordering::Acquire);
@@ -32,15 +35,25 @@ fn send_to_all_others(me: usize) {
             LOST.fetch_add(1, Ordering::Relaxed);
         }
     }
+    0
 }
 
-/// Returns true when every NMI sent was received.
-pub fn run(cpus: usize) -> bool {
+testkit::test! {
+    name: "boot::nmi_all_to_all",
+    run: run,
+    cpus: 2,
+    tags: &[testkit::tags::TCG],
+}
+
+fn run(ctx: &mut Context<'_>) -> TestResult {
+    let cpus = ctx.cpu_count();
+    SENT.store(0, Ordering::Relaxed);
+    LOST.store(0, Ordering::Relaxed);
     CPUS.store(cpus as u64, Ordering::Relaxed);
     let received_before: u64 = (0..cpus).map(|i| percpu::cpu(i).nmi_count.load(Ordering::Acquire)).sum();
     let mut stuck = 0;
     for sender in 0..cpus {
-        if smp::run_on(sender, send_to_all_others, SENDER_TIMEOUT_US).is_err() {
+        if smp::run_on(sender, send_to_all_others, sender as u64, SENDER_TIMEOUT_US).is_err() {
             stuck += 1;
         }
     }
@@ -49,5 +62,10 @@ pub fn run(cpus: usize) -> bool {
     let sent = SENT.load(Ordering::Relaxed);
     kprintln!("nmi: sent={sent} received={received}");
     let expected = (cpus * cpus.saturating_sub(1)) as u64;
-    stuck == 0 && sent == received && sent == expected
+    ctx.counters.nmis = Some(received);
+    if stuck == 0 && sent == received && sent == expected {
+        Ok(Observed::Survived)
+    } else {
+        Err(ctx.fail(format_args!("sent={sent} received={received} expected={expected} stuck_senders={stuck}")))
+    }
 }

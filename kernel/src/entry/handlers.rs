@@ -1,0 +1,79 @@
+//! The bodies the IST stubs call between `ist_enter` and `ist_exit`, and the
+//! hooks through which a scenario sees each #DB and NMI on its CPU.
+//!
+//! Hooks are plain function pointers in atomics: an NMI or #DB handler may read
+//! them at any instant, so they are set before the hazard is armed and cleared
+//! after it is disarmed, never swapped while one could run.
+
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use super::checker::{self, IstFrame};
+use super::strategy::DR7_GUARD;
+use crate::arch::debugreg::{self, RFLAGS_RF};
+use crate::arch::percpu;
+use crate::boot::MAX_CPUS;
+
+/// What a #DB hook learns: DR6 as read (then cleared), the frame's RIP.
+#[derive(Clone, Copy, Debug)]
+pub struct DbEvent {
+    pub dr6: u64,
+    pub rip: u64,
+    pub cpu: usize,
+}
+
+pub type DbHook = fn(&DbEvent);
+pub type NmiHook = fn(&mut IstFrame);
+
+static DB_HOOK: AtomicUsize = AtomicUsize::new(0);
+static NMI_HOOK: AtomicUsize = AtomicUsize::new(0);
+
+/// #DB deliveries per CPU, counted by the body (nested ones included).
+static DB_COUNT: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+
+pub fn set_db_hook(hook: Option<DbHook>) {
+    DB_HOOK.store(hook.map_or(0, |f| f as usize), Ordering::SeqCst);
+}
+
+pub fn set_nmi_hook(hook: Option<NmiHook>) {
+    NMI_HOOK.store(hook.map_or(0, |f| f as usize), Ordering::SeqCst);
+}
+
+pub fn db_count(cpu: usize) -> u64 {
+    DB_COUNT[cpu].load(Ordering::Relaxed)
+}
+
+/// Slots whose breakpoint is an execute breakpoint in `dr7`.
+fn execute_slots(dr7: u64) -> u64 {
+    (0..debugreg::SLOTS)
+        .filter(|&s| dr7 & (0b11 << (2 * s)) != 0 && (dr7 >> (16 + 4 * s)) & 0b11 == 0)
+        .fold(0, |mask, s| mask | (1 << s))
+}
+
+pub extern "C" fn db_body(frame: &mut IstFrame) {
+    let dr6 = debugreg::read_dr6();
+    debugreg::clear_dr6(); // the CPU never clears DR6; stale bits would mislead the next #DB
+    let cpu = percpu::this().index();
+    DB_COUNT[cpu].fetch_add(1, Ordering::Relaxed);
+    // Under DR7_GUARD the live DR7 is 0 here; the armed value is the saved one.
+    let dr7 = if frame.applied & u64::from(DR7_GUARD) != 0 { frame.dr7 } else { debugreg::read_dr7() };
+    if dr6 & execute_slots(dr7) != 0 {
+        // An execute breakpoint is a fault: resume with RF so it runs once.
+        checker::amend_rflags(frame, RFLAGS_RF);
+    }
+    let hook = DB_HOOK.load(Ordering::SeqCst);
+    if hook != 0 {
+        // SAFETY: DB_HOOK only ever holds 0 or a `DbHook` stored by set_db_hook.
+        let hook: DbHook = unsafe { core::mem::transmute::<usize, DbHook>(hook) };
+        hook(&DbEvent { dr6, rip: frame.regs.rip, cpu });
+    }
+}
+
+pub extern "C" fn nmi_body(frame: &mut IstFrame) {
+    percpu::this().nmi_count.fetch_add(1, Ordering::Relaxed);
+    let hook = NMI_HOOK.load(Ordering::SeqCst);
+    if hook != 0 {
+        // SAFETY: NMI_HOOK only ever holds 0 or an `NmiHook` stored by set_nmi_hook.
+        let hook: NmiHook = unsafe { core::mem::transmute::<usize, NmiHook>(hook) };
+        hook(frame);
+    }
+}

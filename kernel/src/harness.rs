@@ -1,0 +1,149 @@
+//! The kernel side of testkit: the `Platform` the tests run on, the wire writer,
+//! and the suite runner called by `kernel_main`.
+//!
+//! Every event goes to COM1 as one `@istorm {json}` line; a result also gets a
+//! line for humans (`test NAME ... ok`). Fatal paths (panic, unexpected
+//! exception) report through `report_fatal`, which names the running test.
+
+use core::fmt::Write;
+
+use spin::Mutex;
+use testkit::protocol::{self, Door, Event, LapicMode, Outcome};
+use testkit::run::{RunConfig, run_tests};
+use testkit::{Job, Machine, Platform, RunError, Selection, Strategy, TESTS};
+
+use crate::arch::{cpu, lapic, percpu, smp};
+use crate::{console, kprintln};
+
+/// The test running now, for fatal reports (copied: events borrow their text).
+static CURRENT_TEST: Mutex<heapless::String<96>> = Mutex::new(heapless::String::new());
+
+struct KernelPlatform;
+
+fn run_error(e: smp::RunError, cpu: usize, timeout_ms: u32) -> RunError {
+    match e {
+        smp::RunError::Offline => RunError::NoSuchCpu(cpu),
+        smp::RunError::Busy => RunError::Busy(cpu),
+        smp::RunError::NotStarted => RunError::NotStarted(cpu),
+        smp::RunError::Timeout => RunError::Timeout { cpu, timeout_ms },
+    }
+}
+
+impl Platform for KernelPlatform {
+    fn cpu_count(&self) -> usize {
+        smp::online_count()
+    }
+
+    fn current_cpu(&self) -> usize {
+        percpu::this().index()
+    }
+
+    fn cycles(&self) -> u64 {
+        cpu::rdtsc()
+    }
+
+    fn start_on(&mut self, cpu: usize, job: Job, arg: u64) -> Result<(), RunError> {
+        smp::start_on(cpu, job, arg).map_err(|e| run_error(e, cpu, 0))
+    }
+
+    fn join(&mut self, cpu: usize, timeout_ms: u32) -> Result<u64, RunError> {
+        smp::join(cpu, u64::from(timeout_ms) * 1000).map_err(|e| run_error(e, cpu, timeout_ms))
+    }
+
+    fn emit(&mut self, event: &Event<&str>) {
+        emit(event);
+    }
+}
+
+/// Writes one event on the wire, plus a human line for starts and results.
+pub fn emit(event: &Event<&str>) {
+    match event {
+        Event::Start { test, .. } => {
+            let mut current = CURRENT_TEST.lock();
+            current.clear();
+            let _ = current.push_str(test);
+        }
+        Event::Result { test, strategy, outcome, details, .. } => {
+            let word = match outcome {
+                Outcome::Pass => "ok",
+                Outcome::Fail => "FAILED",
+                Outcome::Skip => "skipped",
+            };
+            kprintln!("test {test} [{strategy}] ... {word}{}{details}", if details.is_empty() { "" } else { ": " });
+            CURRENT_TEST.lock().clear();
+        }
+        _ => {}
+    }
+    write_event(event, false);
+}
+
+fn write_event(event: &Event<&str>, fatal: bool) {
+    let mut line = [0u8; protocol::LINE_MAX];
+    let text = match protocol::encode_line(event, &mut line) {
+        Ok(len) => core::str::from_utf8(&line[..len]).unwrap_or(""),
+        Err(_) => "",
+    };
+    if fatal {
+        console::print_fatal(format_args!("{text}"));
+    } else {
+        console::print_fmt(format_args!("{text}"));
+    }
+}
+
+/// Reports a panic or an unexpected exception on the wire, naming the running
+/// test. Called on the dying CPU; never blocks on the test-name lock.
+pub fn report_fatal(message: &str, rip: Option<u64>, vector: Option<u8>) {
+    let mut name: heapless::String<96> = heapless::String::new();
+    if let Some(current) = CURRENT_TEST.try_lock() {
+        let _ = name.push_str(&current);
+    }
+    let cpu = percpu::try_index().unwrap_or(0) as u32;
+    let event = Event::Panic {
+        test: (!name.is_empty()).then_some(name.as_str()),
+        cpu,
+        message,
+        rip: rip.map(protocol::Hex),
+        vector,
+    };
+    write_event(&event, true);
+}
+
+/// What CPUID says about the hypervisor, if any.
+pub fn machine() -> Machine {
+    if cpu::cpuid(1, 0).2 & (1 << 31) == 0 {
+        return Machine::NoHypervisor;
+    }
+    let (_, b, c, d) = cpu::cpuid(0x4000_0000, 0);
+    let mut vendor = [0u8; 12];
+    vendor[..4].copy_from_slice(&b.to_le_bytes());
+    vendor[4..8].copy_from_slice(&c.to_le_bytes());
+    vendor[8..].copy_from_slice(&d.to_le_bytes());
+    match &vendor {
+        b"TCGTCGTCGTCG" => Machine::Tcg,
+        b"KVMKVMKVM\0\0\0" => Machine::Kvm,
+        _ => Machine::OtherVm,
+    }
+}
+
+/// Runs the selected suite; true when nothing failed.
+pub fn run_suite(door: &str, selection: &Selection<'_>, strategy: Strategy) -> bool {
+    let seed = selection.seed.unwrap_or(1);
+    let machine = machine();
+    let mut build: heapless::String<32> = heapless::String::new();
+    let _ = write!(build, "istorm-{}", env!("CARGO_PKG_VERSION"));
+    emit(&Event::Hello {
+        version: protocol::PROTOCOL_VERSION,
+        door: if door == "pvh" { Door::Pvh } else { Door::Limine },
+        machine,
+        cpus: smp::online_count() as u32,
+        lapic: match lapic::mode() {
+            lapic::Mode::X2apic => LapicMode::X2apic,
+            lapic::Mode::Xapic => LapicMode::Xapic,
+        },
+        strategy,
+        seed,
+        build: &build,
+    });
+    let config = RunConfig { strategy, machine, seed };
+    run_tests(&mut KernelPlatform, &TESTS, selection, &config).all_passed()
+}

@@ -1,0 +1,162 @@
+//! Pieces several scenarios share: timing helpers, the evidence a scenario
+//! gathers from the checker and the handlers, and the coverage of the #DB
+//! entry/exit window by NMI landing points.
+
+use core::fmt;
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use testkit::{Context, Corruption, Observed};
+
+use crate::arch::cpu::rdtsc;
+use crate::entry::{checker, handlers};
+
+/// Spins for about `cycles` TSC cycles.
+pub fn spin_cycles(cycles: u64) {
+    let end = rdtsc() + cycles;
+    while rdtsc() < end {
+        core::hint::spin_loop();
+    }
+}
+
+/// The smallest of a few timings of `f`, in TSC cycles.
+pub fn measure<R>(mut f: impl FnMut() -> R) -> u64 {
+    (0..8)
+        .map(|_| {
+            let start = rdtsc();
+            core::hint::black_box(f());
+            rdtsc() - start
+        })
+        .min()
+        .unwrap_or(0)
+}
+
+static DB_BASE: AtomicU64 = AtomicU64::new(0);
+
+/// Starts a measurement on `cpu`: drops old checker findings, notes the #DB count.
+pub fn reset_counts(cpu: usize) {
+    checker::take_report(cpu, |_| {});
+    DB_BASE.store(handlers::db_count(cpu), Ordering::Relaxed);
+}
+
+/// What the checker and the handlers saw on one CPU since `reset_counts`.
+pub struct Evidence {
+    pub dbs: u64,
+    pub report: checker::Report,
+}
+
+impl Evidence {
+    /// #DBs beyond the `outer` ones the scenario raised itself.
+    pub fn nested_dbs(&self, outer: u64) -> u64 {
+        self.dbs.saturating_sub(outer)
+    }
+
+    /// Watched-address touches in handlers that raised no #DB, when the
+    /// scenario itself raised `outer` #DBs.
+    pub fn suppressed(&self, touches: u64, outer: u64) -> u64 {
+        touches.saturating_sub(self.nested_dbs(outer))
+    }
+
+    pub fn observed(&self) -> Observed {
+        match self.report.corruptions() {
+            0 => Observed::Survived,
+            count => Observed::Corrupted { count },
+        }
+    }
+}
+
+/// Drains the checker of `cpu` into the context: every recorded finding goes on
+/// the wire, the counters into the result.
+pub fn collect(ctx: &mut Context<'_>, cpu: usize) -> Evidence {
+    let dbs = handlers::db_count(cpu) - DB_BASE.load(Ordering::Relaxed);
+    let mut findings: heapless::Vec<checker::Corruption, 32> = heapless::Vec::new();
+    let report = checker::take_report(cpu, |c| {
+        let _ = findings.push(*c);
+    });
+    ctx.counters.corruptions = Some(report.corruptions());
+    for c in findings.iter().filter(|c| matches!(c.kind, checker::Kind::FrameMismatch | checker::Kind::StackClobbered | checker::Kind::Overlap)) {
+        ctx.report_corruption(Corruption {
+            cpu: Some(cpu as u32),
+            iteration: 0,
+            vector: c.vector,
+            field: c.field.name(),
+            expected: c.expected,
+            seen: c.seen,
+        });
+    }
+    ctx.counters.dbs = Some(dbs);
+    ctx.counters.max_depth = Some(u64::from(report.max_depth.iter().copied().max().unwrap_or(0)));
+    Evidence { dbs, report }
+}
+
+const WINDOW_MAX: usize = 128;
+
+/// Which instructions of the #DB stub NMIs landed on.
+pub struct Window {
+    table: AtomicUsize,
+    len: AtomicUsize,
+    hits: [AtomicU64; WINDOW_MAX],
+}
+
+impl Window {
+    pub const fn new() -> Self {
+        Self { table: AtomicUsize::new(0), len: AtomicUsize::new(0), hits: [const { AtomicU64::new(0) }; WINDOW_MAX] }
+    }
+
+    fn instructions(&self) -> &'static [u64] {
+        let table = self.table.load(Ordering::Acquire) as *const u64;
+        if table.is_null() {
+            return &[];
+        }
+        let len = self.len.load(Ordering::Acquire);
+        // SAFETY: `reset` stored the parts of a `&'static [u64]`.
+        unsafe { core::slice::from_raw_parts(table, len) }
+    }
+
+    pub fn reset(&self, instructions: &'static [u64]) {
+        let len = instructions.len().min(WINDOW_MAX);
+        self.table.store(instructions.as_ptr() as usize, Ordering::Release);
+        self.len.store(len, Ordering::Release);
+        for hit in &self.hits {
+            hit.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// Called from NMI context: lock-free, no allocation.
+    pub fn record(&self, rip: u64) {
+        if let Ok(i) = self.instructions().binary_search(&rip) {
+            self.hits[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub fn coverage(&self) -> Coverage {
+        let total = self.instructions().len();
+        let hit = self.hits[..total].iter().filter(|h| h.load(Ordering::Relaxed) > 0).count();
+        Coverage { hit, total }
+    }
+
+    /// Lists the instructions never hit, as offsets from the stub's start.
+    pub fn print_misses(&self) {
+        let instructions = self.instructions();
+        let Some(&base) = instructions.first() else { return };
+        let mut line: heapless::String<512> = heapless::String::new();
+        for (addr, hit) in instructions.iter().zip(&self.hits) {
+            if hit.load(Ordering::Relaxed) == 0 {
+                let _ = fmt::Write::write_fmt(&mut line, format_args!(" +{:#x}", addr - base));
+            }
+        }
+        crate::kprintln!("window: never hit:{}", if line.is_empty() { " none" } else { &line });
+    }
+}
+
+#[derive(Clone, Copy)]
+pub struct Coverage {
+    pub hit: usize,
+    pub total: usize,
+}
+
+impl fmt::Display for Coverage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let pct = if self.total == 0 { 0 } else { self.hit * 100 / self.total };
+        write!(f, "window_coverage={}/{} ({pct}%)", self.hit, self.total)
+    }
+}

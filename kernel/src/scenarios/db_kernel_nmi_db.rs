@@ -1,0 +1,148 @@
+//! db_kernel_nmi_db: a #DB from kernel code, an NMI from another CPU landing
+//! inside the #DB handler, and a second #DB raised by the NMI handler.
+//!
+//! Setup: CPU 0 (A) arms a write watchpoint on `WATCHED`. Its NMI hook writes
+//! `WATCHED` too, so every NMI on A tries to raise a #DB from NMI context.
+//! Hazard: each iteration A writes `WATCHED` (#DB on IST_DB); CPU 1 (B) waits a
+//! seeded random number of cycles and sends A an NMI through its local APIC, so
+//! over the run the NMI lands on every instruction of A's #DB entry and exit
+//! path. Under `naive` the NMI handler's #DB lands on the same IST_DB top and
+//! overwrites the outer #DB's frame.
+//! Proof: NMIs counted landing inside the #DB (interrupted RSP on IST_DB), the
+//! nested #DBs raised from them, or (DR7 strategies) the writes suppressed.
+//! Check: the checker's corruption count, judged against the expectation.
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use testkit::{Context, Expect, Expectations, TestResult};
+
+use super::common::{self, Window};
+use crate::arch::percpu;
+use crate::entry::breakpoint::{self, Breakpoint, Kind};
+use crate::entry::checker::IstFrame;
+use crate::entry::handlers;
+
+const VICTIM: usize = 0;
+const SENDER: usize = 1;
+const NMI_WAIT_US: u64 = 200_000;
+
+#[repr(align(8))]
+struct Watched(AtomicU64);
+static WATCHED: Watched = Watched(AtomicU64::new(0));
+
+/// Iteration handshake: A publishes (iteration, delay); B answers with an NMI.
+static GO: AtomicU64 = AtomicU64::new(0);
+static DELAY: AtomicU64 = AtomicU64::new(0);
+static STOP: AtomicU64 = AtomicU64::new(0);
+
+/// What A's NMI hook saw, per run.
+static NMI_IN_DB: AtomicU64 = AtomicU64::new(0);
+static NMI_TOUCHES: AtomicU64 = AtomicU64::new(0);
+static WINDOW: Window = Window::new();
+
+testkit::test! {
+    name: "scenarios::db_kernel_nmi_db",
+    run: run,
+    iterations: 10_000,
+    cpus: 2,
+    timeout_ms: 120_000,
+    tags: &[testkit::tags::TCG],
+    expect: Expectations {
+        naive: Expect::Detect,
+        shift_ist: Expect::Timing,
+        dr7_guard: Expect::Survive,
+        linux: Expect::Survive,
+    },
+}
+
+/// A's NMI hook: note where the NMI landed, then touch the watched address.
+fn on_nmi(frame: &mut IstFrame) {
+    if percpu::this().index() != VICTIM {
+        return;
+    }
+    let db_stack = percpu::this().ist_stacks()[0];
+    if frame.regs.rsp >= db_stack.bottom && frame.regs.rsp < db_stack.top {
+        NMI_IN_DB.fetch_add(1, Ordering::Relaxed);
+    }
+    WINDOW.record(frame.regs.rip);
+    NMI_TOUCHES.fetch_add(1, Ordering::Relaxed);
+    WATCHED.0.fetch_add(1, Ordering::SeqCst); // a #DB here, unless DR7 is guarded
+}
+
+/// B's job: for each iteration A publishes, wait the given delay, send the NMI.
+fn sender(_: u64) -> u64 {
+    let victim = percpu::cpu(VICTIM).lapic_id();
+    let mut seen = 0;
+    loop {
+        let go = GO.load(Ordering::Acquire);
+        if STOP.load(Ordering::Acquire) != 0 {
+            return seen;
+        }
+        if go == seen {
+            core::hint::spin_loop();
+            continue;
+        }
+        seen = go;
+        common::spin_cycles(DELAY.load(Ordering::Relaxed));
+        crate::arch::lapic::send_nmi(victim);
+    }
+}
+
+fn run(ctx: &mut Context<'_>) -> TestResult {
+    let iterations = ctx.iterations;
+    let bp = Breakpoint { slot: 0, addr: WATCHED.0.as_ptr() as u64, kind: Kind::Write, len: 8 };
+    if let Err(e) = breakpoint::arm(bp, false) {
+        return Err(ctx.fail(format_args!("arming the watchpoint: {e:?}")));
+    }
+    // The sweep spans about two #DB round trips, measured here without NMIs.
+    let db_cycles = common::measure(|| WATCHED.0.fetch_add(1, Ordering::SeqCst));
+    let span = (db_cycles * 2).max(1);
+    common::reset_counts(VICTIM);
+    WINDOW.reset(crate::entry::db_window());
+    NMI_IN_DB.store(0, Ordering::Relaxed);
+    NMI_TOUCHES.store(0, Ordering::Relaxed);
+    STOP.store(0, Ordering::Release);
+    GO.store(0, Ordering::Release);
+    handlers::set_nmi_hook(Some(on_nmi));
+    ctx.platform().start_on(SENDER, sender, 0)?;
+
+    let nmis_before = percpu::cpu(VICTIM).nmi_count.load(Ordering::Acquire);
+    let mut lost = 0u64;
+    for i in 1..=u64::from(iterations) {
+        let nmis = percpu::cpu(VICTIM).nmi_count.load(Ordering::Acquire);
+        DELAY.store(ctx.rng.below(span), Ordering::Relaxed);
+        GO.store(i, Ordering::Release);
+        WATCHED.0.fetch_add(1, Ordering::SeqCst); // the outer #DB
+        let landed = crate::arch::time::wait_until(NMI_WAIT_US, || {
+            percpu::cpu(VICTIM).nmi_count.load(Ordering::Acquire) > nmis
+        });
+        lost += u64::from(!landed);
+        if i % 1000 == 0 {
+            ctx.progress(i as u32);
+        }
+    }
+    STOP.store(1, Ordering::Release);
+    let _ = ctx.platform().join(SENDER, 1000);
+    handlers::set_nmi_hook(None);
+    breakpoint::reset();
+
+    let nmis = percpu::cpu(VICTIM).nmi_count.load(Ordering::Acquire) - nmis_before;
+    let evidence = common::collect(ctx, VICTIM);
+    let in_db = NMI_IN_DB.load(Ordering::Relaxed);
+    let touches = NMI_TOUCHES.load(Ordering::Relaxed);
+    let coverage = WINDOW.coverage();
+    ctx.counters.nmis = Some(nmis);
+    ctx.note(format_args!(
+        "nmi_in_db={in_db} nested_db={} suppressed={} lost_nmis={lost} db_span={db_cycles}cyc {coverage}",
+        evidence.nested_dbs(u64::from(iterations)),
+        evidence.suppressed(touches, u64::from(iterations)),
+    ));
+    WINDOW.print_misses();
+
+    // Proof the hazard happened: NMIs really landed inside #DB handlers, and
+    // each of them either raised a nested #DB or had it suppressed by DR7.
+    if in_db == 0 {
+        return Err(ctx.fail(format_args!("no NMI landed inside a #DB handler in {iterations} iterations")));
+    }
+    Ok(evidence.observed())
+}

@@ -1,0 +1,77 @@
+//! trace_irq_recursion: a breakpoint on the tracing hook that #DB entry calls.
+//!
+//! Setup: the deny-list must refuse an execute breakpoint on the hook; then the
+//! test forces one (as a careless kprobe would).
+//! Hazard: calling the hook raises #DB; #DB entry calls the hook again, which
+//! raises #DB again, on the same IST stack unless the strategy prevents it. The
+//! checker stops the recursion at `RECURSION_CAP` levels by disarming DR7.
+//! Proof: the #DB depth the checker saw, the #DB count, and (DR7 strategies) the
+//! hook calls made inside #DB entry that did not trap.
+//! Check: naive recurses on one IST top and must be caught (`detect`);
+//! shift-ist recurses on shifted regions (depth > 1, no corruption); dr7-guard
+//! and linux never recurse (depth 1, every in-entry hook call suppressed).
+
+use testkit::{Context, Expect, Expectations, TestResult};
+
+use super::common;
+use crate::arch::percpu;
+use crate::entry::breakpoint::{self, Breakpoint, BreakpointError, Kind};
+use crate::entry::checker::{self, RECURSION_CAP};
+use crate::trace;
+
+testkit::test! {
+    name: "scenarios::trace_irq_recursion",
+    run: run,
+    iterations: 200,
+    tags: &[testkit::tags::TCG],
+    expect: Expectations {
+        naive: Expect::Detect,
+        shift_ist: Expect::Survive,
+        dr7_guard: Expect::Survive,
+        linux: Expect::Survive,
+    },
+}
+
+fn run(ctx: &mut Context<'_>) -> TestResult {
+    let bp = Breakpoint { slot: 0, addr: trace::hook_address(), kind: Kind::Execute, len: 1 };
+    if breakpoint::arm(bp, false) != Err(BreakpointError::Denied) {
+        breakpoint::reset();
+        return Err(ctx.fail(format_args!("deny-list let a breakpoint on the tracing hook through")));
+    }
+    let cpu = percpu::this().index();
+    common::reset_counts(cpu);
+    let calls_before = trace::calls(cpu);
+    let iterations = u64::from(ctx.iterations);
+    for _ in 0..iterations {
+        // The checker disarms DR7 at the recursion cap, so arm again each time.
+        if let Err(e) = breakpoint::arm(bp, true) {
+            return Err(ctx.fail(format_args!("forcing the breakpoint: {e:?}")));
+        }
+        crate::trace::trace_irqs_off(&checker::EMPTY_FRAME);
+    }
+    breakpoint::reset();
+
+    let evidence = common::collect(ctx, cpu);
+    let depth = evidence.report.max_depth[0];
+    let hook_calls = trace::calls(cpu) - calls_before;
+    // Direct calls + one call per #DB entry: entries that did not trap again
+    // are the suppressed ones.
+    let in_entry = hook_calls.saturating_sub(iterations);
+    let suppressed = in_entry.saturating_sub(evidence.nested_dbs(iterations));
+    ctx.note(format_args!(
+        "dbs={} max_depth={depth} hook_calls={hook_calls} suppressed={suppressed} reentries={}",
+        evidence.dbs, evidence.report.reentries
+    ));
+    if evidence.dbs < iterations {
+        return Err(ctx.fail(format_args!("only {} #DBs for {iterations} breakpoint hits", evidence.dbs)));
+    }
+    let recursed = depth as usize >= RECURSION_CAP;
+    let guarded = ctx.strategy.name().contains("dr7") || ctx.strategy.name() == "linux";
+    if guarded && (depth != 1 || suppressed < iterations) {
+        return Err(ctx.fail(format_args!("DR7 guard still recursed: depth {depth}, suppressed {suppressed}")));
+    }
+    if !guarded && !recursed {
+        return Err(ctx.fail(format_args!("the hook breakpoint never recursed (depth {depth})")));
+    }
+    Ok(evidence.observed())
+}
