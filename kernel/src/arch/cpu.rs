@@ -67,6 +67,14 @@ pub fn halt_forever() -> ! {
     }
 }
 
+/// Sleeps until an interrupt or NMI arrives. Interrupts are enabled only for
+/// the HLT itself: STI's one-instruction shadow means an interrupt that became
+/// pending before it is taken after HLT starts, so no wake-up is lost.
+pub fn wait_for_interrupt() {
+    // SAFETY: the IDT handles every vector that can arrive; IF is off again after.
+    unsafe { asm!("sti; hlt; cli", options(nomem, nostack)) };
+}
+
 /// Raises #UD on purpose (`selftest=ud2`).
 pub fn raise_invalid_opcode() {
     // SAFETY: UD2 raises #UD, which the IDT handles; nothing else happens.

@@ -75,6 +75,9 @@ pub fn build() {
         *gate = Gate::new(traps::stub_address(vector), ist_for(vector));
     }
     gates[traps::SPURIOUS_VECTOR as usize] = Gate::new(traps::spurious_stub_address(), 0);
+    for vector in [traps::WAKEUP_VECTOR, traps::TIMER_VECTOR] {
+        gates[vector as usize] = Gate::new(traps::irq_stub_address(vector), 0);
+    }
 }
 
 /// Points `vector` at `handler` on IST slot `ist` (0 = no IST). Used by the

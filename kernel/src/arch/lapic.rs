@@ -9,7 +9,7 @@ use x2apic::lapic::{LocalApic, LocalApicBuilder};
 use super::percpu::{self, PerCpu};
 use super::{cpu, time};
 
-const TIMER_VECTOR: usize = 0xfd;
+const TIMER_VECTOR: usize = super::traps::TIMER_VECTOR as usize;
 const ERROR_VECTOR: usize = 0xfe;
 const SPURIOUS_VECTOR: usize = super::traps::SPURIOUS_VECTOR as usize;
 /// SIPI and INIT delivery is slow on real hardware; QEMU is instant.
@@ -68,6 +68,31 @@ pub fn init_this_cpu(cpu: &PerCpu) {
     }
     // SAFETY: the slot belongs to the running CPU and nothing else touches it.
     unsafe { *cpu.lapic.get() = Some(lapic) };
+    mask_lint_pins();
+}
+
+const LVT_MASKED: u32 = 1 << 16;
+
+/// Masks LINT0 and LINT1. The crate's `enable` writes 0 to them, which leaves
+/// them *unmasked*; an unmasked LINT0 lets the legacy PIC's timer (vector 8 in
+/// the BIOS's mapping) through on `sti`, where it looks like a #DF.
+fn mask_lint_pins() {
+    let xapic = XAPIC_VIRT.load(Ordering::Relaxed);
+    if xapic == 0 {
+        // SAFETY: x2APIC LVT LINT0/LINT1 MSRs (0x835, 0x836); masking them only
+        // stops legacy interrupt pins from reaching this CPU.
+        unsafe {
+            cpu::wrmsr(0x835, u64::from(LVT_MASKED));
+            cpu::wrmsr(0x836, u64::from(LVT_MASKED));
+        }
+    } else {
+        // SAFETY: xAPIC LVT LINT0/LINT1 at offsets 0x350/0x360 of the register
+        // page mapped uncacheable by `select_mode`.
+        unsafe {
+            core::ptr::write_volatile((xapic + 0x350) as *mut u32, LVT_MASKED);
+            core::ptr::write_volatile((xapic + 0x360) as *mut u32, LVT_MASKED);
+        }
+    }
 }
 
 fn with_lapic<R>(f: impl FnOnce(&mut LocalApic) -> R) -> R {
@@ -98,6 +123,21 @@ pub fn send_nmi(apic_id: u32) -> bool {
         unsafe { lapic.send_nmi(destination(apic_id)) };
         wait_icr_idle(lapic)
     })
+}
+
+/// Sends a fixed interrupt `vector` to the CPU with `apic_id`.
+pub fn send_ipi(apic_id: u32, vector: u8) {
+    with_lapic(|lapic| {
+        // SAFETY: the vector has a gate on every CPU (wake-up or timer).
+        unsafe { lapic.send_ipi(vector, destination(apic_id)) };
+        wait_icr_idle(lapic);
+    })
+}
+
+/// Signals the end of the interrupt being handled on this CPU.
+pub fn end_of_interrupt() {
+    // SAFETY: called from an interrupt handler of a fixed-vector interrupt.
+    with_lapic(|lapic| unsafe { lapic.end_of_interrupt() })
 }
 
 /// INIT, then two start-up IPIs with `vector` (the trampoline's page number).

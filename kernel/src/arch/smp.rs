@@ -34,9 +34,19 @@ pub fn init_this_cpu(index: usize) {
 
 /// Sets up the BSP (index 0); the IDT is built here, once.
 pub fn init_bsp(lapic_id: u32, stacks: CpuStacks) {
+    mask_legacy_pic();
     idt::build();
     percpu::cpu(0).prepare(0, lapic_id, stacks.ist);
     init_this_cpu(0);
+}
+
+/// Masks every line of both 8259 PICs: the kernel uses the local APIC only.
+fn mask_legacy_pic() {
+    // SAFETY: writing the PICs' interrupt mask registers only silences them.
+    unsafe {
+        super::port::outb(0x21, 0xff);
+        super::port::outb(0xa1, 0xff);
+    }
 }
 
 /// Starts every AP in `boot.cpus[1..]`, one at a time; returns how many CPUs are
@@ -90,7 +100,9 @@ fn serve(index: usize) -> ! {
                 mailbox.result.store(result, Ordering::Relaxed);
                 mailbox.finished.fetch_add(1, Ordering::Release);
             }
-            None => core::hint::spin_loop(),
+            // Halting instead of spinning leaves the host's cores to the CPUs
+            // under test: under TCG every vCPU is a host thread.
+            None => super::cpu::wait_for_interrupt(),
         }
     }
 }
@@ -116,6 +128,7 @@ pub fn start_on(index: usize, job: Job, arg: u64) -> Result<(), RunError> {
     }
     mailbox.posted.fetch_add(1, Ordering::AcqRel);
     *mailbox.work.lock() = Some((job, arg));
+    lapic::send_ipi(percpu::cpu(index).lapic_id(), super::traps::WAKEUP_VECTOR);
     Ok(())
 }
 

@@ -107,6 +107,15 @@ trap_common:
     add rsp, 16                 /* vector and error code */
     iretq
 
+    /* Interrupts from the local APIC: wake-up IPI and the watchdog's timer. */
+    .irp vec, 240, 253
+    .balign 16
+trap_stub_\vec:
+    push 0
+    push \vec
+    jmp trap_common
+    .endr
+
     /* A spurious LAPIC interrupt needs no EOI and no work. */
     .balign 16
 trap_spurious:
@@ -124,6 +133,9 @@ trap_stub_table:
     .endr
 trap_spurious_ptr:
     .quad trap_spurious
+    .global trap_irq_table
+trap_irq_table:
+    .quad trap_stub_240, trap_stub_253
     .popsection
 "#,
     dispatch = sym crate::entry::trap_dispatch,
@@ -132,6 +144,17 @@ trap_spurious_ptr:
 unsafe extern "C" {
     static trap_stub_table: [u64; EXCEPTION_VECTORS];
     static trap_spurious_ptr: u64;
+    static trap_irq_table: [u64; 2];
+}
+
+/// The wake-up IPI an idle AP sleeps for (`smp::start_on` sends it).
+pub const WAKEUP_VECTOR: u8 = 0xf0;
+/// The local APIC timer, which drives the watchdog.
+pub const TIMER_VECTOR: u8 = 0xfd;
+
+pub fn irq_stub_address(vector: u8) -> u64 {
+    // SAFETY: immutable data emitted by the asm above.
+    unsafe { trap_irq_table[usize::from(vector == TIMER_VECTOR)] }
 }
 
 pub fn stub_address(vector: usize) -> u64 {

@@ -12,7 +12,7 @@ use core::sync::atomic::Ordering;
 
 use crate::arch::exit::{ExitCode, exit};
 use crate::arch::percpu::{self, IST_DB, IST_NMI};
-use crate::arch::traps::TrapFrame;
+use crate::arch::traps::{self, TrapFrame};
 use crate::arch::idt;
 use crate::console;
 pub use strategy::Strategy;
@@ -33,7 +33,7 @@ pub fn install(strategy: Strategy) {
     idt::set_gate(2, stubs::nmi_entry(strategy::flags(strategy) & strategy::NMI_NESTING != 0), IST_NMI);
 }
 
-pub use stubs::db_window;
+pub use stubs::{WindowEntry, db_window};
 
 /// Called by `trap_common` (the plain stubs) with the saved registers.
 ///
@@ -46,6 +46,10 @@ pub extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
         return;
     }
     if frame.vector == DOUBLE_FAULT && df::land(frame) {
+        return;
+    }
+    if frame.vector == u64::from(traps::WAKEUP_VECTOR) {
+        crate::arch::lapic::end_of_interrupt();
         return;
     }
     fatal_exception(frame)

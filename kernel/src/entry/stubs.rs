@@ -34,12 +34,16 @@ pub const IST_SHIFT: u64 = 4096;
 
 global_asm!(
     r#"
-    .macro W insn:vararg
+    /* W: an instruction on every strategy's path; WF: only when `flag` applies */
+    .macro WF flag, insn:vararg
     .pushsection .rodata.db_window, "a"
-    .quad 9999f
+    .quad 9999f, \flag
     .popsection
 9999:
     \insn
+    .endm
+    .macro W insn:vararg
+    WF 0, \insn
     .endm
 
     .pushsection .rodata.db_window, "a"
@@ -74,13 +78,13 @@ db_stub:
     W xor r13d, r13d                     /* saved DR7: none yet */
     W test r12d, {shift_ist}
     W jz 1f
-    W sub qword ptr [rbx + {tss_ist1}], {shift} /* a nested #DB now lands lower */
+    WF {shift_ist}, sub qword ptr [rbx + {tss_ist1}], {shift} /* a nested #DB now lands lower */
 1:
     W test r12d, {dr7_guard}
     W jz 2f
-    W mov r13, dr7                       /* save DR7 ... */
-    W xor eax, eax
-    W mov dr7, rax                       /* ... and disarm every breakpoint */
+    WF {dr7_guard}, mov r13, dr7         /* save DR7 ... */
+    WF {dr7_guard}, xor eax, eax
+    WF {dr7_guard}, mov dr7, rax         /* ... and disarm every breakpoint */
 2:
     W push r12
     W push r13
@@ -105,12 +109,12 @@ db_stub:
     W pop r12
     W test r12d, {dr7_guard}
     W jz 3f
-    W mov dr7, r13                       /* re-arm what was armed */
+    WF {dr7_guard}, mov dr7, r13         /* re-arm what was armed */
 3:
     W test r12d, {shift_ist}
     W jz 4f
-    W mov rbx, gs:[0]
-    W add qword ptr [rbx + {tss_ist1}], {shift}
+    WF {shift_ist}, mov rbx, gs:[0]
+    WF {shift_ist}, add qword ptr [rbx + {tss_ist1}], {shift}
 4:
     W pop r15
     W pop r14
@@ -296,8 +300,8 @@ unsafe extern "C" {
     fn db_stub();
     fn nmi_stub();
     fn nmi_stub_linux();
-    static db_window_table: u64;
-    static db_window_table_end: u64;
+    static db_window_table: WindowEntry;
+    static db_window_table_end: WindowEntry;
 }
 
 pub fn db_entry() -> u64 {
@@ -308,8 +312,16 @@ pub fn nmi_entry(nesting: bool) -> u64 {
     if nesting { nmi_stub_linux as usize as u64 } else { nmi_stub as usize as u64 }
 }
 
-/// The address of every instruction of the #DB stub, in order.
-pub fn db_window() -> &'static [u64] {
+/// One instruction of the #DB stub: its address, and the strategy flags that
+/// put it on the path (0: every strategy runs it).
+#[repr(C)]
+pub struct WindowEntry {
+    pub addr: u64,
+    pub flags: u64,
+}
+
+/// Every instruction of the #DB stub, in address order.
+pub fn db_window() -> &'static [WindowEntry] {
     let start = &raw const db_window_table;
     // SAFETY: the two symbols delimit the table the `W` macro emitted: the linker
     // script keeps `.rodata.db_window*` input sections in assembly order, and

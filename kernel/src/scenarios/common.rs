@@ -8,7 +8,7 @@ use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use testkit::{Context, Corruption, Observed};
 
 use crate::arch::cpu::rdtsc;
-use crate::entry::{checker, handlers};
+use crate::entry::{WindowEntry, checker, handlers};
 
 /// Spins for about `cycles` TSC cycles.
 pub fn spin_cycles(cycles: u64) {
@@ -90,58 +90,74 @@ pub fn collect(ctx: &mut Context<'_>, cpu: usize) -> Evidence {
 
 const WINDOW_MAX: usize = 128;
 
-/// Which instructions of the #DB stub NMIs landed on.
+/// Which instructions of the #DB stub NMIs landed on. Only the instructions the
+/// current strategy executes count: a `shift-ist` instruction is not part of
+/// the `naive` path.
 pub struct Window {
-    table: AtomicUsize,
+    addrs: [AtomicU64; WINDOW_MAX],
     len: AtomicUsize,
+    base: AtomicU64,
     hits: [AtomicU64; WINDOW_MAX],
 }
 
 impl Window {
     pub const fn new() -> Self {
-        Self { table: AtomicUsize::new(0), len: AtomicUsize::new(0), hits: [const { AtomicU64::new(0) }; WINDOW_MAX] }
-    }
-
-    fn instructions(&self) -> &'static [u64] {
-        let table = self.table.load(Ordering::Acquire) as *const u64;
-        if table.is_null() {
-            return &[];
+        Self {
+            addrs: [const { AtomicU64::new(0) }; WINDOW_MAX],
+            len: AtomicUsize::new(0),
+            base: AtomicU64::new(0),
+            hits: [const { AtomicU64::new(0) }; WINDOW_MAX],
         }
-        let len = self.len.load(Ordering::Acquire);
-        // SAFETY: `reset` stored the parts of a `&'static [u64]`.
-        unsafe { core::slice::from_raw_parts(table, len) }
     }
 
-    pub fn reset(&self, instructions: &'static [u64]) {
-        let len = instructions.len().min(WINDOW_MAX);
-        self.table.store(instructions.as_ptr() as usize, Ordering::Release);
-        self.len.store(len, Ordering::Release);
+    fn len(&self) -> usize {
+        self.len.load(Ordering::Acquire)
+    }
+
+    /// Takes the instructions the strategy with `flags` executes; clears hits.
+    pub fn reset(&self, instructions: &[WindowEntry], flags: u64) {
+        self.len.store(0, Ordering::Release);
+        self.base.store(instructions.first().map_or(0, |e| e.addr), Ordering::Relaxed);
+        let on_path = instructions.iter().filter(|e| e.flags & flags == e.flags).take(WINDOW_MAX);
+        let mut len = 0;
+        for (slot, entry) in self.addrs.iter().zip(on_path) {
+            slot.store(entry.addr, Ordering::Relaxed);
+            len += 1;
+        }
         for hit in &self.hits {
             hit.store(0, Ordering::Relaxed);
         }
+        self.len.store(len, Ordering::Release);
     }
 
-    /// Called from NMI context: lock-free, no allocation.
+    /// Called from NMI context: lock-free, no allocation (binary search).
     pub fn record(&self, rip: u64) {
-        if let Ok(i) = self.instructions().binary_search(&rip) {
-            self.hits[i].fetch_add(1, Ordering::Relaxed);
+        let (mut lo, mut hi) = (0, self.len());
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            let addr = self.addrs[mid].load(Ordering::Relaxed);
+            if addr == rip {
+                self.hits[mid].fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            if addr < rip { lo = mid + 1 } else { hi = mid }
         }
     }
 
     pub fn coverage(&self) -> Coverage {
-        let total = self.instructions().len();
+        let total = self.len();
         let hit = self.hits[..total].iter().filter(|h| h.load(Ordering::Relaxed) > 0).count();
         Coverage { hit, total }
     }
 
     /// Lists the instructions never hit, as offsets from the stub's start.
     pub fn print_misses(&self) {
-        let instructions = self.instructions();
-        let Some(&base) = instructions.first() else { return };
+        let base = self.base.load(Ordering::Relaxed);
         let mut line: heapless::String<512> = heapless::String::new();
-        for (addr, hit) in instructions.iter().zip(&self.hits) {
+        for (addr, hit) in self.addrs[..self.len()].iter().zip(&self.hits) {
             if hit.load(Ordering::Relaxed) == 0 {
-                let _ = fmt::Write::write_fmt(&mut line, format_args!(" +{:#x}", addr - base));
+                let offset = addr.load(Ordering::Relaxed) - base;
+                let _ = fmt::Write::write_fmt(&mut line, format_args!(" +{offset:#x}"));
             }
         }
         crate::kprintln!("window: never hit:{}", if line.is_empty() { " none" } else { &line });

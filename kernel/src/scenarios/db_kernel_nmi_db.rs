@@ -37,6 +37,13 @@ static STOP: AtomicU64 = AtomicU64::new(0);
 
 /// What A's NMI hook saw, per run.
 static NMI_IN_DB: AtomicU64 = AtomicU64::new(0);
+/// A's #DB count when the current iteration began, and where its NMI landed.
+static ITERATION_DB_BASE: AtomicU64 = AtomicU64::new(0);
+static LANDING: AtomicU64 = AtomicU64::new(NOT_LANDED);
+const NOT_LANDED: u64 = 0;
+const BEFORE: u64 = 1;
+const INSIDE: u64 = 2;
+const AFTER: u64 = 3;
 static NMI_TOUCHES: AtomicU64 = AtomicU64::new(0);
 static WINDOW: Window = Window::new();
 
@@ -61,9 +68,15 @@ fn on_nmi(frame: &mut IstFrame) {
         return;
     }
     let db_stack = percpu::this().ist_stacks()[0];
-    if frame.regs.rsp >= db_stack.bottom && frame.regs.rsp < db_stack.top {
+    let landing = if frame.regs.rsp >= db_stack.bottom && frame.regs.rsp < db_stack.top {
         NMI_IN_DB.fetch_add(1, Ordering::Relaxed);
-    }
+        INSIDE
+    } else if handlers::db_count(VICTIM) == ITERATION_DB_BASE.load(Ordering::Relaxed) {
+        BEFORE
+    } else {
+        AFTER
+    };
+    LANDING.store(landing, Ordering::Relaxed);
     WINDOW.record(frame.regs.rip);
     NMI_TOUCHES.fetch_add(1, Ordering::Relaxed);
     WATCHED.0.fetch_add(1, Ordering::SeqCst); // a #DB here, unless DR7 is guarded
@@ -96,9 +109,9 @@ fn run(ctx: &mut Context<'_>) -> TestResult {
     }
     // The sweep spans about two #DB round trips, measured here without NMIs.
     let db_cycles = common::measure(|| WATCHED.0.fetch_add(1, Ordering::SeqCst));
-    let span = (db_cycles * 2).max(1);
+    let mut aim = Aim::new(db_cycles * 2);
     common::reset_counts(VICTIM);
-    WINDOW.reset(crate::entry::db_window());
+    WINDOW.reset(crate::entry::db_window(), u64::from(crate::entry::strategy::flags(ctx.strategy)));
     NMI_IN_DB.store(0, Ordering::Relaxed);
     NMI_TOUCHES.store(0, Ordering::Relaxed);
     STOP.store(0, Ordering::Release);
@@ -110,13 +123,17 @@ fn run(ctx: &mut Context<'_>) -> TestResult {
     let mut lost = 0u64;
     for i in 1..=u64::from(iterations) {
         let nmis = percpu::cpu(VICTIM).nmi_count.load(Ordering::Acquire);
-        DELAY.store(ctx.rng.below(span), Ordering::Relaxed);
+        let delay = aim.next_delay(&mut ctx.rng);
+        DELAY.store(delay, Ordering::Relaxed);
+        ITERATION_DB_BASE.store(handlers::db_count(VICTIM), Ordering::Relaxed);
+        LANDING.store(NOT_LANDED, Ordering::Relaxed);
         GO.store(i, Ordering::Release);
         WATCHED.0.fetch_add(1, Ordering::SeqCst); // the outer #DB
         let landed = crate::arch::time::wait_until(NMI_WAIT_US, || {
             percpu::cpu(VICTIM).nmi_count.load(Ordering::Acquire) > nmis
         });
         lost += u64::from(!landed);
+        aim.learn(delay, LANDING.load(Ordering::Relaxed));
         if i % 1000 == 0 {
             ctx.progress(i as u32);
         }
@@ -145,4 +162,47 @@ fn run(ctx: &mut Context<'_>) -> TestResult {
         return Err(ctx.fail(format_args!("no NMI landed inside a #DB handler in {iterations} iterations")));
     }
     Ok(evidence.observed())
+}
+
+/// Steers B's delay towards the #DB handler: it learns which delays landed
+/// inside, and draws most delays from that band (widened by a quarter on each
+/// side), the rest from the whole span so that the band can move.
+struct Aim {
+    span: u64,
+    inside: Option<(u64, u64)>,
+    before: u64,
+    after: u64,
+}
+
+impl Aim {
+    fn new(span: u64) -> Self {
+        Self { span: span.max(64), inside: None, before: 0, after: 0 }
+    }
+
+    fn next_delay(&mut self, rng: &mut testkit::Rng) -> u64 {
+        match self.inside {
+            Some((lo, hi)) if !rng.chance(4) => {
+                let margin = (hi - lo) / 4 + 1;
+                rng.between(lo.saturating_sub(margin), hi + margin)
+            }
+            _ => rng.below(self.span),
+        }
+    }
+
+    fn learn(&mut self, delay: u64, landing: u64) {
+        match landing {
+            INSIDE => {
+                let (lo, hi) = self.inside.unwrap_or((delay, delay));
+                self.inside = Some((lo.min(delay), hi.max(delay)));
+            }
+            BEFORE => self.before += 1,
+            AFTER => self.after += 1,
+            _ => {}
+        }
+        // Never inside yet and always too late: the whole span is too long a
+        // wait, or too short; widen until something lands inside.
+        if self.inside.is_none() && (self.before + self.after) % 64 == 63 {
+            self.span = self.span.saturating_mul(2);
+        }
+    }
 }

@@ -47,7 +47,7 @@ fn on_db(event: &DbEvent) {
 
 fn run(ctx: &mut Context<'_>) -> TestResult {
     // The deny-list must refuse a breakpoint on the entry stubs without force.
-    let entry = crate::entry::db_window()[0];
+    let entry = crate::entry::db_window()[0].addr;
     let on_entry = Breakpoint { slot: 1, addr: entry, kind: Kind::Execute, len: 1 };
     if breakpoint::arm(on_entry, false) != Err(BreakpointError::Denied) {
         breakpoint::reset();
