@@ -58,10 +58,11 @@ impl Platform for KernelPlatform {
 /// Writes one event on the wire, plus a human line for starts and results.
 pub fn emit(event: &Event<&str>) {
     match event {
-        Event::Start { test, .. } => {
+        Event::Start { test, cpu, timeout_ms, .. } => {
             let mut current = CURRENT_TEST.lock();
             current.clear();
             let _ = current.push_str(test);
+            crate::watchdog::arm(*cpu as usize, *timeout_ms);
         }
         Event::Result { test, strategy, outcome, details, .. } => {
             let word = match outcome {
@@ -69,6 +70,7 @@ pub fn emit(event: &Event<&str>) {
                 Outcome::Fail => "FAILED",
                 Outcome::Skip => "skipped",
             };
+            crate::watchdog::disarm();
             kprintln!("test {test} [{strategy}] ... {word}{}{details}", if details.is_empty() { "" } else { ": " });
             CURRENT_TEST.lock().clear();
         }
@@ -108,6 +110,40 @@ pub fn report_fatal(message: &str, rip: Option<u64>, vector: Option<u8>) {
     write_event(&event, true);
 }
 
+/// Reports a hung test (from the watchdog CPU) and names it.
+pub fn report_hang(cpu: usize, rip: u64) {
+    let mut name: heapless::String<96> = heapless::String::new();
+    if let Some(current) = CURRENT_TEST.try_lock() {
+        let _ = name.push_str(&current);
+    }
+    console::print_fatal(format_args!("hang: test {} on cpu {cpu} at rip {rip:#x}\n", name.as_str()));
+    let event = Event::Hang {
+        test: (!name.is_empty()).then_some(name.as_str()),
+        cpu: cpu as u32,
+        rip: protocol::Hex(rip),
+    };
+    write_event(&event, true);
+}
+
+static CMDLINE: Mutex<heapless::String<512>> = Mutex::new(heapless::String::new());
+
+/// Whether this boot's command line skips `test` (`skip=` from the runner).
+pub fn selection_skips(test: &str) -> bool {
+    let cmdline = CMDLINE.lock();
+    Selection::parse(&cmdline).is_ok_and(|s| s.is_skipped(test))
+}
+
+/// `list=1`: name every registered test (with its crash expectation) and stop.
+fn list_tests() {
+    let mut names: heapless::Vec<&testkit::TestDesc, 256> = TESTS.iter().collect();
+    names.sort_unstable_by_key(|t| t.name);
+    emit(&Event::Plan { count: names.len() as u32 });
+    for test in &names {
+        emit(&Event::Planned { test: test.name, expect_crash: test.expected_crash() });
+    }
+    emit(&Event::Done { passed: 0, failed: 0, skipped: 0 });
+}
+
 /// What CPUID says about the hypervisor, if any.
 pub fn machine() -> Machine {
     if cpu::cpuid(1, 0).2 & (1 << 31) == 0 {
@@ -126,7 +162,12 @@ pub fn machine() -> Machine {
 }
 
 /// Runs the selected suite; true when nothing failed.
-pub fn run_suite(door: &str, selection: &Selection<'_>, strategy: Strategy) -> bool {
+pub fn run_suite(door: &str, cmdline: &str, selection: &Selection<'_>, strategy: Strategy) -> bool {
+    {
+        let mut saved = CMDLINE.lock();
+        saved.clear();
+        let _ = saved.push_str(cmdline);
+    }
     let seed = selection.seed.unwrap_or(1);
     let machine = machine();
     let mut build: heapless::String<32> = heapless::String::new();
@@ -144,6 +185,10 @@ pub fn run_suite(door: &str, selection: &Selection<'_>, strategy: Strategy) -> b
         seed,
         build: &build,
     });
+    if crate::cmdline::Cmdline::new(cmdline).value("list") == Some("1") {
+        list_tests();
+        return true;
+    }
     let config = RunConfig { strategy, machine, seed };
     run_tests(&mut KernelPlatform, &TESTS, selection, &config).all_passed()
 }

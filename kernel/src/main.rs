@@ -15,6 +15,7 @@ mod harness;
 mod mm;
 mod scenarios;
 mod trace;
+mod watchdog;
 
 use arch::exit::{ExitCode, exit};
 use arch::percpu::{IST_COUNT, IST_STACK_PAGES, StackBounds};
@@ -56,10 +57,14 @@ pub fn kernel_main(boot: &BootInfo) -> ! {
         kprintln!("boot: only {online} of {} CPUs came up", boot.cpus.len());
         exit(ExitCode::Failure);
     }
+    kprintln!("time: tsc_mhz={}", arch::time::ticks_per_us());
+    if watchdog::start(online).is_none() {
+        kprintln!("watchdog: one CPU only, the host timeout is the only guard");
+    }
     if let Some(which) = cmdline.value("selftest") {
         scenarios::selftest::run(which);
     }
-    let passed = harness::run_suite(boot.door, &selection, strategy);
+    let passed = harness::run_suite(boot.door, boot.cmdline(), &selection, strategy);
     exit(if passed { ExitCode::Success } else { ExitCode::Failure })
 }
 

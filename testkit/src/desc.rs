@@ -22,6 +22,14 @@ pub mod tags {
     pub const HW_ONLY: &str = "hw-only";
     /// Checks the framework or the checker itself rather than a hazard.
     pub const SELFTEST: &str = "selftest";
+    /// Ends the boot on purpose, in the way named after the colon (see
+    /// [`crate::protocol::Event::Planned`]). Runs only when a filter names it.
+    pub const CRASH_PANIC: &str = "crash:panic";
+    pub const CRASH_EXCEPTION: &str = "crash:exception";
+    pub const CRASH_HANG: &str = "crash:hang";
+    pub const CRASH_TRIPLE_FAULT: &str = "crash:triple-fault";
+    /// A measurement for `cargo xtask bench`: runs only when a filter names it.
+    pub const BENCH: &str = "bench";
 }
 
 /// One registered test.
@@ -80,6 +88,16 @@ impl TestDesc {
     /// A placeholder body, for descriptions built by hand without one.
     pub fn missing_run(_: &mut crate::Context<'_>) -> TestResult {
         Err(Failure::Because("test has no run function"))
+    }
+
+    /// How this test ends the boot on purpose, from its `crash:` tag.
+    pub fn expected_crash(&self) -> Option<&'static str> {
+        self.tags.iter().find_map(|t| t.strip_prefix("crash:"))
+    }
+
+    /// Selftests, crash tests and benchmarks run only when a filter asks for them.
+    pub fn opt_in(&self) -> bool {
+        self.expected_crash().is_some() || self.has_tag(tags::BENCH) || self.has_tag(tags::SELFTEST)
     }
 
     pub fn has_tag(&self, tag: &str) -> bool {

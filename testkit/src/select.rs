@@ -90,7 +90,8 @@ impl<'a> Selection<'a> {
     }
 
     pub fn selects(&self, test: &TestDesc) -> bool {
-        self.filter.is_none_or(|f| test.name.contains(f)) && !self.is_skipped(test.name)
+        let named = self.filter.is_some_and(|f| test.name.contains(f));
+        (named || (self.filter.is_none() && !test.opt_in())) && !self.is_skipped(test.name)
     }
 
     /// The iteration count for `test`: the override if given, else its default,

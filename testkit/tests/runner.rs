@@ -179,7 +179,7 @@ fn plan_then_tests_in_name_order_then_done() {
         .events
         .iter()
         .filter_map(|e| match e {
-            Event::Planned { test } => Some(test.as_str()),
+            Event::Planned { test, .. } => Some(test.as_str()),
             _ => None,
         })
         .collect();

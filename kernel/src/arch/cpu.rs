@@ -81,6 +81,24 @@ pub fn raise_invalid_opcode() {
     unsafe { asm!("ud2", options(nomem, nostack)) };
 }
 
+/// INT3: a #BP trap, handled and counted when breakpoints are expected.
+pub fn int3() {
+    // SAFETY: raises #BP, which the IDT handles; execution continues after it.
+    unsafe { asm!("int3", options(nomem, nostack)) };
+}
+
+/// Ends the machine with a triple fault (`selftest::triple_fault`): an empty
+/// IDT turns the #UD into #GP, #DF and then a shutdown, which QEMU with
+/// `-no-reboot` reports as an exit with status 0.
+pub fn triple_fault() -> ! {
+    let empty = x86_64::structures::DescriptorTablePointer { limit: 0, base: x86_64::VirtAddr::new(0) };
+    // SAFETY: deliberately fatal; nothing runs after the fault.
+    unsafe {
+        x86_64::instructions::tables::lidt(&empty);
+        asm!("ud2", options(nomem, nostack, noreturn));
+    }
+}
+
 /// ICEBP (INT1, 0xf1): a trap-like #DB with no DR6 condition bit and no
 /// privilege check.
 pub fn icebp() {

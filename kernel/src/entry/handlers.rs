@@ -5,7 +5,7 @@
 //! them at any instant, so they are set before the hazard is armed and cleared
 //! after it is disarmed, never swapped while one could run.
 
-use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use super::checker::{self, IstFrame};
 use super::strategy::DR7_GUARD;
@@ -29,6 +29,40 @@ static NMI_HOOK: AtomicUsize = AtomicUsize::new(0);
 
 /// #DB deliveries per CPU, counted by the body (nested ones included).
 static DB_COUNT: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+
+static BP_COUNT: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+static BP_EXPECTED: AtomicBool = AtomicBool::new(false);
+
+/// Whether an INT3 is part of the test (else #BP is an unexpected exception).
+pub fn expect_breakpoints(expected: bool) {
+    BP_EXPECTED.store(expected, Ordering::SeqCst);
+}
+
+pub fn bp_count(cpu: usize) -> u64 {
+    BP_COUNT[cpu].load(Ordering::Relaxed)
+}
+
+/// #BP from the plain stubs: counted when expected; true if handled.
+pub fn breakpoint() -> bool {
+    if !BP_EXPECTED.load(Ordering::SeqCst) {
+        return false;
+    }
+    BP_COUNT[percpu::this().index()].fetch_add(1, Ordering::Relaxed);
+    true
+}
+
+/// The watchdog asks a CPU where it is: the next NMI there records its RIP.
+static PROBE: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
+static PROBED_RIP: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+
+pub fn request_probe(cpu: usize) {
+    PROBED_RIP[cpu].store(0, Ordering::SeqCst);
+    PROBE[cpu].store(true, Ordering::SeqCst);
+}
+
+pub fn probed_rip(cpu: usize) -> u64 {
+    PROBED_RIP[cpu].load(Ordering::SeqCst)
+}
 
 pub fn set_db_hook(hook: Option<DbHook>) {
     DB_HOOK.store(hook.map_or(0, |f| f as usize), Ordering::SeqCst);
@@ -69,7 +103,11 @@ pub extern "C" fn db_body(frame: &mut IstFrame) {
 }
 
 pub extern "C" fn nmi_body(frame: &mut IstFrame) {
-    percpu::this().nmi_count.fetch_add(1, Ordering::Relaxed);
+    let cpu = percpu::this();
+    cpu.nmi_count.fetch_add(1, Ordering::Relaxed);
+    if PROBE[cpu.index()].swap(false, Ordering::SeqCst) {
+        PROBED_RIP[cpu.index()].store(frame.regs.rip, Ordering::SeqCst);
+    }
     let hook = NMI_HOOK.load(Ordering::SeqCst);
     if hook != 0 {
         // SAFETY: NMI_HOOK only ever holds 0 or an `NmiHook` stored by set_nmi_hook.

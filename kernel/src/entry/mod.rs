@@ -19,6 +19,7 @@ pub use strategy::Strategy;
 
 const NMI: u64 = 2;
 const DOUBLE_FAULT: u64 = 8;
+const BREAKPOINT: u64 = 3;
 
 const NAMES: [&str; 32] = [
     "#DE", "#DB", "NMI", "#BP", "#OF", "#BR", "#UD", "#NM", "#DF", "CSO", "#TS", "#NP", "#SS", "#GP",
@@ -50,6 +51,14 @@ pub extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
     }
     if frame.vector == u64::from(traps::WAKEUP_VECTOR) {
         crate::arch::lapic::end_of_interrupt();
+        return;
+    }
+    if frame.vector == u64::from(traps::TIMER_VECTOR) {
+        crate::arch::lapic::end_of_interrupt();
+        crate::watchdog::tick();
+        return;
+    }
+    if frame.vector == BREAKPOINT && handlers::breakpoint() {
         return;
     }
     fatal_exception(frame)

@@ -59,6 +59,7 @@ mod tests {
     fn too_small_buffers_are_errors_at_every_size() {
         let event = Event::<&str>::Planned {
             test: "boot::nmi_all_to_all",
+            expect_crash: None,
         };
         let mut big = [0u8; 128];
         let needed = encode_line(&event, &mut big).unwrap();

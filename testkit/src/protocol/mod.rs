@@ -71,7 +71,14 @@ pub enum Event<S> {
     Plan { count: u32 },
     /// One selected test, in the order they will run; lets the host name the
     /// tests a crash kept from running.
-    Planned { test: S },
+    Planned {
+        test: S,
+        /// For a test that must end the boot on purpose (a framework selftest):
+        /// how, one of "panic", "exception", "hang", "triple-fault". The host
+        /// counts it passed only when it sees exactly that failure.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expect_crash: Option<S>,
+    },
     Start {
         test: S,
         strategy: Strategy,
@@ -222,7 +229,7 @@ impl<S> Event<S> {
                 build: f(build),
             },
             Event::Plan { count } => Event::Plan { count },
-            Event::Planned { test } => Event::Planned { test: f(test) },
+            Event::Planned { test, expect_crash } => Event::Planned { test: f(test), expect_crash: expect_crash.map(&mut f) },
             Event::Start {
                 test,
                 strategy,
@@ -327,7 +334,7 @@ impl<S> Event<S> {
     /// The test this event belongs to, if any.
     pub fn test(&self) -> Option<&S> {
         match self {
-            Event::Planned { test }
+            Event::Planned { test, .. }
             | Event::Start { test, .. }
             | Event::Progress { test, .. }
             | Event::Result { test, .. }

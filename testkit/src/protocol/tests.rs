@@ -22,7 +22,9 @@ pub(super) fn every_event() -> Vec<Event<&'static str>> {
         Event::Plan { count: 2 },
         Event::Planned {
             test: "boot::nmi_all_to_all",
+            expect_crash: None,
         },
+
         Event::Start {
             test: "boot::nmi_all_to_all",
             strategy: Strategy::Dr7Guard,
@@ -350,4 +352,20 @@ fn prefix_counts_only_at_line_start() {
         LineKind::Log("@istorm"),
         "prefix without its space"
     );
+}
+
+#[test]
+fn planned_crash_expectation_round_trips() {
+    let event = Event::<&str>::Planned { test: "selftest::hang", expect_crash: Some("hang") };
+    let mut buf = [0u8; 256];
+    let n = encode_line(&event, &mut buf).unwrap();
+    let line = core::str::from_utf8(&buf[..n]).unwrap();
+    assert!(line.contains("\"expect_crash\":\"hang\""), "{line}");
+    match parse_line(line.trim_end()) {
+        LineKind::Event(Event::Planned { test, expect_crash }) => {
+            assert_eq!(test, "selftest::hang");
+            assert_eq!(expect_crash.as_deref(), Some("hang"));
+        }
+        other => panic!("{other:?}"),
+    }
 }

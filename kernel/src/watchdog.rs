@@ -1,0 +1,66 @@
+//! The in-kernel watchdog: the local APIC timer of a CPU that no test uses (the
+//! last one) ticks every ~10 ms; when the running test passes its timeout, the
+//! watchdog asks the test's CPU where it is (an NMI records its RIP), reports a
+//! `hang` event naming the test, CPU and RIP, and ends the run. The host's own
+//! timeout stays as the last resort (one CPU, or a watchdog CPU kept busy).
+
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+
+use crate::arch::exit::{ExitCode, exit};
+use crate::arch::{cpu, lapic, percpu, smp, time};
+use crate::entry::handlers;
+
+const NONE: usize = usize::MAX;
+/// Grace beyond a test's own timeout before the watchdog bites.
+const SLACK_US: u64 = 500_000;
+const PROBE_WAIT_US: u64 = 50_000;
+
+static WATCH_CPU: AtomicUsize = AtomicUsize::new(NONE);
+static TEST_CPU: AtomicUsize = AtomicUsize::new(0);
+/// TSC deadline of the running test; 0 when no test runs.
+static DEADLINE: AtomicU64 = AtomicU64::new(0);
+static FIRED: AtomicBool = AtomicBool::new(false);
+
+/// Starts the timer on the last CPU; with one CPU there is no watchdog.
+pub fn start(cpus: usize) -> Option<usize> {
+    if cpus < 2 {
+        return None;
+    }
+    let watch = cpus - 1;
+    smp::run_on(watch, |_| {
+        lapic::start_periodic_timer();
+        0
+    }, 0, 1_000_000)
+    .ok()?;
+    WATCH_CPU.store(watch, Ordering::Release);
+    Some(watch)
+}
+
+/// The CPU the watchdog runs on, if any (tests should leave it alone).
+pub fn cpu() -> Option<usize> {
+    Some(WATCH_CPU.load(Ordering::Acquire)).filter(|&c| c != NONE)
+}
+
+pub fn arm(test_cpu: usize, timeout_ms: u32) {
+    TEST_CPU.store(test_cpu, Ordering::Relaxed);
+    let budget_us = u64::from(timeout_ms) * 1000 + SLACK_US;
+    DEADLINE.store(cpu::rdtsc() + budget_us * time::ticks_per_us(), Ordering::Release);
+}
+
+pub fn disarm() {
+    DEADLINE.store(0, Ordering::Release);
+}
+
+/// Timer interrupt on the watchdog CPU.
+pub fn tick() {
+    let deadline = DEADLINE.load(Ordering::Acquire);
+    if deadline == 0 || cpu::rdtsc() < deadline || FIRED.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    let stuck = TEST_CPU.load(Ordering::Relaxed);
+    handlers::request_probe(stuck);
+    lapic::send_nmi(percpu::cpu(stuck).lapic_id());
+    time::wait_until(PROBE_WAIT_US, || handlers::probed_rip(stuck) != 0);
+    crate::harness::report_hang(stuck, handlers::probed_rip(stuck));
+    exit(ExitCode::Failure)
+}
