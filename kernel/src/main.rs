@@ -65,6 +65,12 @@ pub fn kernel_main(boot: &BootInfo) -> ! {
         scenarios::selftest::run(which);
     }
     let passed = harness::run_suite(boot.door, boot.cmdline(), &selection, strategy);
+    if cmdline.value("hold") == Some("1") {
+        // Keep the screen up (results, QR code) until the host has taken its
+        // screenshot and stops QEMU; a PC without the exit device halts anyway.
+        kprintln!("hold: halted with results on screen");
+        arch::cpu::halt_forever();
+    }
     exit(if passed { ExitCode::Success } else { ExitCode::Failure })
 }
 
