@@ -14,6 +14,6 @@ impl<'a> Cmdline<'a> {
             .filter_map(|word| word.split_once('='))
             .filter(|(k, _)| *k == key)
             .map(|(_, v)| v)
-            .last()
+            .next_back()
     }
 }

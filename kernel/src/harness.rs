@@ -53,25 +53,44 @@ impl Platform for KernelPlatform {
     fn emit(&mut self, event: &Event<&str>) {
         emit(event);
     }
+
+    /// On the calling CPU itself the job just runs; elsewhere through the mailbox.
+    fn run_on(&mut self, cpu: usize, job: Job, arg: u64, timeout_ms: u32) -> Result<u64, RunError> {
+        smp::run_on(cpu, job, arg, u64::from(timeout_ms) * 1000).map_err(|e| run_error(e, cpu, timeout_ms))
+    }
 }
 
 /// Writes one event on the wire, plus a human line for starts and results.
 pub fn emit(event: &Event<&str>) {
     match event {
-        Event::Start { test, cpu, timeout_ms, .. } => {
+        Event::Start {
+            test,
+            cpu,
+            timeout_ms,
+            ..
+        } => {
             let mut current = CURRENT_TEST.lock();
             current.clear();
             let _ = current.push_str(test);
             crate::watchdog::arm(*cpu as usize, *timeout_ms);
         }
-        Event::Result { test, strategy, outcome, details, .. } => {
+        Event::Result {
+            test,
+            strategy,
+            outcome,
+            details,
+            ..
+        } => {
             let word = match outcome {
                 Outcome::Pass => "ok",
                 Outcome::Fail => "FAILED",
                 Outcome::Skip => "skipped",
             };
             crate::watchdog::disarm();
-            kprintln!("test {test} [{strategy}] ... {word}{}{details}", if details.is_empty() { "" } else { ": " });
+            kprintln!(
+                "test {test} [{strategy}] ... {word}{}{details}",
+                if details.is_empty() { "" } else { ": " }
+            );
             CURRENT_TEST.lock().clear();
         }
         _ => {}
@@ -116,7 +135,10 @@ pub fn report_hang(cpu: usize, rip: u64) {
     if let Some(current) = CURRENT_TEST.try_lock() {
         let _ = name.push_str(&current);
     }
-    console::print_fatal(format_args!("hang: test {} on cpu {cpu} at rip {rip:#x}\n", name.as_str()));
+    console::print_fatal(format_args!(
+        "hang: test {} on cpu {cpu} at rip {rip:#x}\n",
+        name.as_str()
+    ));
     let event = Event::Hang {
         test: (!name.is_empty()).then_some(name.as_str()),
         cpu: cpu as u32,
@@ -137,11 +159,20 @@ pub fn selection_skips(test: &str) -> bool {
 fn list_tests() {
     let mut names: heapless::Vec<&testkit::TestDesc, 256> = TESTS.iter().collect();
     names.sort_unstable_by_key(|t| t.name);
-    emit(&Event::Plan { count: names.len() as u32 });
+    emit(&Event::Plan {
+        count: names.len() as u32,
+    });
     for test in &names {
-        emit(&Event::Planned { test: test.name, expect_crash: test.expected_crash() });
+        emit(&Event::Planned {
+            test: test.name,
+            expect_crash: test.expected_crash(),
+        });
     }
-    emit(&Event::Done { passed: 0, failed: 0, skipped: 0 });
+    emit(&Event::Done {
+        passed: 0,
+        failed: 0,
+        skipped: 0,
+    });
 }
 
 /// What CPUID says about the hypervisor, if any.
@@ -174,7 +205,11 @@ pub fn run_suite(door: &str, cmdline: &str, selection: &Selection<'_>, strategy:
     let _ = write!(build, "istorm-{}", env!("CARGO_PKG_VERSION"));
     emit(&Event::Hello {
         version: protocol::PROTOCOL_VERSION,
-        door: if door == "pvh" { Door::Pvh } else { Door::Limine },
+        door: if door == "pvh" {
+            Door::Pvh
+        } else {
+            Door::Limine
+        },
         machine,
         cpus: smp::online_count() as u32,
         lapic: match lapic::mode() {
@@ -189,6 +224,10 @@ pub fn run_suite(door: &str, cmdline: &str, selection: &Selection<'_>, strategy:
         list_tests();
         return true;
     }
-    let config = RunConfig { strategy, machine, seed };
+    let config = RunConfig {
+        strategy,
+        machine,
+        seed,
+    };
     run_tests(&mut KernelPlatform, &TESTS, selection, &config).all_passed()
 }

@@ -31,14 +31,21 @@ fn alloc_cpu_stacks() -> CpuStacks {
         *stack = mm::alloc_stack(IST_STACK_PAGES);
         entry::checker::paint(*stack);
     }
-    CpuStacks { kernel: mm::alloc_stack(KERNEL_STACK_PAGES), ist }
+    CpuStacks {
+        kernel: mm::alloc_stack(KERNEL_STACK_PAGES),
+        ist,
+    }
 }
 
 /// Both doors end here with the same `BootInfo`.
 pub fn kernel_main(boot: &BootInfo) -> ! {
-    kprintln!("istorm {}: x86-64 exception entry torture tests", env!("CARGO_PKG_VERSION"));
+    kprintln!(
+        "istorm {}: x86-64 exception entry torture tests",
+        env!("CARGO_PKG_VERSION")
+    );
     let cmdline = cmdline::Cmdline::new(boot.cmdline());
-    let selection = testkit::Selection::parse(boot.cmdline()).unwrap_or_else(|e| panic!("command line: {e}"));
+    let selection =
+        testkit::Selection::parse(boot.cmdline()).unwrap_or_else(|e| panic!("command line: {e}"));
     let strategy = selection.strategy.unwrap_or(entry::Strategy::Linux);
     entry::checker::set_mode(match cmdline.value("checker") {
         Some("strict") => entry::checker::Mode::Strict,
@@ -52,7 +59,12 @@ pub fn kernel_main(boot: &BootInfo) -> ! {
     smp::init_bsp(boot.cpus[0].lapic_id, alloc_cpu_stacks());
     entry::install(strategy);
     let online = smp::start_aps(boot, alloc_cpu_stacks);
-    kprintln!("boot: door={} cpus={} lapic={}", boot.door, online, mode.name());
+    kprintln!(
+        "boot: door={} cpus={} lapic={}",
+        boot.door,
+        online,
+        mode.name()
+    );
     if online != boot.cpus.len() {
         kprintln!("boot: only {online} of {} CPUs came up", boot.cpus.len());
         exit(ExitCode::Failure);
@@ -71,7 +83,11 @@ pub fn kernel_main(boot: &BootInfo) -> ! {
         kprintln!("hold: halted with results on screen");
         arch::cpu::halt_forever();
     }
-    exit(if passed { ExitCode::Success } else { ExitCode::Failure })
+    exit(if passed {
+        ExitCode::Success
+    } else {
+        ExitCode::Failure
+    })
 }
 
 #[panic_handler]

@@ -27,24 +27,27 @@ pub fn start(cpus: usize) -> Option<usize> {
         return None;
     }
     let watch = cpus - 1;
-    smp::run_on(watch, |_| {
-        lapic::start_periodic_timer();
-        0
-    }, 0, 1_000_000)
+    smp::run_on(
+        watch,
+        |_| {
+            lapic::start_periodic_timer();
+            0
+        },
+        0,
+        1_000_000,
+    )
     .ok()?;
     WATCH_CPU.store(watch, Ordering::Release);
     Some(watch)
 }
 
-/// The CPU the watchdog runs on, if any (tests should leave it alone).
-pub fn cpu() -> Option<usize> {
-    Some(WATCH_CPU.load(Ordering::Acquire)).filter(|&c| c != NONE)
-}
-
 pub fn arm(test_cpu: usize, timeout_ms: u32) {
     TEST_CPU.store(test_cpu, Ordering::Relaxed);
     let budget_us = u64::from(timeout_ms) * 1000 + SLACK_US;
-    DEADLINE.store(cpu::rdtsc() + budget_us * time::ticks_per_us(), Ordering::Release);
+    DEADLINE.store(
+        cpu::rdtsc() + budget_us * time::ticks_per_us(),
+        Ordering::Release,
+    );
 }
 
 pub fn disarm() {

@@ -91,7 +91,10 @@ pub fn int3() {
 /// IDT turns the #UD into #GP, #DF and then a shutdown, which QEMU with
 /// `-no-reboot` reports as an exit with status 0.
 pub fn triple_fault() -> ! {
-    let empty = x86_64::structures::DescriptorTablePointer { limit: 0, base: x86_64::VirtAddr::new(0) };
+    let empty = x86_64::structures::DescriptorTablePointer {
+        limit: 0,
+        base: x86_64::VirtAddr::new(0),
+    };
     // SAFETY: deliberately fatal; nothing runs after the fault.
     unsafe {
         x86_64::instructions::tables::lidt(&empty);

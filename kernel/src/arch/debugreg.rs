@@ -17,10 +17,6 @@ use core::arch::asm;
 
 pub const SLOTS: usize = 4;
 pub const DR6_CLEAR: u64 = 0xffff_0ff0;
-pub const DR6_BS: u64 = 1 << 14;
-pub const DR6_BD: u64 = 1 << 13;
-pub const DR7_GD: u64 = 1 << 13;
-pub const RFLAGS_TF: u64 = 1 << 8;
 pub const RFLAGS_RF: u64 = 1 << 16;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -118,16 +114,25 @@ unsafe extern "C" {
 /// Address ranges nobody may put a breakpoint on without `force`: the entry
 /// stubs' section, plus extra ranges the entry layer registers (the trace hook).
 fn denied(addr: u64, len: u64, extra: &[(u64, u64)]) -> bool {
-    let entry = (&raw const __entry_text_start as u64, &raw const __entry_text_end as u64);
-    core::iter::once(entry).chain(extra.iter().copied()).any(|(start, end)| addr < end && addr + len > start)
+    let entry = (
+        &raw const __entry_text_start as u64,
+        &raw const __entry_text_end as u64,
+    );
+    core::iter::once(entry)
+        .chain(extra.iter().copied())
+        .any(|(start, end)| addr < end && addr + len > start)
 }
 
 /// Checks a breakpoint request; `protected` are the deny-list's extra ranges.
-pub fn validate(bp: &Breakpoint, force: bool, protected: &[(u64, u64)]) -> Result<(), BreakpointError> {
+pub fn validate(
+    bp: &Breakpoint,
+    force: bool,
+    protected: &[(u64, u64)],
+) -> Result<(), BreakpointError> {
     if bp.slot >= SLOTS {
         return Err(BreakpointError::BadSlot);
     }
-    let len_ok = matches!(bp.len, 1 | 2 | 4 | 8) && bp.addr % bp.len == 0;
+    let len_ok = matches!(bp.len, 1 | 2 | 4 | 8) && bp.addr.is_multiple_of(bp.len);
     if !len_ok || (bp.kind == Kind::Execute && bp.len != 1) {
         return Err(BreakpointError::BadLength);
     }

@@ -34,7 +34,11 @@ impl Mode {
 }
 
 pub fn mode() -> Mode {
-    if XAPIC_VIRT.load(Ordering::Relaxed) == 0 { Mode::X2apic } else { Mode::Xapic }
+    if XAPIC_VIRT.load(Ordering::Relaxed) == 0 {
+        Mode::X2apic
+    } else {
+        Mode::Xapic
+    }
 }
 
 /// Chooses the mode on the BSP. In xAPIC mode `map_uncached(phys)` must return a
@@ -59,7 +63,9 @@ pub fn init_this_cpu(cpu: &PerCpu) {
     if xapic != 0 {
         builder.set_xapic_base(xapic);
     }
-    let mut lapic = builder.build().expect("local APIC: CPUID disagrees with the BSP's mode");
+    let mut lapic = builder
+        .build()
+        .expect("local APIC: CPUID disagrees with the BSP's mode");
     // SAFETY: enabling the APIC of the running CPU; its timer is masked again at
     // once (the watchdog arms it explicitly when it needs it).
     unsafe {
@@ -113,7 +119,9 @@ fn destination(apic_id: u32) -> u32 {
 
 fn wait_icr_idle(lapic: &LocalApic) -> bool {
     // SAFETY: reading the ICR has no side effects.
-    time::wait_until(ICR_IDLE_TIMEOUT_US, || unsafe { !lapic.get_ipi_delivery_status() })
+    time::wait_until(ICR_IDLE_TIMEOUT_US, || unsafe {
+        !lapic.get_ipi_delivery_status()
+    })
 }
 
 /// Sends an NMI to the CPU with `apic_id`; false if the APIC never accepted it.

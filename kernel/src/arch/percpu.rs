@@ -110,7 +110,8 @@ impl PerCpu {
 
     /// Records identity and stacks; BSP only, before the CPU runs.
     pub(super) fn prepare(&self, index: usize, lapic_id: u32, ist: [StackBounds; IST_COUNT]) {
-        self.self_ptr.store(self as *const Self as u64, Ordering::Relaxed);
+        self.self_ptr
+            .store(self as *const Self as u64, Ordering::Relaxed);
         self.index.store(index as u64, Ordering::Relaxed);
         self.lapic_id.store(lapic_id, Ordering::Relaxed);
         // SAFETY: the CPU that owns this slot is not running yet, so nothing else
@@ -135,7 +136,12 @@ pub fn cpu(index: usize) -> &'static PerCpu {
 pub(super) fn install(index: usize) {
     // SAFETY: IA32_GS_BASE only changes what `gs:` addresses mean; the slot is a
     // static that lives for the whole run.
-    unsafe { super::cpu::wrmsr(super::cpu::IA32_GS_BASE, &PER_CPU[index] as *const PerCpu as u64) };
+    unsafe {
+        super::cpu::wrmsr(
+            super::cpu::IA32_GS_BASE,
+            &PER_CPU[index] as *const PerCpu as u64,
+        )
+    };
 }
 
 /// The running CPU's slot.
@@ -161,5 +167,6 @@ pub fn try_index() -> Option<usize> {
     }
     let first = PER_CPU.as_ptr() as u64;
     let size = core::mem::size_of::<PerCpu>() as u64;
-    (base >= first && base < first + size * MAX_CPUS as u64).then(|| ((base - first) / size) as usize)
+    (base >= first && base < first + size * MAX_CPUS as u64)
+        .then(|| ((base - first) / size) as usize)
 }

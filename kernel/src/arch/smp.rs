@@ -56,17 +56,26 @@ pub fn start_aps(boot: &BootInfo, mut alloc_stacks: impl FnMut() -> CpuStacks) -
         let stacks = alloc_stacks();
         let cpu = percpu::cpu(index);
         cpu.prepare(index, entry.lapic_id, stacks.ist);
-        let launch = ApLaunch { stack_top: stacks.kernel.top, entry: ap_entry, arg: index as u64 };
+        let launch = ApLaunch {
+            stack_top: stacks.kernel.top,
+            entry: ap_entry,
+            arg: index as u64,
+        };
         boot.ap_starter.start(entry, launch);
         if !time::wait_until(AP_START_TIMEOUT_US, || cpu.is_online()) {
-            crate::kprintln!("smp: cpu {index} (lapic id {}) did not start", entry.lapic_id);
+            crate::kprintln!(
+                "smp: cpu {index} (lapic id {}) did not start",
+                entry.lapic_id
+            );
         }
     }
     online_count()
 }
 
 pub fn online_count() -> usize {
-    (0..MAX_CPUS).filter(|&i| percpu::cpu(i).is_online()).count()
+    (0..MAX_CPUS)
+        .filter(|&i| percpu::cpu(i).is_online())
+        .count()
 }
 
 extern "C" fn ap_entry(index: u64) -> ! {
@@ -86,7 +95,12 @@ struct Mailbox {
 }
 
 static MAILBOXES: [Mailbox; MAX_CPUS] = [const {
-    Mailbox { work: Mutex::new(None), posted: AtomicU64::new(0), finished: AtomicU64::new(0), result: AtomicU64::new(0) }
+    Mailbox {
+        work: Mutex::new(None),
+        posted: AtomicU64::new(0),
+        finished: AtomicU64::new(0),
+        result: AtomicU64::new(0),
+    }
 }; MAX_CPUS];
 
 /// An AP's idle loop: run whatever `start_on` posts, forever.
@@ -139,7 +153,9 @@ pub fn join(index: usize, timeout_us: u64) -> Result<u64, RunError> {
     if posted == 0 {
         return Err(RunError::NotStarted);
     }
-    if time::wait_until(timeout_us, || mailbox.finished.load(Ordering::Acquire) >= posted) {
+    if time::wait_until(timeout_us, || {
+        mailbox.finished.load(Ordering::Acquire) >= posted
+    }) {
         Ok(mailbox.result.load(Ordering::Relaxed))
     } else {
         Err(RunError::Timeout)

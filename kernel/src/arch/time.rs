@@ -30,7 +30,11 @@ pub fn calibrate() {
         while inb(0x61) & 0x20 == 0 && spins < 50_000_000 {
             spins += 1;
         }
-        if spins >= 50_000_000 { None } else { Some(rdtsc() - start) }
+        if spins >= 50_000_000 {
+            None
+        } else {
+            Some(rdtsc() - start)
+        }
     };
     if let Some(ticks) = elapsed {
         let per_us = ticks / (CALIBRATE_MS * 1000);
@@ -42,10 +46,6 @@ pub fn calibrate() {
 
 pub fn ticks_per_us() -> u64 {
     TICKS_PER_US.load(Ordering::Relaxed)
-}
-
-pub fn now_us() -> u64 {
-    rdtsc() / ticks_per_us()
 }
 
 pub fn delay_us(us: u64) {

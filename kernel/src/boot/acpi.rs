@@ -18,7 +18,9 @@ impl AcpiHandler for HhdmHandler {
         let virt = (self.0 + phys as u64) as *mut T;
         // SAFETY: the HHDM maps the tables' physical range; the mapping is never
         // unmapped, so it outlives every use the crate makes of it.
-        unsafe { PhysicalMapping::new(phys, NonNull::new_unchecked(virt), size, size, self.clone()) }
+        unsafe {
+            PhysicalMapping::new(phys, NonNull::new_unchecked(virt), size, size, self.clone())
+        }
     }
 
     fn unmap_physical_region<T>(_region: &PhysicalMapping<Self, T>) {}
@@ -27,7 +29,11 @@ impl AcpiHandler for HhdmHandler {
 const MADT_ENABLED: u32 = 1;
 
 /// Every enabled CPU in the MADT, the BSP (`bsp_apic_id`) first.
-pub fn madt_cpus(hhdm_offset: u64, rsdp: Option<u64>, bsp_apic_id: u32) -> Result<Vec<CpuEntry, MAX_CPUS>, acpi::AcpiError> {
+pub fn madt_cpus(
+    hhdm_offset: u64,
+    rsdp: Option<u64>,
+    bsp_apic_id: u32,
+) -> Result<Vec<CpuEntry, MAX_CPUS>, acpi::AcpiError> {
     let handler = HhdmHandler(hhdm_offset);
     // SAFETY: the RSDP address comes from the loader, or the crate searches the
     // BIOS areas, which the HHDM maps.
@@ -39,7 +45,9 @@ pub fn madt_cpus(hhdm_offset: u64, rsdp: Option<u64>, bsp_apic_id: u32) -> Resul
     };
     let madt = tables.find_table::<Madt>()?;
     let mut cpus: Vec<CpuEntry, MAX_CPUS> = Vec::new();
-    let _ = cpus.push(CpuEntry { lapic_id: bsp_apic_id });
+    let _ = cpus.push(CpuEntry {
+        lapic_id: bsp_apic_id,
+    });
     for entry in madt.get().entries() {
         let (lapic_id, flags) = match entry {
             MadtEntry::LocalApic(e) => (u32::from(e.apic_id), e.flags),

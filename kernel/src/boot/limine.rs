@@ -5,12 +5,12 @@
 
 use heapless::{String, Vec};
 use limine::BaseRevision;
+use limine::memory_map::EntryType;
 use limine::mp::Cpu;
 use limine::request::{
     ExecutableFileRequest, FramebufferRequest, HhdmRequest, MemoryMapRequest, MpRequest,
     RequestsEndMarker, RequestsStartMarker, RsdpRequest,
 };
-use limine::memory_map::EntryType;
 use spin::Once;
 
 use super::{ApLaunch, ApStarter, BootInfo, CpuEntry, Framebuffer, MAX_CPUS};
@@ -59,14 +59,22 @@ static REQUESTS_END: RequestsEndMarker = RequestsEndMarker::new();
 #[unsafe(no_mangle)]
 pub extern "C" fn limine_entry() -> ! {
     crate::console::init();
-    assert!(BASE_REVISION.is_supported(), "limine: base revision 2 not supported by this loader");
-    let hhdm_offset = HHDM.get_response().expect("limine: no HHDM response").offset();
+    assert!(
+        BASE_REVISION.is_supported(),
+        "limine: base revision 2 not supported by this loader"
+    );
+    let hhdm_offset = HHDM
+        .get_response()
+        .expect("limine: no HHDM response")
+        .offset();
 
     let mut boot = BootInfo {
         door: "limine",
         hhdm_offset,
         memory: Vec::new(),
-        rsdp_phys: RSDP.get_response().map(|r| rsdp_physical(r.address() as u64, hhdm_offset)),
+        rsdp_phys: RSDP
+            .get_response()
+            .map(|r| rsdp_physical(r.address() as u64, hhdm_offset)),
         cpus: Vec::new(),
         framebuffer: first_framebuffer(),
         ap_starter: &LimineStarter,
@@ -75,22 +83,34 @@ pub extern "C" fn limine_entry() -> ! {
     if let Some(file) = EXECUTABLE_FILE.get_response() {
         boot.set_cmdline(file.file().string().to_bytes());
     }
-    let map = MEMORY_MAP.get_response().expect("limine: no memory map response");
-    for entry in map.entries().iter().filter(|e| e.entry_type == EntryType::USABLE) {
+    let map = MEMORY_MAP
+        .get_response()
+        .expect("limine: no memory map response");
+    for entry in map
+        .entries()
+        .iter()
+        .filter(|e| e.entry_type == EntryType::USABLE)
+    {
         boot.add_region(entry.base, entry.base + entry.length, LOW_FLOOR);
     }
     let mp = MP.get_response().expect("limine: no MP response");
     let bsp = mp.bsp_lapic_id();
     let _ = boot.cpus.push(CpuEntry { lapic_id: bsp });
     for cpu in mp.cpus().iter().filter(|c| c.lapic_id != bsp) {
-        let _ = boot.cpus.push(CpuEntry { lapic_id: cpu.lapic_id });
+        let _ = boot.cpus.push(CpuEntry {
+            lapic_id: cpu.lapic_id,
+        });
     }
     crate::kernel_main(&boot)
 }
 
 /// Base revisions below 3 hand the RSDP over as an HHDM pointer; 3+ as physical.
 fn rsdp_physical(addr: u64, hhdm_offset: u64) -> u64 {
-    if addr >= hhdm_offset { addr - hhdm_offset } else { addr }
+    if addr >= hhdm_offset {
+        addr - hhdm_offset
+    } else {
+        addr
+    }
 }
 
 fn first_framebuffer() -> Option<Framebuffer> {
@@ -115,19 +135,29 @@ struct LimineStarter;
 impl ApStarter for LimineStarter {
     fn start(&self, cpu: &CpuEntry, launch: ApLaunch) {
         let Some(mp) = MP.get_response() else { return };
-        let Some((slot, target)) = mp.cpus().iter().enumerate().find(|(_, c)| c.lapic_id == cpu.lapic_id)
+        let Some((slot, target)) = mp
+            .cpus()
+            .iter()
+            .enumerate()
+            .find(|(_, c)| c.lapic_id == cpu.lapic_id)
         else {
             return;
         };
-        let Some(launch_slot) = LAUNCHES.get(slot) else { return };
+        let Some(launch_slot) = LAUNCHES.get(slot) else {
+            return;
+        };
         launch_slot.call_once(|| launch);
-        target.extra.store(slot as u64, core::sync::atomic::Ordering::SeqCst);
+        target
+            .extra
+            .store(slot as u64, core::sync::atomic::Ordering::SeqCst);
         target.goto_address.write(limine_ap_entry);
     }
 }
 
 unsafe extern "C" fn limine_ap_entry(cpu: &Cpu) -> ! {
     let slot = cpu.extra.load(core::sync::atomic::Ordering::SeqCst) as usize;
-    let launch = *LAUNCHES[slot].get().expect("limine: AP started without a launch");
+    let launch = *LAUNCHES[slot]
+        .get()
+        .expect("limine: AP started without a launch");
     crate::arch::cpu::switch_stack_and_call(launch.stack_top, launch.entry, launch.arg)
 }

@@ -53,7 +53,10 @@ pub extern "C" fn pvh_main(start_info_phys: u32) -> ! {
     // SAFETY: QEMU's PVH loader passes the physical address of a valid start_info
     // block in low memory, which the boot page tables map in the HHDM.
     let info = unsafe { &*phys::<StartInfo>(u64::from(start_info_phys)) };
-    assert_eq!(info.magic, START_INFO_MAGIC, "pvh: bad hvm_start_info magic");
+    assert_eq!(
+        info.magic, START_INFO_MAGIC,
+        "pvh: bad hvm_start_info magic"
+    );
 
     let mut boot = BootInfo {
         door: "pvh",
@@ -76,7 +79,10 @@ pub extern "C" fn pvh_main(start_info_phys: u32) -> ! {
     if info.version >= 1 && info.memmap_paddr != 0 {
         // SAFETY: version 1 start_info points at `memmap_entries` entries.
         let map = unsafe {
-            core::slice::from_raw_parts(phys::<MemmapEntry>(info.memmap_paddr), info.memmap_entries as usize)
+            core::slice::from_raw_parts(
+                phys::<MemmapEntry>(info.memmap_paddr),
+                info.memmap_entries as usize,
+            )
         };
         for entry in map.iter().filter(|e| e.kind == E820_RAM) {
             let end = (entry.addr + entry.size).min(HHDM_LIMIT);

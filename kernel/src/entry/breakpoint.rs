@@ -2,8 +2,8 @@
 //! hook refuse breakpoints (Linux's NOKPROBE_SYMBOL) unless the caller forces it,
 //! which is exactly what the recursion tests do.
 
-pub use crate::arch::debugreg::{Breakpoint, BreakpointError, Kind};
 use crate::arch::debugreg;
+pub use crate::arch::debugreg::{Breakpoint, BreakpointError, Kind};
 
 /// Arms `bp` on the running CPU after the deny-list check.
 pub fn arm(bp: Breakpoint, force: bool) -> Result<(), BreakpointError> {

@@ -19,9 +19,9 @@
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 
+use crate::arch::debugreg;
 use crate::arch::percpu::{self, IST_COUNT, StackBounds};
 use crate::arch::traps::TrapFrame;
-use crate::arch::debugreg;
 use crate::boot::MAX_CPUS;
 
 /// The frame the IST stubs build; see `stubs.rs` for the picture.
@@ -33,7 +33,9 @@ pub struct IstFrame {
     pub regs: TrapFrame,
 }
 const _: () = assert!(core::mem::size_of::<IstFrame>() == 24 * 8);
-const _: () = assert!(core::mem::offset_of!(IstFrame, regs) + core::mem::offset_of!(TrapFrame, rflags) == 21 * 8);
+const _: () = assert!(
+    core::mem::offset_of!(IstFrame, regs) + core::mem::offset_of!(TrapFrame, rflags) == 21 * 8
+);
 
 pub const MAX_DEPTH: usize = 4;
 /// #DB levels allowed before the checker disarms every breakpoint on the CPU, so
@@ -66,7 +68,6 @@ pub enum Field {
     Rsp,
     Ss,
     ErrorCode,
-    Registers,
     Stack,
 }
 
@@ -79,7 +80,6 @@ impl Field {
             Field::Rsp => "rsp",
             Field::Ss => "ss",
             Field::ErrorCode => "error_code",
-            Field::Registers => "registers",
             Field::Stack => "stack",
         }
     }
@@ -152,8 +152,28 @@ pub const EMPTY_FRAME: IstFrame = IstFrame {
     dr7: 0,
     applied: 0,
     regs: TrapFrame {
-        r15: 0, r14: 0, r13: 0, r12: 0, r11: 0, r10: 0, r9: 0, r8: 0, rbp: 0, rdi: 0, rsi: 0, rdx: 0,
-        rcx: 0, rbx: 0, rax: 0, vector: 0, error_code: 0, rip: 0, cs: 0, rflags: 0, rsp: 0, ss: 0,
+        r15: 0,
+        r14: 0,
+        r13: 0,
+        r12: 0,
+        r11: 0,
+        r10: 0,
+        r9: 0,
+        r8: 0,
+        rbp: 0,
+        rdi: 0,
+        rsi: 0,
+        rdx: 0,
+        rcx: 0,
+        rbx: 0,
+        rax: 0,
+        vector: 0,
+        error_code: 0,
+        rip: 0,
+        cs: 0,
+        rflags: 0,
+        rsp: 0,
+        ss: 0,
     },
 };
 
@@ -164,8 +184,14 @@ impl CpuChecker {
             max_depth: [const { AtomicU32::new(0) }; IST_COUNT],
             shadow: [const { [const { UnsafeCell::new(EMPTY_FRAME) }; MAX_DEPTH] }; IST_COUNT],
             guards: [const {
-                [const { UnsafeCell::new(Guard { stack: NO_STACK, start: 0, len: 0, bytes: [0; GUARD_BYTES] }) };
-                    MAX_DEPTH]
+                [const {
+                    UnsafeCell::new(Guard {
+                        stack: NO_STACK,
+                        start: 0,
+                        len: 0,
+                        bytes: [0; GUARD_BYTES],
+                    })
+                }; MAX_DEPTH]
             }; IST_COUNT],
             events: [const { UnsafeCell::new(None) }; EVENT_SLOTS],
             event_count: AtomicU32::new(0),
@@ -213,8 +239,12 @@ pub extern "C" fn ist_enter(frame: &mut IstFrame) {
     checker.max_depth[v].fetch_max(depth as u32 + 1, Ordering::Relaxed);
     if depth >= MAX_DEPTH {
         checker.record(Corruption {
-            kind: Kind::DepthOverflow, vector: vector_of_slot(v), field: Field::Stack,
-            expected: MAX_DEPTH as u64, seen: depth as u64 + 1, depth: depth as u8,
+            kind: Kind::DepthOverflow,
+            vector: vector_of_slot(v),
+            field: Field::Stack,
+            expected: MAX_DEPTH as u64,
+            seen: depth as u64 + 1,
+            depth: depth as u8,
         });
         return;
     }
@@ -227,10 +257,18 @@ pub extern "C" fn ist_enter(frame: &mut IstFrame) {
         // Re-entry on our own IST stack. If this frame reaches up into the live
         // part of the interrupted handler's stack, the CPU has just overwritten it.
         let frame_top = frame as *const IstFrame as u64 + core::mem::size_of::<IstFrame>() as u64;
-        let kind = if frame_top > interrupted_rsp { Kind::Overlap } else { Kind::Reentry };
+        let kind = if frame_top > interrupted_rsp {
+            Kind::Overlap
+        } else {
+            Kind::Reentry
+        };
         checker.record(Corruption {
-            kind, vector: vector_of_slot(v), field: Field::Rsp,
-            expected: stacks[v].top, seen: interrupted_rsp, depth: depth as u8,
+            kind,
+            vector: vector_of_slot(v),
+            field: Field::Rsp,
+            expected: stacks[v].top,
+            seen: interrupted_rsp,
+            depth: depth as u8,
         });
     }
     // SAFETY: as above, the guard slot is this level's.
@@ -240,7 +278,13 @@ pub extern "C" fn ist_enter(frame: &mut IstFrame) {
         let len = ((stacks[s].top - interrupted_rsp) as usize).min(GUARD_BYTES);
         // SAFETY: [rsp, rsp + len) lies inside a mapped IST stack of this CPU,
         // and the context using it is suspended under us.
-        unsafe { core::ptr::copy_nonoverlapping(interrupted_rsp as *const u8, guard.bytes.as_mut_ptr(), len) };
+        unsafe {
+            core::ptr::copy_nonoverlapping(
+                interrupted_rsp as *const u8,
+                guard.bytes.as_mut_ptr(),
+                len,
+            )
+        };
         guard.stack = s;
         guard.start = interrupted_rsp;
         guard.len = len;
@@ -280,7 +324,12 @@ fn check_shadow(checker: &CpuChecker, v: usize, depth: usize, frame: &mut IstFra
         if expected != seen && !(ignore_rip && field == Field::Rip) {
             mismatched = true;
             checker.record(Corruption {
-                kind: Kind::FrameMismatch, vector: vector_of_slot(v), field, expected, seen, depth: depth as u8,
+                kind: Kind::FrameMismatch,
+                vector: vector_of_slot(v),
+                field,
+                expected,
+                seen,
+                depth: depth as u8,
             });
         }
     }
@@ -322,13 +371,18 @@ fn check_guard(checker: &CpuChecker, v: usize, depth: usize) {
         if ignore_rip && field == Field::Rip {
             continue;
         }
-        let expected = u64::from_ne_bytes(guard.bytes[offset..offset + 8].try_into().unwrap_or([0; 8]));
+        let expected =
+            u64::from_ne_bytes(guard.bytes[offset..offset + 8].try_into().unwrap_or([0; 8]));
         // SAFETY: the address lies in the guarded, mapped IST stack.
         let seen = unsafe { core::ptr::read_volatile(addr as *const u64) };
         if expected != seen {
             if !clobbered || field != Field::Stack {
                 checker.record(Corruption {
-                    kind: Kind::StackClobbered, vector: vector_of_slot(guard.stack), field, expected, seen,
+                    kind: Kind::StackClobbered,
+                    vector: vector_of_slot(guard.stack),
+                    field,
+                    expected,
+                    seen,
                     depth: depth as u8,
                 });
             }
@@ -417,7 +471,11 @@ const CANARY_WORDS: u64 = 4;
 /// Fills a fresh stack with paint and puts canaries at its bottom.
 pub fn paint(stack: StackBounds) {
     for addr in (stack.bottom..stack.top).step_by(8) {
-        let value = if addr < stack.bottom + CANARY_WORDS * 8 { CANARY } else { PAINT };
+        let value = if addr < stack.bottom + CANARY_WORDS * 8 {
+            CANARY
+        } else {
+            PAINT
+        };
         // SAFETY: the stack is mapped, owned by a CPU that has not started yet.
         unsafe { core::ptr::write_volatile(addr as *mut u64, value) };
     }
@@ -426,9 +484,13 @@ pub fn paint(stack: StackBounds) {
 /// How deep `stack` has ever been used (bytes below its top), and whether its
 /// canaries are intact.
 pub fn stack_usage(stack: StackBounds) -> (u64, bool) {
-    // SAFETY (both reads): the stack is mapped for the whole run.
-    let read = |addr: u64| unsafe { core::ptr::read_volatile(addr as *const u64) };
+    let read = |addr: u64| {
+        // SAFETY: the stack is mapped for the whole run.
+        unsafe { core::ptr::read_volatile(addr as *const u64) }
+    };
     let canaries = (0..CANARY_WORDS).all(|i| read(stack.bottom + i * 8) == CANARY);
-    let first_used = (stack.bottom + CANARY_WORDS * 8..stack.top).step_by(8).find(|&a| read(a) != PAINT);
+    let first_used = (stack.bottom + CANARY_WORDS * 8..stack.top)
+        .step_by(8)
+        .find(|&a| read(a) != PAINT);
     (first_used.map_or(0, |a| stack.top - a), canaries)
 }

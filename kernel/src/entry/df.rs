@@ -82,7 +82,9 @@ pub fn catch(f: extern "C" fn()) -> Option<DoubleFault> {
 /// Called by the dispatcher on #DF: redirects the IRET to the landing point if
 /// a `catch` is armed on this CPU. The abandoned context is never resumed.
 pub(super) fn land(frame: &mut TrapFrame) -> bool {
-    let Some(cpu) = percpu::try_index() else { return false };
+    let Some(cpu) = percpu::try_index() else {
+        return false;
+    };
     let parked = PARKED_RSP[cpu].swap(0, Ordering::SeqCst);
     if parked == 0 {
         return false;

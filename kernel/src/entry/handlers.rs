@@ -18,7 +18,6 @@ use crate::boot::MAX_CPUS;
 pub struct DbEvent {
     pub dr6: u64,
     pub rip: u64,
-    pub cpu: usize,
 }
 
 pub type DbHook = fn(&DbEvent);
@@ -89,7 +88,11 @@ pub extern "C" fn db_body(frame: &mut IstFrame) {
     let cpu = percpu::this().index();
     DB_COUNT[cpu].fetch_add(1, Ordering::Relaxed);
     // Under DR7_GUARD the live DR7 is 0 here; the armed value is the saved one.
-    let dr7 = if frame.applied & u64::from(DR7_GUARD) != 0 { frame.dr7 } else { debugreg::read_dr7() };
+    let dr7 = if frame.applied & u64::from(DR7_GUARD) != 0 {
+        frame.dr7
+    } else {
+        debugreg::read_dr7()
+    };
     if dr6 & execute_slots(dr7) != 0 {
         // An execute breakpoint is a fault: resume with RF so it runs once.
         checker::amend_rflags(frame, RFLAGS_RF);
@@ -98,7 +101,10 @@ pub extern "C" fn db_body(frame: &mut IstFrame) {
     if hook != 0 {
         // SAFETY: DB_HOOK only ever holds 0 or a `DbHook` stored by set_db_hook.
         let hook: DbHook = unsafe { core::mem::transmute::<usize, DbHook>(hook) };
-        hook(&DbEvent { dr6, rip: frame.regs.rip, cpu });
+        hook(&DbEvent {
+            dr6,
+            rip: frame.regs.rip,
+        });
     }
 }
 

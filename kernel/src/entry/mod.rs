@@ -11,9 +11,9 @@ mod stubs;
 use core::sync::atomic::Ordering;
 
 use crate::arch::exit::{ExitCode, exit};
+use crate::arch::idt;
 use crate::arch::percpu::{self, IST_DB, IST_NMI};
 use crate::arch::traps::{self, TrapFrame};
-use crate::arch::idt;
 use crate::console;
 pub use strategy::Strategy;
 
@@ -22,16 +22,20 @@ const DOUBLE_FAULT: u64 = 8;
 const BREAKPOINT: u64 = 3;
 
 const NAMES: [&str; 32] = [
-    "#DE", "#DB", "NMI", "#BP", "#OF", "#BR", "#UD", "#NM", "#DF", "CSO", "#TS", "#NP", "#SS", "#GP",
-    "#PF", "RSVD15", "#MF", "#AC", "#MC", "#XM", "#VE", "#CP", "RSVD22", "RSVD23", "RSVD24", "RSVD25",
-    "RSVD26", "RSVD27", "#HV", "#VC", "#SX", "RSVD31",
+    "#DE", "#DB", "NMI", "#BP", "#OF", "#BR", "#UD", "#NM", "#DF", "CSO", "#TS", "#NP", "#SS",
+    "#GP", "#PF", "RSVD15", "#MF", "#AC", "#MC", "#XM", "#VE", "#CP", "RSVD22", "RSVD23", "RSVD24",
+    "RSVD25", "RSVD26", "RSVD27", "#HV", "#VC", "#SX", "RSVD31",
 ];
 
 /// Installs `strategy`'s #DB and NMI stubs in the shared IDT. BSP, before APs.
 pub fn install(strategy: Strategy) {
     strategy::set(strategy);
     idt::set_gate(1, stubs::db_entry(), IST_DB);
-    idt::set_gate(2, stubs::nmi_entry(strategy::flags(strategy) & strategy::NMI_NESTING != 0), IST_NMI);
+    idt::set_gate(
+        2,
+        stubs::nmi_entry(strategy::flags(strategy) & strategy::NMI_NESTING != 0),
+        IST_NMI,
+    );
 }
 
 pub use stubs::{WindowEntry, db_window};
@@ -67,10 +71,22 @@ pub extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
 fn fatal_exception(frame: &TrapFrame) -> ! {
     let name = NAMES.get(frame.vector as usize).copied().unwrap_or("?");
     let cpu = percpu::try_index().map_or(-1, |i| i as i64);
-    let cr2 = if frame.vector == 14 { crate::arch::cpu::read_cr2() } else { 0 };
+    let cr2 = if frame.vector == 14 {
+        crate::arch::cpu::read_cr2()
+    } else {
+        0
+    };
     console::print_fatal(format_args!(
         "exception: vector={} ({}) error={:#x} rip={:#x} cs={:#x} rflags={:#x} rsp={:#x} cr2={:#x} cpu={}\n",
-        frame.vector, name, frame.error_code, frame.rip, frame.cs, frame.rflags, frame.rsp, cr2, cpu
+        frame.vector,
+        name,
+        frame.error_code,
+        frame.rip,
+        frame.cs,
+        frame.rflags,
+        frame.rsp,
+        cr2,
+        cpu
     ));
     let mut text: heapless::String<64> = heapless::String::new();
     let _ = core::fmt::Write::write_fmt(&mut text, format_args!("unexpected exception {name}"));

@@ -305,11 +305,15 @@ unsafe extern "C" {
 }
 
 pub fn db_entry() -> u64 {
-    db_stub as usize as u64
+    db_stub as *const () as u64
 }
 
 pub fn nmi_entry(nesting: bool) -> u64 {
-    if nesting { nmi_stub_linux as usize as u64 } else { nmi_stub as usize as u64 }
+    if nesting {
+        nmi_stub_linux as *const () as u64
+    } else {
+        nmi_stub as *const () as u64
+    }
 }
 
 /// One instruction of the #DB stub: its address, and the strategy flags that

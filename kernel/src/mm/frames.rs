@@ -16,7 +16,12 @@ pub struct FrameAllocator {
 
 impl FrameAllocator {
     pub const fn empty() -> Self {
-        Self { regions: [MemoryRegion { start: 0, end: 0 }; MAX_REGIONS], count: 0, current: 0, next: 0 }
+        Self {
+            regions: [MemoryRegion { start: 0, end: 0 }; MAX_REGIONS],
+            count: 0,
+            current: 0,
+            next: 0,
+        }
     }
 
     pub fn new(usable: &[MemoryRegion]) -> Self {

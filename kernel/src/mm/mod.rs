@@ -65,7 +65,10 @@ pub fn alloc_stack(pages: u64) -> StackBounds {
         let frame = alloc_frame().expect("mm: out of memory for a stack");
         map(bottom + page * PAGE_SIZE, frame, Caching::WriteBack);
     }
-    StackBounds { bottom, top: bottom + pages * PAGE_SIZE }
+    StackBounds {
+        bottom,
+        top: bottom + pages * PAGE_SIZE,
+    }
 }
 
 /// Maps one page of MMIO registers uncacheable and returns its virtual address.

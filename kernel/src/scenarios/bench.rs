@@ -15,8 +15,14 @@ macro_rules! empty_tests {
     )*};
 }
 empty_tests!(
-    "bench::empty_0", "bench::empty_1", "bench::empty_2", "bench::empty_3",
-    "bench::empty_4", "bench::empty_5", "bench::empty_6", "bench::empty_7"
+    "bench::empty_0",
+    "bench::empty_1",
+    "bench::empty_2",
+    "bench::empty_3",
+    "bench::empty_4",
+    "bench::empty_5",
+    "bench::empty_6",
+    "bench::empty_7"
 );
 
 testkit::test! {
@@ -58,7 +64,9 @@ fn nmi_roundtrip(ctx: &mut Context<'_>) -> TestResult {
     for _ in 0..ctx.iterations {
         let before = target.nmi_count.load(Ordering::Acquire);
         lapic::send_nmi(target.lapic_id());
-        if !crate::arch::time::wait_until(100_000, || target.nmi_count.load(Ordering::Acquire) > before) {
+        if !crate::arch::time::wait_until(100_000, || {
+            target.nmi_count.load(Ordering::Acquire) > before
+        }) {
             lost += 1;
         }
     }

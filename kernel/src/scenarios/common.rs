@@ -56,6 +56,12 @@ impl Evidence {
         touches.saturating_sub(self.nested_dbs(outer))
     }
 
+    /// More nesting than the checker has slots for means it could not check
+    /// every level: such a run proves nothing either way.
+    pub fn complete(&self) -> bool {
+        self.report.depth_overflows == 0
+    }
+
     pub fn observed(&self) -> Observed {
         match self.report.corruptions() {
             0 => Observed::Survived,
@@ -73,7 +79,12 @@ pub fn collect(ctx: &mut Context<'_>, cpu: usize) -> Evidence {
         let _ = findings.push(*c);
     });
     ctx.counters.corruptions = Some(report.corruptions());
-    for c in findings.iter().filter(|c| matches!(c.kind, checker::Kind::FrameMismatch | checker::Kind::StackClobbered | checker::Kind::Overlap)) {
+    for c in findings.iter().filter(|c| {
+        matches!(
+            c.kind,
+            checker::Kind::FrameMismatch | checker::Kind::StackClobbered | checker::Kind::Overlap
+        )
+    }) {
         ctx.report_corruption(Corruption {
             cpu: Some(cpu as u32),
             iteration: 0,
@@ -84,7 +95,9 @@ pub fn collect(ctx: &mut Context<'_>, cpu: usize) -> Evidence {
         });
     }
     ctx.counters.dbs = Some(dbs);
-    ctx.counters.max_depth = Some(u64::from(report.max_depth.iter().copied().max().unwrap_or(0)));
+    ctx.counters.max_depth = Some(u64::from(
+        report.max_depth.iter().copied().max().unwrap_or(0),
+    ));
     Evidence { dbs, report }
 }
 
@@ -117,8 +130,14 @@ impl Window {
     /// Takes the instructions the strategy with `flags` executes; clears hits.
     pub fn reset(&self, instructions: &[WindowEntry], flags: u64) {
         self.len.store(0, Ordering::Release);
-        self.base.store(instructions.first().map_or(0, |e| e.addr), Ordering::Relaxed);
-        let on_path = instructions.iter().filter(|e| e.flags & flags == e.flags).take(WINDOW_MAX);
+        self.base.store(
+            instructions.first().map_or(0, |e| e.addr),
+            Ordering::Relaxed,
+        );
+        let on_path = instructions
+            .iter()
+            .filter(|e| e.flags & flags == e.flags)
+            .take(WINDOW_MAX);
         let mut len = 0;
         for (slot, entry) in self.addrs.iter().zip(on_path) {
             slot.store(entry.addr, Ordering::Relaxed);
@@ -146,7 +165,10 @@ impl Window {
 
     pub fn coverage(&self) -> Coverage {
         let total = self.len();
-        let hit = self.hits[..total].iter().filter(|h| h.load(Ordering::Relaxed) > 0).count();
+        let hit = self.hits[..total]
+            .iter()
+            .filter(|h| h.load(Ordering::Relaxed) > 0)
+            .count();
         Coverage { hit, total }
     }
 
@@ -160,7 +182,10 @@ impl Window {
                 let _ = fmt::Write::write_fmt(&mut line, format_args!(" +{offset:#x}"));
             }
         }
-        crate::kprintln!("window: never hit:{}", if line.is_empty() { " none" } else { &line });
+        crate::kprintln!(
+            "window: never hit:{}",
+            if line.is_empty() { " none" } else { &line }
+        );
     }
 }
 
@@ -172,7 +197,7 @@ pub struct Coverage {
 
 impl fmt::Display for Coverage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let pct = if self.total == 0 { 0 } else { self.hit * 100 / self.total };
+        let pct = (self.hit * 100).checked_div(self.total).unwrap_or(0);
         write!(f, "window_coverage={}/{} ({pct}%)", self.hit, self.total)
     }
 }

@@ -103,7 +103,12 @@ fn sender(_: u64) -> u64 {
 
 fn run(ctx: &mut Context<'_>) -> TestResult {
     let iterations = ctx.iterations;
-    let bp = Breakpoint { slot: 0, addr: WATCHED.0.as_ptr() as u64, kind: Kind::Write, len: 8 };
+    let bp = Breakpoint {
+        slot: 0,
+        addr: WATCHED.0.as_ptr() as u64,
+        kind: Kind::Write,
+        len: 8,
+    };
     if let Err(e) = breakpoint::arm(bp, false) {
         return Err(ctx.fail(format_args!("arming the watchpoint: {e:?}")));
     }
@@ -111,7 +116,10 @@ fn run(ctx: &mut Context<'_>) -> TestResult {
     let db_cycles = common::measure(|| WATCHED.0.fetch_add(1, Ordering::SeqCst));
     let mut aim = Aim::new(db_cycles * 2);
     common::reset_counts(VICTIM);
-    WINDOW.reset(crate::entry::db_window(), u64::from(crate::entry::strategy::flags(ctx.strategy)));
+    WINDOW.reset(
+        crate::entry::db_window(),
+        u64::from(crate::entry::strategy::flags(ctx.strategy)),
+    );
     NMI_IN_DB.store(0, Ordering::Relaxed);
     NMI_TOUCHES.store(0, Ordering::Relaxed);
     STOP.store(0, Ordering::Release);
@@ -150,16 +158,22 @@ fn run(ctx: &mut Context<'_>) -> TestResult {
     let coverage = WINDOW.coverage();
     ctx.counters.nmis = Some(nmis);
     ctx.note(format_args!(
-        "nmi_in_db={in_db} nested_db={} suppressed={} lost_nmis={lost} db_span={db_cycles}cyc {coverage}",
+        "nmi_in_db={in_db} nested_db={} suppressed={} lost_nmis={lost} recovered={} db_span={db_cycles}cyc {coverage}",
         evidence.nested_dbs(u64::from(iterations)),
         evidence.suppressed(touches, u64::from(iterations)),
+        evidence.report.recovered,
     ));
     WINDOW.print_misses();
 
     // Proof the hazard happened: NMIs really landed inside #DB handlers, and
     // each of them either raised a nested #DB or had it suppressed by DR7.
+    if !evidence.complete() {
+        return Err(ctx.fail(format_args!("nesting went deeper than the checker tracks")));
+    }
     if in_db == 0 {
-        return Err(ctx.fail(format_args!("no NMI landed inside a #DB handler in {iterations} iterations")));
+        return Err(ctx.fail(format_args!(
+            "no NMI landed inside a #DB handler in {iterations} iterations"
+        )));
     }
     Ok(evidence.observed())
 }
@@ -176,7 +190,12 @@ struct Aim {
 
 impl Aim {
     fn new(span: u64) -> Self {
-        Self { span: span.max(64), inside: None, before: 0, after: 0 }
+        Self {
+            span: span.max(64),
+            inside: None,
+            before: 0,
+            after: 0,
+        }
     }
 
     fn next_delay(&mut self, rng: &mut testkit::Rng) -> u64 {

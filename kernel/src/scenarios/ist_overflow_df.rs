@@ -31,7 +31,11 @@ testkit::test! {
 fn burn(level: u64) -> u64 {
     let mut pad = [level; 64];
     core::hint::black_box(&mut pad);
-    if level < 1_000_000 { burn(level + 1).wrapping_add(pad[7]) } else { pad[0] }
+    if level < 1_000_000 {
+        burn(level + 1).wrapping_add(pad[7])
+    } else {
+        pad[0]
+    }
 }
 
 fn on_db(_: &handlers::DbEvent) {
@@ -50,13 +54,15 @@ fn run(ctx: &mut Context<'_>) -> TestResult {
     handlers::set_db_hook(Some(on_db));
     OVERFLOW.store(true, Ordering::Relaxed);
     let mut caught = 0;
+    let mut last_rip = 0;
     let mut bottom_reached = 0;
     for _ in 0..ctx.iterations {
         let Some(fault) = df::catch(raise_db) else {
             break;
         };
-        if fault.rsp >= guard_page.0 && fault.rsp < guard_page.1 + 64 {
+        if fault.rsp >= guard_page.0 && fault.rsp < guard_page.1 + 64 && fault.error_code == 0 {
             caught += 1;
+            last_rip = fault.rip;
         }
         // The recursion must have used the stack down to its last page.
         let (used, _) = checker::stack_usage(stack);
@@ -65,10 +71,15 @@ fn run(ctx: &mut Context<'_>) -> TestResult {
     }
     OVERFLOW.store(false, Ordering::Relaxed);
     handlers::set_db_hook(None);
-    ctx.note(format_args!("double_faults={caught} bottom_reached={bottom_reached} guard={:#x}", guard_page.0));
+    ctx.note(format_args!(
+        "double_faults={caught} bottom_reached={bottom_reached} guard={:#x} faulting_rip={last_rip:#x}",
+        guard_page.0
+    ));
     let iterations = ctx.iterations;
     if caught != iterations || bottom_reached != iterations {
-        return Err(ctx.fail(format_args!("{caught} of {iterations} overflows ended in a #DF at the guard page")));
+        return Err(ctx.fail(format_args!(
+            "{caught} of {iterations} overflows ended in a #DF at the guard page"
+        )));
     }
     Ok(Observed::Survived)
 }

@@ -35,7 +35,7 @@ fn target(x: u64) -> u64 {
 }
 
 fn on_db(event: &DbEvent) {
-    if event.rip == target as usize as u64 {
+    if event.rip == target as *const () as u64 {
         TARGET_HITS.fetch_add(1, Ordering::Relaxed);
         if event.dr6 & 1 != 0 {
             DR6_SLOT0.fetch_add(1, Ordering::Relaxed);
@@ -48,10 +48,17 @@ fn on_db(event: &DbEvent) {
 fn run(ctx: &mut Context<'_>) -> TestResult {
     // The deny-list must refuse a breakpoint on the entry stubs without force.
     let entry = crate::entry::db_window()[0].addr;
-    let on_entry = Breakpoint { slot: 1, addr: entry, kind: Kind::Execute, len: 1 };
+    let on_entry = Breakpoint {
+        slot: 1,
+        addr: entry,
+        kind: Kind::Execute,
+        len: 1,
+    };
     if breakpoint::arm(on_entry, false) != Err(BreakpointError::Denied) {
         breakpoint::reset();
-        return Err(ctx.fail(format_args!("deny-list let a breakpoint on the #DB stub through")));
+        return Err(ctx.fail(format_args!(
+            "deny-list let a breakpoint on the #DB stub through"
+        )));
     }
 
     let cpu = crate::arch::percpu::this().index();
@@ -60,7 +67,12 @@ fn run(ctx: &mut Context<'_>) -> TestResult {
     }
     common::reset_counts(cpu);
     handlers::set_db_hook(Some(on_db));
-    let bp = Breakpoint { slot: 0, addr: target as usize as u64, kind: Kind::Execute, len: 1 };
+    let bp = Breakpoint {
+        slot: 0,
+        addr: target as *const () as u64,
+        kind: Kind::Execute,
+        len: 1,
+    };
     if let Err(e) = breakpoint::arm(bp, false) {
         handlers::set_db_hook(None);
         return Err(ctx.fail(format_args!("arming the breakpoint: {e:?}")));
@@ -69,9 +81,16 @@ fn run(ctx: &mut Context<'_>) -> TestResult {
     for i in 0..u64::from(ctx.iterations) {
         sum = sum.wrapping_add(target(i));
     }
+    breakpoint::disarm(0);
+    let after_disarm = TARGET_HITS.load(Ordering::Relaxed);
+    core::hint::black_box(target(0));
+    let hits_after_disarm = TARGET_HITS.load(Ordering::Relaxed) - after_disarm;
     breakpoint::reset();
     handlers::set_db_hook(None);
     core::hint::black_box(sum);
+    if hits_after_disarm != 0 {
+        return Err(ctx.fail(format_args!("the breakpoint still fired after disarm")));
+    }
 
     let evidence = common::collect(ctx, cpu);
     let (hits, stray, slot0, calls) = (
@@ -80,8 +99,10 @@ fn run(ctx: &mut Context<'_>) -> TestResult {
         DR6_SLOT0.load(Ordering::Relaxed),
         CALLS.load(Ordering::Relaxed),
     );
-    ctx.note(format_args!("calls={calls} hits={hits} dr6_b0={slot0} stray={stray}"));
-    if hits != calls || slot0 != hits || stray != 0 {
+    ctx.note(format_args!(
+        "calls={calls} hits={hits} dr6_b0={slot0} stray={stray}"
+    ));
+    if hits + 1 != calls || slot0 != hits || stray != 0 {
         return Err(ctx.fail(format_args!(
             "breakpoint hits {hits} (DR6.B0 {slot0}, stray {stray}) for {calls} calls: RF or DR6 handling is wrong"
         )));

@@ -8,3 +8,4 @@ pub mod kernel_text_breakpoints;
 pub mod nmi_all_to_all;
 pub mod selftest;
 pub mod trace_irq_recursion;
+pub mod watchpoints;

@@ -31,7 +31,9 @@ fn send_to_all_others(me: u64) -> u64 {
             continue;
         }
         SENT.fetch_add(1, Ordering::Relaxed);
-        if !time::wait_until(DELIVERY_TIMEOUT_US, || receiver.nmi_count.load(Ordering::Acquire) > before) {
+        if !time::wait_until(DELIVERY_TIMEOUT_US, || {
+            receiver.nmi_count.load(Ordering::Acquire) > before
+        }) {
             LOST.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -50,15 +52,19 @@ fn run(ctx: &mut Context<'_>) -> TestResult {
     SENT.store(0, Ordering::Relaxed);
     LOST.store(0, Ordering::Relaxed);
     CPUS.store(cpus as u64, Ordering::Relaxed);
-    let received_before: u64 = (0..cpus).map(|i| percpu::cpu(i).nmi_count.load(Ordering::Acquire)).sum();
+    let received_before: u64 = (0..cpus)
+        .map(|i| percpu::cpu(i).nmi_count.load(Ordering::Acquire))
+        .sum();
     let mut stuck = 0;
     for sender in 0..cpus {
         if smp::run_on(sender, send_to_all_others, sender as u64, SENDER_TIMEOUT_US).is_err() {
             stuck += 1;
         }
     }
-    let received: u64 =
-        (0..cpus).map(|i| percpu::cpu(i).nmi_count.load(Ordering::Acquire)).sum::<u64>() - received_before;
+    let received: u64 = (0..cpus)
+        .map(|i| percpu::cpu(i).nmi_count.load(Ordering::Acquire))
+        .sum::<u64>()
+        - received_before;
     let sent = SENT.load(Ordering::Relaxed);
     kprintln!("nmi: sent={sent} received={received}");
     let expected = (cpus * cpus.saturating_sub(1)) as u64;
@@ -66,6 +72,8 @@ fn run(ctx: &mut Context<'_>) -> TestResult {
     if stuck == 0 && sent == received && sent == expected {
         Ok(Observed::Survived)
     } else {
-        Err(ctx.fail(format_args!("sent={sent} received={received} expected={expected} stuck_senders={stuck}")))
+        Err(ctx.fail(format_args!(
+            "sent={sent} received={received} expected={expected} stuck_senders={stuck}"
+        )))
     }
 }

@@ -59,7 +59,9 @@ fn resumed_after(ctx: &mut Context<'_>, crashed: &str) -> TestResult {
     if skipped {
         Ok(Observed::Survived)
     } else {
-        Err(ctx.fail(format_args!("this boot does not follow a crash of {crashed} (no skip= for it)")))
+        Err(ctx.fail(format_args!(
+            "this boot does not follow a crash of {crashed} (no skip= for it)"
+        )))
     }
 }
 

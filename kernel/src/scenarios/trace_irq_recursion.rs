@@ -33,10 +33,17 @@ testkit::test! {
 }
 
 fn run(ctx: &mut Context<'_>) -> TestResult {
-    let bp = Breakpoint { slot: 0, addr: trace::hook_address(), kind: Kind::Execute, len: 1 };
+    let bp = Breakpoint {
+        slot: 0,
+        addr: trace::hook_address(),
+        kind: Kind::Execute,
+        len: 1,
+    };
     if breakpoint::arm(bp, false) != Err(BreakpointError::Denied) {
         breakpoint::reset();
-        return Err(ctx.fail(format_args!("deny-list let a breakpoint on the tracing hook through")));
+        return Err(ctx.fail(format_args!(
+            "deny-list let a breakpoint on the tracing hook through"
+        )));
     }
     let cpu = percpu::this().index();
     common::reset_counts(cpu);
@@ -59,19 +66,29 @@ fn run(ctx: &mut Context<'_>) -> TestResult {
     let in_entry = hook_calls.saturating_sub(iterations);
     let suppressed = in_entry.saturating_sub(evidence.nested_dbs(iterations));
     ctx.note(format_args!(
-        "dbs={} max_depth={depth} hook_calls={hook_calls} suppressed={suppressed} reentries={}",
-        evidence.dbs, evidence.report.reentries
+        "dbs={} max_depth={depth} hook_calls={hook_calls} suppressed={suppressed} reentries={} recovered={}",
+        evidence.dbs, evidence.report.reentries, evidence.report.recovered
     ));
+    if !evidence.complete() {
+        return Err(ctx.fail(format_args!("nesting went deeper than the checker tracks")));
+    }
     if evidence.dbs < iterations {
-        return Err(ctx.fail(format_args!("only {} #DBs for {iterations} breakpoint hits", evidence.dbs)));
+        return Err(ctx.fail(format_args!(
+            "only {} #DBs for {iterations} breakpoint hits",
+            evidence.dbs
+        )));
     }
     let recursed = depth as usize >= RECURSION_CAP;
     let guarded = ctx.strategy.name().contains("dr7") || ctx.strategy.name() == "linux";
     if guarded && (depth != 1 || suppressed < iterations) {
-        return Err(ctx.fail(format_args!("DR7 guard still recursed: depth {depth}, suppressed {suppressed}")));
+        return Err(ctx.fail(format_args!(
+            "DR7 guard still recursed: depth {depth}, suppressed {suppressed}"
+        )));
     }
     if !guarded && !recursed {
-        return Err(ctx.fail(format_args!("the hook breakpoint never recursed (depth {depth})")));
+        return Err(ctx.fail(format_args!(
+            "the hook breakpoint never recursed (depth {depth})"
+        )));
     }
     Ok(evidence.observed())
 }

@@ -8,8 +8,8 @@
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::arch::percpu;
-use crate::entry::checker::IstFrame;
 use crate::boot::MAX_CPUS;
+use crate::entry::checker::IstFrame;
 
 const RFLAGS_IF: u64 = 1 << 9;
 
@@ -33,7 +33,7 @@ pub fn calls(cpu: usize) -> u64 {
 
 /// The hook's address: where a breakpoint on it goes.
 pub fn hook_address() -> u64 {
-    trace_irqs_off as usize as u64
+    trace_irqs_off as *const () as u64
 }
 
 unsafe extern "C" {
@@ -43,5 +43,8 @@ unsafe extern "C" {
 
 /// The hook's text, for the deny-list.
 pub fn text_range() -> (u64, u64) {
-    (&raw const __trace_text_start as u64, &raw const __trace_text_end as u64)
+    (
+        &raw const __trace_text_start as u64,
+        &raw const __trace_text_end as u64,
+    )
 }
