@@ -56,7 +56,8 @@ impl Platform for KernelPlatform {
 
     /// On the calling CPU itself the job just runs; elsewhere through the mailbox.
     fn run_on(&mut self, cpu: usize, job: Job, arg: u64, timeout_ms: u32) -> Result<u64, RunError> {
-        smp::run_on(cpu, job, arg, u64::from(timeout_ms) * 1000).map_err(|e| run_error(e, cpu, timeout_ms))
+        smp::run_on(cpu, job, arg, u64::from(timeout_ms) * 1000)
+            .map_err(|e| run_error(e, cpu, timeout_ms))
     }
 }
 

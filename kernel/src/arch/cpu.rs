@@ -102,6 +102,42 @@ pub fn triple_fault() -> ! {
     }
 }
 
+/// Loads SS from `*selector` (which must hold the current SS selector) and
+/// executes INT3 right after it, optionally with RFLAGS.TF set across the pair.
+/// MOV SS blocks debug exceptions until the next instruction completes, so on
+/// silicon the #DB (single-step, or a data breakpoint on `*selector`) is
+/// delivered on the first instruction of the #BP handler (CVE-2018-8897).
+pub fn mov_ss_then_int3(selector: &u16, trap_flag: bool) {
+    // SAFETY: SS is reloaded with the selector it already holds; INT3 and the
+    // #DBs raise handled exceptions; TF is cleared again before returning (the
+    // single-steps it causes on the way out are traps the #DB handler counts).
+    unsafe {
+        if trap_flag {
+            asm!(
+                "pushfq",
+                "or qword ptr [rsp], 0x100",      // TF
+                "popfq",
+                "mov ss, word ptr [{sel}]",
+                "int3",
+                "pushfq",
+                "and qword ptr [rsp], ~0x100",
+                "popfq",
+                sel = in(reg) selector,
+            );
+        } else {
+            asm!("mov ss, word ptr [{sel}]", "int3", sel = in(reg) selector);
+        }
+    }
+}
+
+/// The current SS selector.
+pub fn ss() -> u16 {
+    let ss: u16;
+    // SAFETY: reading a segment register has no side effects.
+    unsafe { asm!("mov {0:x}, ss", out(reg) ss, options(nomem, nostack, preserves_flags)) };
+    ss
+}
+
 /// ICEBP (INT1, 0xf1): a trap-like #DB with no DR6 condition bit and no
 /// privilege check.
 pub fn icebp() {

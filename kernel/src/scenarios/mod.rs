@@ -5,6 +5,7 @@ mod common;
 pub mod db_kernel_nmi_db;
 pub mod ist_overflow_df;
 pub mod kernel_text_breakpoints;
+pub mod movss_entry_db;
 pub mod nmi_all_to_all;
 pub mod selftest;
 pub mod trace_irq_recursion;

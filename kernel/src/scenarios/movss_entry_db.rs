@@ -1,0 +1,111 @@
+//! movss_entry_db: `MOV SS` followed by an instruction that enters the kernel.
+//!
+//! Setup: a #DB hook that records where each #DB landed and what DR6 said.
+//! Hazard: MOV SS blocks debug exceptions for one instruction; when that next
+//! instruction is INT3, the pending #DB is delivered on the first instruction
+//! of the #BP handler (CVE-2018-8897), where no entry code expects one.
+//! Two variants, both `hw-only` after measuring QEMU 10.0 TCG:
+//! - `tf`: TF set across `mov ss; int3`. TCG drops the pending single-step
+//!   entirely (measured: 0 of 100 #DBs at the #BP entry; only the 3 ordinary
+//!   single-steps after the INT3 returns), as the design notes Bochs does.
+//! - `watchpoint`: a read watchpoint on the selector MOV SS loads: TCG does not
+//!   delay this #DB to the next instruction at all.
+//! Proof: exactly one #DB per iteration whose RIP is the #BP stub's first
+//! instruction, with the expected DR6 bit (BS, or B<slot>).
+//! Check: that count, and the #BP still ran once per iteration.
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use testkit::{Context, Observed, TestResult, tags};
+
+use crate::arch::{cpu, traps};
+use crate::entry::breakpoint::{self, Breakpoint, Kind};
+use crate::entry::handlers::{self, DbEvent};
+
+const DR6_BS: u64 = 1 << 14;
+const SLOT: usize = 1;
+
+static AT_BP_ENTRY: AtomicU64 = AtomicU64::new(0);
+static ELSEWHERE: AtomicU64 = AtomicU64::new(0);
+static EXPECTED_DR6: AtomicU64 = AtomicU64::new(0);
+
+#[repr(align(8))]
+struct Selector(u16);
+static mut SELECTOR: Selector = Selector(0);
+
+testkit::test! {
+    name: "scenarios::movss_entry_db::tf",
+    run: |ctx| run(ctx, false),
+    iterations: 100,
+    tags: &[tags::HW_ONLY],
+}
+
+testkit::test! {
+    name: "scenarios::movss_entry_db::watchpoint",
+    run: |ctx| run(ctx, true),
+    iterations: 100,
+    tags: &[tags::HW_ONLY],
+}
+
+fn on_db(event: &DbEvent) {
+    let bp_entry = traps::stub_address(3);
+    if event.rip == bp_entry && event.dr6 & EXPECTED_DR6.load(Ordering::Relaxed) != 0 {
+        AT_BP_ENTRY.fetch_add(1, Ordering::Relaxed);
+    } else {
+        ELSEWHERE.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+fn run(ctx: &mut Context<'_>, watchpoint: bool) -> TestResult {
+    // The selector MOV SS loads must be the one SS already holds.
+    let selector = &raw mut SELECTOR;
+    // SAFETY: only this test touches SELECTOR, on one CPU, before arming.
+    let selector: &u16 = unsafe {
+        (*selector).0 = cpu::ss();
+        &(*selector).0
+    };
+    AT_BP_ENTRY.store(0, Ordering::Relaxed);
+    ELSEWHERE.store(0, Ordering::Relaxed);
+    EXPECTED_DR6.store(
+        if watchpoint { 1 << SLOT } else { DR6_BS },
+        Ordering::Relaxed,
+    );
+    let bps_before = handlers::bp_count(crate::arch::percpu::this().index());
+    handlers::set_db_hook(Some(on_db));
+    handlers::expect_breakpoints(true);
+    if watchpoint {
+        let bp = Breakpoint {
+            slot: SLOT,
+            addr: selector as *const u16 as u64,
+            kind: Kind::ReadWrite,
+            len: 2,
+        };
+        if let Err(e) = breakpoint::arm(bp, false) {
+            return Err(ctx.fail(format_args!("arming the watchpoint: {e:?}")));
+        }
+    }
+    for _ in 0..ctx.iterations {
+        cpu::mov_ss_then_int3(selector, !watchpoint);
+    }
+    breakpoint::reset();
+    handlers::expect_breakpoints(false);
+    handlers::set_db_hook(None);
+
+    let iterations = u64::from(ctx.iterations);
+    let at_entry = AT_BP_ENTRY.load(Ordering::Relaxed);
+    let elsewhere = ELSEWHERE.load(Ordering::Relaxed);
+    let bps = handlers::bp_count(crate::arch::percpu::this().index()) - bps_before;
+    ctx.counters.dbs = Some(at_entry + elsewhere);
+    ctx.note(format_args!(
+        "db_at_bp_entry={at_entry} db_elsewhere={elsewhere} bps={bps}"
+    ));
+    if bps != iterations {
+        return Err(ctx.fail(format_args!("{bps} #BP for {iterations} INT3")));
+    }
+    if at_entry != iterations {
+        return Err(ctx.fail(format_args!(
+            "{at_entry} of {iterations} #DBs landed on the #BP handler's first instruction"
+        )));
+    }
+    Ok(Observed::Survived)
+}
