@@ -225,8 +225,10 @@ nmi_stub:
      *   top-56             "NMI executing"
      *   top-64 .. top-96   "iret" frame: what the final IRETQ uses; a nested
      *                      NMI points its RIP at repeat_nmi to ask for a repeat
-     *   top-104.. top-136  "outermost" frame: the original, copied once
-     *   below              the IstFrame of NMI_BODY
+     *   top-104.. top-136  "outermost" frame: the original, copied once; the
+     *                      hardware-frame part of NMI_BODY's IstFrame, so the
+     *                      checker and the body see the interrupted context
+     *   below              the rest of NMI_BODY's IstFrame
      *
      * The copies are made while NMIs are still blocked (nothing inside the
      * handler has executed an IRET yet), so no nested NMI can tear them.
@@ -269,7 +271,9 @@ repeat_nmi:
     push qword ptr [rsp - 48]            /* iret RIP    <- outermost RIP    */
     .global end_repeat_nmi
 end_repeat_nmi:
-    NMI_BODY                             /* rsp = top-96 again afterwards */
+    sub rsp, 40                          /* rsp = top-136: the body's IstFrame sits */
+    NMI_BODY                             /* on the "outermost" copy, which no nested */
+    add rsp, 40                          /* NMI touches; rsp = top-96 ("iret") again */
     mov qword ptr [rsp + 40], 0          /* done; a nested NMI from here on sees */
     iretq                                /* our RSP on this stack and asks for a repeat */
 
@@ -277,7 +281,7 @@ nmi_nested:
     /* point the first NMI's final IRETQ at repeat_nmi, on the NMI stack */
     mov qword ptr [rsp - 48], offset repeat_nmi  /* iret RIP (top-96) */
     lea rdx, [rsp - 48]
-    mov qword ptr [rsp - 24], rdx        /* iret RSP (top-80) = top-96 */
+    mov qword ptr [rsp - 24], rdx        /* iret RSP (top-72) = top-96 */
 nmi_nested_quiet:
     pop rdx
     iretq

@@ -1,0 +1,144 @@
+//! nmi_nesting: an NMI handler takes a #BP whose IRET unblocks NMIs, while
+//! another CPU sends the next NMI.
+//!
+//! Setup: CPU 0 (A) arms its NMI hook; CPU 1 (B) is the sender.
+//! Hazard: B's first NMI enters A's handler, which executes INT3; the #BP's IRET
+//! re-enables NMIs although the NMI handler is still running. B's second NMI
+//! then lands on the same IST_NMI top and overwrites the first one's frame,
+//! unless the entry code repeats instead of nesting (`linux`).
+//! Proof: both NMIs were handled (A's NMI count rises by 2 per iteration) and
+//! the second arrived while the first was inside its handler after the IRET.
+//! Check: the checker's findings against the expectation: every strategy but
+//! `linux` must be caught; `linux` must run clean.
+
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use testkit::{Context, Expect, Expectations, TestResult};
+
+use super::common;
+use crate::arch::{cpu, lapic, percpu, time};
+use crate::entry::checker::IstFrame;
+use crate::entry::handlers;
+
+const VICTIM: usize = 0;
+const SENDER: usize = 1;
+const STEP_TIMEOUT_US: u64 = 100_000;
+
+static GO: AtomicU64 = AtomicU64::new(0);
+static STOP: AtomicBool = AtomicBool::new(false);
+/// Set per iteration; the first NMI to run the hook takes it.
+static ARMED: AtomicBool = AtomicBool::new(false);
+static IN_HOOK: AtomicBool = AtomicBool::new(false);
+/// 1: A is inside its first NMI, after the #BP; 2: B sent the second NMI.
+static STAGE: AtomicU64 = AtomicU64::new(0);
+static WAIT_UNTIL: AtomicU64 = AtomicU64::new(0);
+static NESTED_WINDOWS: AtomicU64 = AtomicU64::new(0);
+
+testkit::test! {
+    name: "scenarios::nmi_nesting",
+    run: run,
+    iterations: 500,
+    cpus: 2,
+    timeout_ms: 60_000,
+    tags: &[testkit::tags::TCG],
+    expect: Expectations {
+        naive: Expect::Detect,
+        shift_ist: Expect::Detect,
+        dr7_guard: Expect::Detect,
+        linux: Expect::Survive,
+    },
+}
+
+/// A's NMI hook. State lives in statics: a nested NMI on the same stack may
+/// overwrite this function's stack frame under the strategies that nest.
+fn on_nmi(_: &mut IstFrame) {
+    if percpu::this().index() != VICTIM || IN_HOOK.swap(true, Ordering::SeqCst) {
+        return;
+    }
+    if ARMED.swap(false, Ordering::SeqCst) {
+        cpu::int3(); // its IRET unblocks NMIs inside this NMI handler
+        STAGE.store(1, Ordering::SeqCst);
+        WAIT_UNTIL.store(
+            cpu::rdtsc() + STEP_TIMEOUT_US * time::ticks_per_us(),
+            Ordering::SeqCst,
+        );
+        while STAGE.load(Ordering::SeqCst) != 2 && cpu::rdtsc() < WAIT_UNTIL.load(Ordering::SeqCst)
+        {
+            core::hint::spin_loop();
+        }
+        // Give the second NMI time to land while this handler still runs.
+        common::spin_cycles(20_000);
+        NESTED_WINDOWS.fetch_add(
+            u64::from(STAGE.load(Ordering::SeqCst) == 2),
+            Ordering::Relaxed,
+        );
+    }
+    IN_HOOK.store(false, Ordering::SeqCst);
+}
+
+/// B's job: per iteration, one NMI, then the second once A is past its #BP.
+fn sender(_: u64) -> u64 {
+    let victim = percpu::cpu(VICTIM).lapic_id();
+    let mut seen = 0;
+    while !STOP.load(Ordering::Acquire) {
+        let go = GO.load(Ordering::Acquire);
+        if go == seen {
+            core::hint::spin_loop();
+            continue;
+        }
+        seen = go;
+        lapic::send_nmi(victim);
+        if time::wait_until(STEP_TIMEOUT_US, || STAGE.load(Ordering::SeqCst) == 1) {
+            lapic::send_nmi(victim);
+            STAGE.store(2, Ordering::SeqCst);
+        }
+    }
+    seen
+}
+
+fn run(ctx: &mut Context<'_>) -> TestResult {
+    common::reset_counts(VICTIM);
+    NESTED_WINDOWS.store(0, Ordering::Relaxed);
+    STOP.store(false, Ordering::Release);
+    GO.store(0, Ordering::Release);
+    handlers::expect_breakpoints(true);
+    handlers::set_nmi_hook(Some(on_nmi));
+    ctx.platform().start_on(SENDER, sender, 0)?;
+    let victim = percpu::cpu(VICTIM);
+    let nmis_before = victim.nmi_count.load(Ordering::Acquire);
+    let mut incomplete = 0u64;
+    for i in 1..=u64::from(ctx.iterations) {
+        let before = victim.nmi_count.load(Ordering::Acquire);
+        STAGE.store(0, Ordering::SeqCst);
+        ARMED.store(true, Ordering::SeqCst);
+        GO.store(i, Ordering::Release);
+        let done = time::wait_until(4 * STEP_TIMEOUT_US, || {
+            victim.nmi_count.load(Ordering::Acquire) >= before + 2
+                && !IN_HOOK.load(Ordering::SeqCst)
+        });
+        incomplete += u64::from(!done);
+    }
+    STOP.store(true, Ordering::Release);
+    let _ = ctx.platform().join(SENDER, 1000);
+    handlers::set_nmi_hook(None);
+    handlers::expect_breakpoints(false);
+
+    let nmis = victim.nmi_count.load(Ordering::Acquire) - nmis_before;
+    let windows = NESTED_WINDOWS.load(Ordering::Relaxed);
+    let evidence = common::collect(ctx, VICTIM);
+    ctx.counters.nmis = Some(nmis);
+    ctx.note(format_args!(
+        "nmis={nmis} second_nmi_in_handler={windows} incomplete={incomplete} max_nmi_depth={} reentries={} recovered={}",
+        evidence.report.max_depth[1], evidence.report.reentries, evidence.report.recovered
+    ));
+    let iterations = u64::from(ctx.iterations);
+    if windows == 0 || nmis < 2 * iterations - incomplete {
+        return Err(ctx.fail(format_args!(
+            "the second NMI never arrived inside the first ({windows} windows)"
+        )));
+    }
+    if !evidence.complete() {
+        return Err(ctx.fail(format_args!("nesting went deeper than the checker tracks")));
+    }
+    Ok(evidence.observed())
+}
