@@ -107,7 +107,7 @@ pub fn triple_fault() -> ! {
 /// MOV SS blocks debug exceptions until the next instruction completes, so on
 /// silicon the #DB (single-step, or a data breakpoint on `*selector`) is
 /// delivered on the first instruction of the #BP handler (CVE-2018-8897).
-pub fn mov_ss_then_int3(selector: &u16, trap_flag: bool) {
+pub fn mov_ss_then_int3(selector: &core::sync::atomic::AtomicU16, trap_flag: bool) {
     // SAFETY: SS is reloaded with the selector it already holds; INT3 and the
     // #DBs raise handled exceptions; TF is cleared again before returning (the
     // single-steps it causes on the way out are traps the #DB handler counts).
@@ -122,10 +122,10 @@ pub fn mov_ss_then_int3(selector: &u16, trap_flag: bool) {
                 "pushfq",
                 "and qword ptr [rsp], ~0x100",
                 "popfq",
-                sel = in(reg) selector,
+                sel = in(reg) selector.as_ptr(),
             );
         } else {
-            asm!("mov ss, word ptr [{sel}]", "int3", sel = in(reg) selector);
+            asm!("mov ss, word ptr [{sel}]", "int3", sel = in(reg) selector.as_ptr());
         }
     }
 }

@@ -14,7 +14,7 @@
 //! instruction, with the expected DR6 bit (BS, or B<slot>).
 //! Check: that count, and the #BP still ran once per iteration.
 
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 
 use testkit::{Context, Observed, TestResult, tags};
 
@@ -30,8 +30,9 @@ static ELSEWHERE: AtomicU64 = AtomicU64::new(0);
 static EXPECTED_DR6: AtomicU64 = AtomicU64::new(0);
 
 #[repr(align(8))]
-struct Selector(u16);
-static mut SELECTOR: Selector = Selector(0);
+struct Selector(AtomicU16);
+/// The selector MOV SS loads: the one SS already holds.
+static SELECTOR: Selector = Selector(AtomicU16::new(0));
 
 testkit::test! {
     name: "scenarios::movss_entry_db::tf",
@@ -57,13 +58,8 @@ fn on_db(event: &DbEvent) {
 }
 
 fn run(ctx: &mut Context<'_>, watchpoint: bool) -> TestResult {
-    // The selector MOV SS loads must be the one SS already holds.
-    let selector = &raw mut SELECTOR;
-    // SAFETY: only this test touches SELECTOR, on one CPU, before arming.
-    let selector: &u16 = unsafe {
-        (*selector).0 = cpu::ss();
-        &(*selector).0
-    };
+    let selector = &SELECTOR.0;
+    selector.store(cpu::ss(), Ordering::SeqCst);
     AT_BP_ENTRY.store(0, Ordering::Relaxed);
     ELSEWHERE.store(0, Ordering::Relaxed);
     EXPECTED_DR6.store(
@@ -76,7 +72,7 @@ fn run(ctx: &mut Context<'_>, watchpoint: bool) -> TestResult {
     if watchpoint {
         let bp = Breakpoint {
             slot: SLOT,
-            addr: selector as *const u16 as u64,
+            addr: selector.as_ptr() as u64,
             kind: Kind::ReadWrite,
             len: 2,
         };

@@ -10,7 +10,7 @@
 //! Check: exactly one trap per access inside, none for accesses outside or
 //! after `disarm`, and reads trap only for read/write watchpoints.
 
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 
 use testkit::{Context, Observed, TestResult};
 
@@ -22,8 +22,9 @@ const SLOT: usize = 2;
 const CPU_TIMEOUT_MS: u32 = 5_000;
 
 #[repr(align(64))]
-struct Buffer([AtomicU64; 4]);
-static BUFFER: Buffer = Buffer([const { AtomicU64::new(0) }; 4]);
+struct Buffer([AtomicU8; 32]);
+/// Byte-wide atomics: each access is a real one-byte load or store.
+static BUFFER: Buffer = Buffer([const { AtomicU8::new(0) }; 32]);
 static TRAPS: AtomicU64 = AtomicU64::new(0);
 
 testkit::test! {
@@ -39,23 +40,14 @@ fn on_db(event: &DbEvent) {
     }
 }
 
-fn byte(offset: u64) -> *mut u8 {
-    (BUFFER.0.as_ptr() as u64 + offset) as *mut u8
-}
-
 /// Traps seen for one read or write of one byte at `offset`.
 fn traps_for(offset: u64, write: bool) -> u64 {
     let before = TRAPS.load(Ordering::Relaxed);
-    let ptr = byte(offset);
-    // SAFETY: `ptr` lies inside BUFFER (offsets 0..32), a static that only this
-    // test touches, one CPU at a time; byte accesses through `AtomicU8` views
-    // would hide the access width, so a volatile access is the honest probe.
-    unsafe {
-        if write {
-            core::ptr::write_volatile(ptr, 0x5a);
-        } else {
-            core::hint::black_box(core::ptr::read_volatile(ptr));
-        }
+    let cell = &BUFFER.0[offset as usize];
+    if write {
+        cell.store(0x5a, Ordering::SeqCst);
+    } else {
+        core::hint::black_box(cell.load(Ordering::SeqCst));
     }
     TRAPS.load(Ordering::Relaxed) - before
 }
