@@ -17,6 +17,12 @@ use core::arch::asm;
 
 pub const SLOTS: usize = 4;
 pub const DR6_CLEAR: u64 = 0xffff_0ff0;
+/// DR6.B0-B3 (which slot hit) and BS (single step).
+pub const DR6_HITS: u64 = 0b1111 | (1 << 14);
+/// DR6.BD: the #DB was a debug-register access with DR7.GD set.
+pub const DR6_BD: u64 = 1 << 13;
+/// DR7.GD: general detect, a #DB before any debug-register access.
+pub const DR7_GD: u64 = 1 << 13;
 pub const RFLAGS_RF: u64 = 1 << 16;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

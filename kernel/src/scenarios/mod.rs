@@ -3,6 +3,8 @@
 mod bench;
 mod common;
 pub mod db_kernel_nmi_db;
+pub mod gd_detect;
+pub mod icebp_dr6;
 pub mod ist_overflow_df;
 pub mod kernel_text_breakpoints;
 pub mod movss_entry_db;

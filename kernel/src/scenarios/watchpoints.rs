@@ -10,7 +10,7 @@
 //! Check: exactly one trap per access inside, none for accesses outside or
 //! after `disarm`, and reads trap only for read/write watchpoints.
 
-use core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 
 use testkit::{Context, Observed, TestResult};
 

@@ -1,0 +1,65 @@
+//! gd_detect: DR7.GD (general detect) turns the next debug-register access into
+//! a #DB, before the access happens.
+//!
+//! Setup: DR7.GD set on this CPU.
+//! Hazard: entry code that touches DR7 (the DR7-guard strategies do, first
+//! thing) must not fault again inside #DB: the CPU clears GD on delivery.
+//! Proof: one #DB per armed access, with DR6.BD set, at the accessing
+//! instruction (fault-like: the MOV had not executed).
+//! Check: that count, and that GD is clear after each #DB so the access then
+//! succeeds. QEMU 10 models this (QEMU 7.2 did not).
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use testkit::{Context, Observed, TestResult, tags};
+
+use crate::arch::debugreg::{self, DR6_BD, DR7_GD};
+use crate::entry::handlers::{self, DbEvent};
+
+static BD: AtomicU64 = AtomicU64::new(0);
+static OTHER: AtomicU64 = AtomicU64::new(0);
+
+testkit::test! {
+    name: "scenarios::gd_detect",
+    run: run,
+    iterations: 200,
+    tags: &[tags::TCG],
+}
+
+fn on_db(event: &DbEvent) {
+    if event.dr6 & DR6_BD != 0 {
+        BD.fetch_add(1, Ordering::Relaxed);
+    } else {
+        OTHER.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+fn run(ctx: &mut Context<'_>) -> TestResult {
+    BD.store(0, Ordering::Relaxed);
+    OTHER.store(0, Ordering::Relaxed);
+    handlers::set_db_hook(Some(on_db));
+    let mut gd_left_set = 0;
+    for _ in 0..ctx.iterations {
+        debugreg::write_dr7(DR7_GD);
+        // This read raises #DB(BD) first; the CPU clears GD, the read then runs.
+        let dr7 = debugreg::read_dr7();
+        gd_left_set += u64::from(dr7 & DR7_GD != 0);
+    }
+    debugreg::reset();
+    handlers::set_db_hook(None);
+    let (bd, other, iterations) = (
+        BD.load(Ordering::Relaxed),
+        OTHER.load(Ordering::Relaxed),
+        ctx.iterations,
+    );
+    ctx.counters.dbs = Some(bd + other);
+    ctx.note(format_args!(
+        "db_bd={bd} db_other={other} gd_left_set={gd_left_set}"
+    ));
+    if bd != u64::from(iterations) || other != 0 || gd_left_set != 0 {
+        return Err(ctx.fail(format_args!(
+            "{bd} #DB(BD) for {iterations} guarded accesses ({other} others, GD still set {gd_left_set} times)"
+        )));
+    }
+    Ok(Observed::Survived)
+}
