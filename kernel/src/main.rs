@@ -24,6 +24,7 @@ use arch::{lapic, smp};
 use boot::BootInfo;
 
 const KERNEL_STACK_PAGES: u64 = 16;
+const RING0_STACK_PAGES: u64 = 4;
 
 fn alloc_cpu_stacks() -> CpuStacks {
     let mut ist = [StackBounds::default(); IST_COUNT];
@@ -33,6 +34,7 @@ fn alloc_cpu_stacks() -> CpuStacks {
     }
     CpuStacks {
         kernel: mm::alloc_stack(KERNEL_STACK_PAGES),
+        ring0: mm::alloc_stack(RING0_STACK_PAGES),
         ist,
     }
 }

@@ -8,6 +8,7 @@ use super::percpu::{IST_DB, IST_DF, IST_MC, IST_NMI};
 use super::traps;
 
 const INTERRUPT_GATE: u8 = 0x8e; // present, DPL 0, 64-bit interrupt gate
+const USER_GATE: u8 = 0xee; //      present, DPL 3: ring 3 may use `int n` on it
 const KERNEL_CS: u16 = 0x08;
 
 #[derive(Clone, Copy)]
@@ -35,11 +36,15 @@ impl Gate {
     };
 
     fn new(handler: u64, ist: u8) -> Gate {
+        Self::with_type(handler, ist, INTERRUPT_GATE)
+    }
+
+    fn with_type(handler: u64, ist: u8, type_attr: u8) -> Gate {
         Gate {
             offset_low: handler as u16,
             selector: KERNEL_CS,
             ist,
-            type_attr: INTERRUPT_GATE,
+            type_attr,
             offset_mid: (handler >> 16) as u16,
             offset_high: (handler >> 32) as u32,
             reserved: 0,
@@ -78,6 +83,13 @@ pub fn build() {
     for vector in [traps::WAKEUP_VECTOR, traps::TIMER_VECTOR] {
         gates[vector as usize] = Gate::new(traps::irq_stub_address(vector), 0);
     }
+    // Ring 3 may come back through `int 0x80`, and may execute INT3.
+    gates[usize::from(super::user::RETURN_VECTOR)] = Gate::with_type(
+        traps::irq_stub_address(super::user::RETURN_VECTOR),
+        0,
+        USER_GATE,
+    );
+    gates[3] = Gate::with_type(traps::stub_address(3), 0, USER_GATE);
 }
 
 /// Points `vector` at `handler` on IST slot `ist` (0 = no IST). Used by the

@@ -18,3 +18,4 @@ pub mod serial;
 pub mod smp;
 pub mod time;
 pub mod traps;
+pub mod user;

@@ -6,6 +6,14 @@ use x86_64::structures::paging::{
 };
 use x86_64::{PhysAddr, VirtAddr};
 
+/// Who may touch a page.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    Kernel,
+    /// Ring 3 too (the user-mode scenarios' code, stack and data).
+    User,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Caching {
     WriteBack,
@@ -33,9 +41,14 @@ pub unsafe fn map_page(
     virt: u64,
     phys: u64,
     caching: Caching,
+    access: Access,
     frames: &mut dyn FnMut() -> Option<u64>,
 ) -> Result<(), &'static str> {
-    let mut flags = PageTableFlags::PRESENT | PageTableFlags::WRITABLE | PageTableFlags::GLOBAL;
+    let mut flags = PageTableFlags::PRESENT | PageTableFlags::WRITABLE;
+    flags |= match access {
+        Access::Kernel => PageTableFlags::GLOBAL,
+        Access::User => PageTableFlags::USER_ACCESSIBLE,
+    };
     if caching == Caching::Uncached {
         flags |= PageTableFlags::NO_CACHE | PageTableFlags::WRITE_THROUGH;
     }

@@ -109,7 +109,13 @@ impl PerCpu {
     }
 
     /// Records identity and stacks; BSP only, before the CPU runs.
-    pub(super) fn prepare(&self, index: usize, lapic_id: u32, ist: [StackBounds; IST_COUNT]) {
+    pub(super) fn prepare(
+        &self,
+        index: usize,
+        lapic_id: u32,
+        ist: [StackBounds; IST_COUNT],
+        ring0: StackBounds,
+    ) {
         self.self_ptr
             .store(self as *const Self as u64, Ordering::Relaxed);
         self.index.store(index as u64, Ordering::Relaxed);
@@ -122,6 +128,7 @@ impl PerCpu {
             for (slot, stack) in ist.iter().enumerate() {
                 tss.interrupt_stack_table[slot] = x86_64::VirtAddr::new(stack.top);
             }
+            tss.privilege_stack_table[0] = x86_64::VirtAddr::new(ring0.top);
         }
     }
 }

@@ -18,15 +18,18 @@ const AP_START_TIMEOUT_US: u64 = 1_000_000;
 /// Stacks a CPU needs, allocated by the BSP (with guard pages) before the start.
 pub struct CpuStacks {
     pub kernel: StackBounds,
+    /// TSS.RSP0: where an interrupt from ring 3 lands. Separate from `kernel`,
+    /// whose live frames sit below the context that entered ring 3.
+    pub ring0: StackBounds,
     pub ist: [StackBounds; IST_COUNT],
 }
 
 /// Loads this CPU's GDT/TSS and the IDT, points GS at its slot and enables its
 /// local APIC. Runs on the CPU itself, first thing.
 pub fn init_this_cpu(index: usize) {
-    percpu::install(index);
     let cpu = percpu::cpu(index);
-    gdt::load(cpu);
+    gdt::load(cpu); // first: loading the null GS selector clears the GS base
+    percpu::install(index);
     idt::load();
     lapic::init_this_cpu(cpu);
     cpu.set_online();
@@ -36,7 +39,7 @@ pub fn init_this_cpu(index: usize) {
 pub fn init_bsp(lapic_id: u32, stacks: CpuStacks) {
     mask_legacy_pic();
     idt::build();
-    percpu::cpu(0).prepare(0, lapic_id, stacks.ist);
+    percpu::cpu(0).prepare(0, lapic_id, stacks.ist, stacks.ring0);
     init_this_cpu(0);
 }
 
@@ -55,7 +58,7 @@ pub fn start_aps(boot: &BootInfo, mut alloc_stacks: impl FnMut() -> CpuStacks) -
     for (index, entry) in boot.cpus.iter().enumerate().skip(1).take(MAX_CPUS - 1) {
         let stacks = alloc_stacks();
         let cpu = percpu::cpu(index);
-        cpu.prepare(index, entry.lapic_id, stacks.ist);
+        cpu.prepare(index, entry.lapic_id, stacks.ist, stacks.ring0);
         let launch = ApLaunch {
             stack_top: stacks.kernel.top,
             entry: ap_entry,

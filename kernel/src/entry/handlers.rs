@@ -18,6 +18,8 @@ use crate::boot::MAX_CPUS;
 pub struct DbEvent {
     pub dr6: u64,
     pub rip: u64,
+    /// The #DB interrupted ring 3.
+    pub from_user: bool,
 }
 
 pub type DbHook = fn(&DbEvent);
@@ -104,6 +106,7 @@ pub extern "C" fn db_body(frame: &mut IstFrame) {
         hook(&DbEvent {
             dr6,
             rip: frame.regs.rip,
+            from_user: frame.regs.cs & 3 == 3,
         });
     }
 }

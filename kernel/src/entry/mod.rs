@@ -62,6 +62,10 @@ pub extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
         crate::watchdog::tick();
         return;
     }
+    if frame.vector == u64::from(crate::arch::user::RETURN_VECTOR) && crate::arch::user::land(frame)
+    {
+        return;
+    }
     if frame.vector == BREAKPOINT && handlers::breakpoint() {
         return;
     }

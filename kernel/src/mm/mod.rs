@@ -8,7 +8,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use spin::Mutex;
 
-use crate::arch::paging::{self, Caching};
+use crate::arch::paging::{self, Access, Caching};
 use crate::arch::percpu::StackBounds;
 use crate::boot::BootInfo;
 
@@ -48,12 +48,16 @@ fn take_virt(pages: u64) -> u64 {
 }
 
 fn map(virt: u64, phys: u64, caching: Caching) {
+    map_with(virt, phys, caching, Access::Kernel);
+}
+
+fn map_with(virt: u64, phys: u64, caching: Caching, access: Access) {
     let mut frames = || alloc_frame();
     // SAFETY: `virt` comes from `take_virt`, a region nothing else maps; frames
     // come from the allocator, which never hands a frame out twice; the lock on
     // FRAMES is not held across this call (alloc_frame takes it per frame), and
     // only the BSP maps, before the APs run.
-    unsafe { paging::map_page(hhdm_offset(), virt, phys, caching, &mut frames) }
+    unsafe { paging::map_page(hhdm_offset(), virt, phys, caching, access, &mut frames) }
         .expect("mm: mapping a kernel page failed");
 }
 
@@ -76,4 +80,35 @@ pub fn map_mmio(phys: u64) -> u64 {
     let virt = take_virt(1);
     map(virt, phys & !(PAGE_SIZE - 1), Caching::Uncached);
     virt + (phys & (PAGE_SIZE - 1))
+}
+
+/// Ring 3's region: PML4 slot 1, which neither door's page tables use.
+pub const USER_BASE: u64 = 0x0000_0080_0000_0000;
+static NEXT_USER: AtomicU64 = AtomicU64::new(USER_BASE);
+
+/// `pages` fresh, zeroed pages that ring 3 may read, write and execute.
+pub fn alloc_user_pages(pages: u64) -> u64 {
+    let virt = NEXT_USER.fetch_add(pages * PAGE_SIZE, Ordering::Relaxed);
+    for page in 0..pages {
+        let frame = alloc_frame().expect("mm: out of memory for user pages");
+        map_with(
+            virt + page * PAGE_SIZE,
+            frame,
+            Caching::WriteBack,
+            Access::User,
+        );
+    }
+    virt
+}
+
+static SANDBOX: spin::Once<crate::arch::user::Sandbox> = spin::Once::new();
+
+/// The ring-3 sandbox (made on first use; the tests that use it run on one CPU).
+pub fn user_sandbox() -> &'static crate::arch::user::Sandbox {
+    SANDBOX.call_once(|| {
+        let pages = alloc_user_pages(3);
+        // SAFETY: three fresh, zeroed, user-accessible pages from
+        // `alloc_user_pages`, never handed out again.
+        unsafe { crate::arch::user::Sandbox::new(pages, pages + PAGE_SIZE, pages + 2 * PAGE_SIZE) }
+    })
 }

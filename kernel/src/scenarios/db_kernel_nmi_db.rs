@@ -12,7 +12,7 @@
 //! nested #DBs raised from them, or (DR7 strategies) the writes suppressed.
 //! Check: the checker's corruption count, judged against the expectation.
 
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use testkit::{Context, Expect, Expectations, TestResult};
 
@@ -21,6 +21,7 @@ use crate::arch::percpu;
 use crate::entry::breakpoint::{self, Breakpoint, Kind};
 use crate::entry::checker::IstFrame;
 use crate::entry::handlers;
+use crate::mm;
 
 const VICTIM: usize = 0;
 const SENDER: usize = 1;
@@ -34,6 +35,38 @@ static WATCHED: Watched = Watched(AtomicU64::new(0));
 static GO: AtomicU64 = AtomicU64::new(0);
 static DELAY: AtomicU64 = AtomicU64::new(0);
 static STOP: AtomicU64 = AtomicU64::new(0);
+
+/// Where the outer #DB comes from: this file's test, or `db_user_nmi_db`'s.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Origin {
+    Kernel,
+    User,
+}
+
+static FROM_USER: AtomicBool = AtomicBool::new(false);
+static USER_DBS: AtomicU64 = AtomicU64::new(0);
+
+/// The watched word: a kernel static, or a word of the ring-3 sandbox.
+fn watched() -> &'static AtomicU64 {
+    if FROM_USER.load(Ordering::Relaxed) {
+        &mm::user_sandbox().data[0]
+    } else {
+        &WATCHED.0
+    }
+}
+
+/// The outer #DB: a write to the watched word from ring 0 or ring 3.
+fn trigger() {
+    if FROM_USER.load(Ordering::Relaxed) {
+        mm::user_sandbox().store(watched(), 1);
+    } else {
+        watched().fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+fn on_db(event: &handlers::DbEvent) {
+    USER_DBS.fetch_add(u64::from(event.from_user), Ordering::Relaxed);
+}
 
 /// What A's NMI hook saw, per run.
 static NMI_IN_DB: AtomicU64 = AtomicU64::new(0);
@@ -79,7 +112,7 @@ fn on_nmi(frame: &mut IstFrame) {
     LANDING.store(landing, Ordering::Relaxed);
     WINDOW.record(frame.regs.rip);
     NMI_TOUCHES.fetch_add(1, Ordering::Relaxed);
-    WATCHED.0.fetch_add(1, Ordering::SeqCst); // a #DB here, unless DR7 is guarded
+    watched().fetch_add(1, Ordering::SeqCst); // a #DB here, unless DR7 is guarded
 }
 
 /// B's job: for each iteration A publishes, wait the given delay, send the NMI.
@@ -102,10 +135,17 @@ fn sender(_: u64) -> u64 {
 }
 
 fn run(ctx: &mut Context<'_>) -> TestResult {
+    sweep(ctx, Origin::Kernel)
+}
+
+/// The whole experiment, for a #DB raised from ring 0 or from ring 3.
+pub(super) fn sweep(ctx: &mut Context<'_>, origin: Origin) -> TestResult {
     let iterations = ctx.iterations;
+    FROM_USER.store(origin == Origin::User, Ordering::Relaxed);
+    USER_DBS.store(0, Ordering::Relaxed);
     let bp = Breakpoint {
         slot: 0,
-        addr: WATCHED.0.as_ptr() as u64,
+        addr: watched().as_ptr() as u64,
         kind: Kind::Write,
         len: 8,
     };
@@ -113,7 +153,7 @@ fn run(ctx: &mut Context<'_>) -> TestResult {
         return Err(ctx.fail(format_args!("arming the watchpoint: {e:?}")));
     }
     // The sweep spans about two #DB round trips, measured here without NMIs.
-    let db_cycles = common::measure(|| WATCHED.0.fetch_add(1, Ordering::SeqCst));
+    let db_cycles = common::measure(trigger);
     let mut aim = Aim::new(db_cycles * 2);
     common::reset_counts(VICTIM);
     WINDOW.reset(
@@ -125,6 +165,7 @@ fn run(ctx: &mut Context<'_>) -> TestResult {
     STOP.store(0, Ordering::Release);
     GO.store(0, Ordering::Release);
     handlers::set_nmi_hook(Some(on_nmi));
+    handlers::set_db_hook(Some(on_db));
     ctx.platform().start_on(SENDER, sender, 0)?;
 
     let nmis_before = percpu::cpu(VICTIM).nmi_count.load(Ordering::Acquire);
@@ -136,7 +177,7 @@ fn run(ctx: &mut Context<'_>) -> TestResult {
         ITERATION_DB_BASE.store(handlers::db_count(VICTIM), Ordering::Relaxed);
         LANDING.store(NOT_LANDED, Ordering::Relaxed);
         GO.store(i, Ordering::Release);
-        WATCHED.0.fetch_add(1, Ordering::SeqCst); // the outer #DB
+        trigger(); // the outer #DB
         let landed = crate::arch::time::wait_until(NMI_WAIT_US, || {
             percpu::cpu(VICTIM).nmi_count.load(Ordering::Acquire) > nmis
         });
@@ -149,6 +190,7 @@ fn run(ctx: &mut Context<'_>) -> TestResult {
     STOP.store(1, Ordering::Release);
     let _ = ctx.platform().join(SENDER, 1000);
     handlers::set_nmi_hook(None);
+    handlers::set_db_hook(None);
     breakpoint::reset();
 
     let nmis = percpu::cpu(VICTIM).nmi_count.load(Ordering::Acquire) - nmis_before;
@@ -167,6 +209,10 @@ fn run(ctx: &mut Context<'_>) -> TestResult {
 
     // Proof the hazard happened: NMIs really landed inside #DB handlers, and
     // each of them either raised a nested #DB or had it suppressed by DR7.
+    let user_dbs = USER_DBS.load(Ordering::Relaxed);
+    if origin == Origin::User && user_dbs < u64::from(iterations) {
+        return Err(ctx.fail(format_args!("only {user_dbs} #DBs came from ring 3")));
+    }
     if !evidence.complete() {
         return Err(ctx.fail(format_args!("nesting went deeper than the checker tracks")));
     }

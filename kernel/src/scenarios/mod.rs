@@ -3,6 +3,7 @@
 mod bench;
 mod common;
 pub mod db_kernel_nmi_db;
+pub mod db_user_nmi_db;
 pub mod gd_detect;
 pub mod icebp_dr6;
 pub mod ist_overflow_df;

@@ -1,0 +1,162 @@
+//! Ring 3, for the scenarios whose hazard starts in user mode. There is no
+//! process model: a scenario copies a tiny program into user pages and runs it
+//! on this CPU with `run`, which IRETs to ring 3 and returns when the program
+//! executes `int 0x80` (a DPL-3 gate). GS keeps the kernel's per-CPU base in
+//! ring 3 (null selector, no SWAPGS anywhere): user code here is test code.
+
+use core::arch::global_asm;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use super::gdt::{USER_CODE_SELECTOR, USER_DATA_SELECTOR};
+use super::percpu;
+use super::traps::TrapFrame;
+use crate::boot::MAX_CPUS;
+
+/// The vector a user program uses to come back (`int 0x80`).
+pub const RETURN_VECTOR: u8 = 0x80;
+
+static PARKED_RSP: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+static LANDING: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+
+global_asm!(
+    r#"
+    .pushsection .text.entry, "ax"
+    /* u64 user_enter(rip, user_rsp, *parked_rsp, *landing, arg0, arg1) */
+    .balign 16
+user_enter:
+    push rbp
+    push rbx
+    push r12
+    push r13
+    push r14
+    push r15
+    sub rsp, 8
+    mov qword ptr [rdx], rsp            /* the return gate resumes here ... */
+    lea rax, [rip + user_landing]
+    mov qword ptr [rcx], rax            /* ... at this address */
+    push {user_ss}                      /* IRET frame for ring 3 */
+    push rsi
+    push 0x2                            /* RFLAGS: interrupts stay off */
+    push {user_cs}
+    push rdi
+    mov rdi, r8                         /* the program's two arguments */
+    mov rsi, r9
+    iretq
+user_landing:                           /* rax = the program's rax at int 0x80 */
+    add rsp, 8
+    pop r15
+    pop r14
+    pop r13
+    pop r12
+    pop rbx
+    pop rbp
+    ret
+    .popsection
+
+    /* Programs, copied into user pages. store: *arg0 = arg1, then return. */
+    .pushsection .rodata.user_programs, "a"
+    .global user_program_store
+user_program_store:
+    mov qword ptr [rdi], rsi
+    int 0x80
+    .global user_program_store_end
+user_program_store_end:
+    .popsection
+"#,
+    user_ss = const USER_DATA_SELECTOR,
+    user_cs = const USER_CODE_SELECTOR,
+);
+
+unsafe extern "C" {
+    fn user_enter(
+        rip: u64,
+        user_rsp: u64,
+        parked: *mut u64,
+        landing: *mut u64,
+        arg0: u64,
+        arg1: u64,
+    ) -> u64;
+    static user_program_store: u8;
+    static user_program_store_end: u8;
+}
+
+/// The machine code of the `store` program (`*arg0 = arg1; int 0x80`).
+fn store_program() -> &'static [u8] {
+    let start = &raw const user_program_store;
+    // SAFETY: the two symbols delimit the program's bytes in .rodata.
+    unsafe {
+        let len = (&raw const user_program_store_end).offset_from(start) as usize;
+        core::slice::from_raw_parts(start, len)
+    }
+}
+
+/// Copies `program` to `code` (a user page the caller owns).
+fn install_program(code: &mut [u8], program: &[u8]) {
+    code[..program.len()].copy_from_slice(program);
+}
+
+/// Runs the user program at `rip` on `user_rsp` with two arguments, in ring 3
+/// on this CPU; returns its RAX when it executes `int 0x80`.
+fn run(rip: u64, user_rsp: u64, arg0: u64, arg1: u64) -> u64 {
+    let cpu = percpu::this().index();
+    // SAFETY: `rip` and `user_rsp` lie in user pages (the caller's contract,
+    // checked by the CPU: a supervisor page would fault in ring 3, which the
+    // IDT reports); the asm saves the callee-saved registers and the return
+    // gate brings control back to `user_landing` on this very stack.
+    unsafe {
+        user_enter(
+            rip,
+            user_rsp,
+            PARKED_RSP[cpu].as_ptr(),
+            LANDING[cpu].as_ptr(),
+            arg0,
+            arg1,
+        )
+    }
+}
+
+/// The return gate's work (vector 0x80 from ring 3): IRET to the landing
+/// point of the `run` that entered ring 3, in ring 0.
+pub fn land(frame: &mut TrapFrame) -> bool {
+    let cpu = percpu::this().index();
+    if frame.cs & 3 != 3 {
+        return false;
+    }
+    frame.rip = LANDING[cpu].load(Ordering::Relaxed);
+    frame.rsp = PARKED_RSP[cpu].load(Ordering::Relaxed);
+    frame.cs = 0x08;
+    frame.ss = 0x10;
+    frame.rflags = 0x2;
+    true
+}
+
+/// User pages for one CPU's ring-3 programs: code (with the `store` program),
+/// a stack, and a data page the kernel sees as atomics.
+pub struct Sandbox {
+    pub store_rip: u64,
+    pub stack_top: u64,
+    pub data: &'static [AtomicU64; 512],
+}
+
+impl Sandbox {
+    /// # Safety
+    /// `code`, `stack` and `data` are distinct, mapped, zeroed, user-accessible
+    /// 4 KiB pages that nothing else uses, for the rest of the run.
+    pub unsafe fn new(code: u64, stack: u64, data: u64) -> Sandbox {
+        // SAFETY: the caller hands over the code page, writable from here.
+        let code_page = unsafe { core::slice::from_raw_parts_mut(code as *mut u8, 4096) };
+        install_program(code_page, store_program());
+        // SAFETY: a zeroed, page-aligned page is a valid [AtomicU64; 512].
+        let data = unsafe { &*(data as *const [AtomicU64; 512]) };
+        Sandbox {
+            store_rip: code,
+            stack_top: stack + 4096,
+            data,
+        }
+    }
+
+    /// Runs `store` in ring 3: `*cell = value`, then back.
+    pub fn store(&self, cell: &AtomicU64, value: u64) {
+        run(self.store_rip, self.stack_top, cell.as_ptr() as u64, value);
+    }
+}
