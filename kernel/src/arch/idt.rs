@@ -101,6 +101,15 @@ pub fn set_gate(vector: u8, handler: u64, ist: u8) {
     unsafe { (*IDT.0.get())[vector as usize] = Gate::new(handler, ist) };
 }
 
+/// Lets ring 3 use `int3`/`int 3` (DPL 3, the default) or not (DPL 0: both
+/// forms then raise #GP from ring 3). `int3_forms` flips it; ICEBP ignores it.
+pub fn set_breakpoint_gate_user(user: bool) {
+    let type_attr = if user { USER_GATE } else { INTERRUPT_GATE };
+    // SAFETY: only the test CPU raises #BP while this runs; one byte of one gate
+    // changes, and the gate stays valid either way.
+    unsafe { (*IDT.0.get())[3].type_attr = type_attr };
+}
+
 /// Loads the shared IDT on the running CPU.
 pub fn load() {
     let pointer = x86_64::structures::DescriptorTablePointer {

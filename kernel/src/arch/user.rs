@@ -53,14 +53,32 @@ user_landing:                           /* rax = the program's rax at int 0x80 *
     ret
     .popsection
 
-    /* Programs, copied into user pages. store: *arg0 = arg1, then return. */
+    /* Programs, copied together into a user page; each ends with int 0x80. */
     .pushsection .rodata.user_programs, "a"
-    .global user_program_store
+    .global user_programs
+user_programs:
+    .global user_program_store          /* *arg0 = arg1 */
 user_program_store:
     mov qword ptr [rdi], rsi
     int 0x80
-    .global user_program_store_end
-user_program_store_end:
+    .global user_program_int3           /* 0xcc */
+user_program_int3:
+    int3
+    int 0x80
+    .global user_program_int_3          /* 0xcd 0x03: obeys the gate's DPL */
+user_program_int_3:
+    .byte 0xcd, 0x03
+    int 0x80
+    .global user_program_icebp          /* 0xf1: no privilege check */
+user_program_icebp:
+    .byte 0xf1
+    int 0x80
+    .global user_program_int_1          /* 0xcd 0x01: obeys the #DB gate's DPL 0 */
+user_program_int_1:
+    .byte 0xcd, 0x01
+    int 0x80
+    .global user_programs_end
+user_programs_end:
     .popsection
 "#,
     user_ss = const USER_DATA_SELECTOR,
@@ -76,16 +94,53 @@ unsafe extern "C" {
         arg0: u64,
         arg1: u64,
     ) -> u64;
+    static user_programs: u8;
     static user_program_store: u8;
-    static user_program_store_end: u8;
+    static user_program_int3: u8;
+    static user_program_int_3: u8;
+    static user_program_icebp: u8;
+    static user_program_int_1: u8;
+    static user_programs_end: u8;
 }
 
-/// The machine code of the `store` program (`*arg0 = arg1; int 0x80`).
-fn store_program() -> &'static [u8] {
-    let start = &raw const user_program_store;
-    // SAFETY: the two symbols delimit the program's bytes in .rodata.
+/// The ring-3 programs a sandbox holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Program {
+    /// `*arg0 = arg1`.
+    Store,
+    /// `int3` (0xcc).
+    Int3,
+    /// `int 3` (0xcd 0x03).
+    IntN3,
+    /// ICEBP (0xf1).
+    Icebp,
+    /// `int 1` (0xcd 0x01).
+    IntN1,
+}
+
+impl Program {
+    fn symbol(self) -> *const u8 {
+        match self {
+            Program::Store => &raw const user_program_store,
+            Program::Int3 => &raw const user_program_int3,
+            Program::IntN3 => &raw const user_program_int_3,
+            Program::Icebp => &raw const user_program_icebp,
+            Program::IntN1 => &raw const user_program_int_1,
+        }
+    }
+
+    /// Offset of the program inside the blob.
+    fn offset(self) -> u64 {
+        self.symbol() as u64 - &raw const user_programs as u64
+    }
+}
+
+/// The machine code of every program, as one blob.
+fn programs() -> &'static [u8] {
+    let start = &raw const user_programs;
+    // SAFETY: the two symbols delimit the programs' bytes in .rodata.
     unsafe {
-        let len = (&raw const user_program_store_end).offset_from(start) as usize;
+        let len = (&raw const user_programs_end).offset_from(start) as usize;
         core::slice::from_raw_parts(start, len)
     }
 }
@@ -115,13 +170,29 @@ fn run(rip: u64, user_rsp: u64, arg0: u64, arg1: u64) -> u64 {
     }
 }
 
-/// The return gate's work (vector 0x80 from ring 3): IRET to the landing
-/// point of the `run` that entered ring 3, in ring 0.
+/// What ends a ring-3 program: its `int 0x80`, or an exception from ring 3.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exit {
+    Returned(u64),
+    Exception { vector: u8, error_code: u64 },
+}
+
+/// Encoding of `Exit` in the landing's RAX: bit 63 marks an exception.
+const EXCEPTION_BIT: u64 = 1 << 63;
+
+/// The return gate's work (vector 0x80 from ring 3), and the end of a program
+/// that raised an exception in ring 3: IRET to the landing point of the `run`
+/// that entered ring 3, in ring 0.
 pub fn land(frame: &mut TrapFrame) -> bool {
     let cpu = percpu::this().index();
     if frame.cs & 3 != 3 {
         return false;
     }
+    frame.rax = if frame.vector == u64::from(RETURN_VECTOR) {
+        frame.rax & !EXCEPTION_BIT
+    } else {
+        EXCEPTION_BIT | (frame.vector << 32) | (frame.error_code & 0xffff_ffff)
+    };
     frame.rip = LANDING[cpu].load(Ordering::Relaxed);
     frame.rsp = PARKED_RSP[cpu].load(Ordering::Relaxed);
     frame.cs = 0x08;
@@ -133,7 +204,7 @@ pub fn land(frame: &mut TrapFrame) -> bool {
 /// User pages for one CPU's ring-3 programs: code (with the `store` program),
 /// a stack, and a data page the kernel sees as atomics.
 pub struct Sandbox {
-    pub store_rip: u64,
+    pub code: u64,
     pub stack_top: u64,
     pub data: &'static [AtomicU64; 512],
 }
@@ -145,11 +216,11 @@ impl Sandbox {
     pub unsafe fn new(code: u64, stack: u64, data: u64) -> Sandbox {
         // SAFETY: the caller hands over the code page, writable from here.
         let code_page = unsafe { core::slice::from_raw_parts_mut(code as *mut u8, 4096) };
-        install_program(code_page, store_program());
+        install_program(code_page, programs());
         // SAFETY: a zeroed, page-aligned page is a valid [AtomicU64; 512].
         let data = unsafe { &*(data as *const [AtomicU64; 512]) };
         Sandbox {
-            store_rip: code,
+            code,
             stack_top: stack + 4096,
             data,
         }
@@ -157,6 +228,19 @@ impl Sandbox {
 
     /// Runs `store` in ring 3: `*cell = value`, then back.
     pub fn store(&self, cell: &AtomicU64, value: u64) {
-        run(self.store_rip, self.stack_top, cell.as_ptr() as u64, value);
+        self.run(Program::Store, cell.as_ptr() as u64, value);
+    }
+
+    /// Runs `program` in ring 3 on this CPU and says how it ended.
+    pub fn run(&self, program: Program, arg0: u64, arg1: u64) -> Exit {
+        let rax = run(self.code + program.offset(), self.stack_top, arg0, arg1);
+        if rax & EXCEPTION_BIT != 0 {
+            Exit::Exception {
+                vector: (rax >> 32) as u8,
+                error_code: rax & 0xffff_ffff,
+            }
+        } else {
+            Exit::Returned(rax)
+        }
     }
 }

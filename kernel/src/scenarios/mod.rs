@@ -6,6 +6,7 @@ pub mod db_kernel_nmi_db;
 pub mod db_user_nmi_db;
 pub mod gd_detect;
 pub mod icebp_dr6;
+pub mod int3_forms;
 pub mod ist_overflow_df;
 pub mod kernel_text_breakpoints;
 pub mod movss_entry_db;
