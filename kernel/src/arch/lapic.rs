@@ -162,15 +162,16 @@ pub fn end_of_interrupt() {
     with_lapic(|lapic| unsafe { lapic.end_of_interrupt() })
 }
 
-/// INIT, then two start-up IPIs with `vector` (the trampoline's page number).
-pub fn send_init_sipi_sipi(apic_id: u32, vector: u8) {
+/// INIT, then two start-up IPIs with `vector` (the trampoline's page number),
+/// `init_wait_us` after the INIT (the MP spec's 10 ms is for real hardware).
+pub fn send_init_sipi_sipi(apic_id: u32, vector: u8, init_wait_us: u64) {
     with_lapic(|lapic| {
         // SAFETY: the target is an AP waiting for SIPI; the trampoline page is in
         // place (the caller's contract).
         unsafe {
             lapic.send_init_ipi(destination(apic_id));
             wait_icr_idle(lapic);
-            time::delay_us(10_000);
+            time::delay_us(init_wait_us);
             for _ in 0..2 {
                 lapic.send_sipi(vector, destination(apic_id));
                 wait_icr_idle(lapic);

@@ -10,7 +10,7 @@ use super::port::{inb, outb};
 static TICKS_PER_US: AtomicU64 = AtomicU64::new(1000);
 
 const PIT_HZ: u64 = 1_193_182;
-const CALIBRATE_MS: u64 = 10;
+const CALIBRATE_MS: u64 = 2;
 
 /// Measures the TSC against a 10 ms PIT one-shot.
 pub fn calibrate() {

@@ -109,6 +109,8 @@ impl ApStarter for PvhStarter {
         // frame allocator never hands out (regions start above the kernel image);
         // APs are started one at a time, so none is running the trampoline now.
         unsafe { ap_trampoline::install(PVH_HHDM, params) };
-        lapic::send_init_sipi_sipi(cpu.lapic_id, (TRAMPOLINE_BASE >> 12) as u8);
+        // PVH only exists under a hypervisor, where INIT takes effect at once:
+        // the MP spec's 10 ms wait after INIT is for real hardware.
+        lapic::send_init_sipi_sipi(cpu.lapic_id, (TRAMPOLINE_BASE >> 12) as u8, 100);
     }
 }
