@@ -53,7 +53,10 @@ pub fn run_tests(
     let count = selected().count() as u32;
     platform.emit(&Event::Plan { count });
     for test in selected() {
-        platform.emit(&Event::Planned { test: test.name, expect_crash: test.expected_crash() });
+        platform.emit(&Event::Planned {
+            test: test.name,
+            expect_crash: test.expected_crash(),
+        });
     }
     let mut summary = Summary::default();
     for test in selected() {

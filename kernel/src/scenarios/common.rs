@@ -95,6 +95,11 @@ pub fn collect(ctx: &mut Context<'_>, cpu: usize) -> Evidence {
         });
     }
     ctx.counters.dbs = Some(dbs);
+    ctx.counters.frame_mismatches = Some(report.frame_mismatches);
+    ctx.counters.stack_clobbers = Some(report.stack_clobbers);
+    ctx.counters.overlaps = Some(report.overlaps);
+    let (db_stack_bytes, _) = checker::stack_usage(crate::arch::percpu::cpu(cpu).ist_stacks()[0]);
+    ctx.counters.db_stack_bytes = Some(db_stack_bytes);
     ctx.counters.max_depth = Some(u64::from(
         report.max_depth.iter().copied().max().unwrap_or(0),
     ));

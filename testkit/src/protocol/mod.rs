@@ -196,6 +196,19 @@ pub struct Counters {
     pub dbs: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_depth: Option<u64>,
+    /// Corruptions by kind (their sum is `corruptions`): an IST frame that
+    /// changed under its handler, ...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frame_mismatches: Option<u64>,
+    /// ... an interrupted IST stack that changed under its interrupter, ...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stack_clobbers: Option<u64>,
+    /// ... and an IST entry whose frame landed on a live frame of its own stack.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overlaps: Option<u64>,
+    /// Deepest use of the #DB IST stack (bytes below its top, from stack paint).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub db_stack_bytes: Option<u64>,
 }
 
 impl Counters {
@@ -229,7 +242,10 @@ impl<S> Event<S> {
                 build: f(build),
             },
             Event::Plan { count } => Event::Plan { count },
-            Event::Planned { test, expect_crash } => Event::Planned { test: f(test), expect_crash: expect_crash.map(&mut f) },
+            Event::Planned { test, expect_crash } => Event::Planned {
+                test: f(test),
+                expect_crash: expect_crash.map(&mut f),
+            },
             Event::Start {
                 test,
                 strategy,

@@ -24,7 +24,6 @@ pub(super) fn every_event() -> Vec<Event<&'static str>> {
             test: "boot::nmi_all_to_all",
             expect_crash: None,
         },
-
         Event::Start {
             test: "boot::nmi_all_to_all",
             strategy: Strategy::Dr7Guard,
@@ -46,10 +45,13 @@ pub(super) fn every_event() -> Vec<Event<&'static str>> {
             cycles_per_iteration: 123_456,
             details: "corruption detected as expected",
             counters: Counters {
+                frame_mismatches: Some(2),
+                overlaps: Some(1),
                 corruptions: Some(3),
                 nmis: Some(1000),
                 dbs: None,
                 max_depth: Some(2),
+                ..Counters::default()
             },
         },
         Event::Result {
@@ -226,11 +228,15 @@ fn worst_printable_result_fits_line_max() {
             nmis: Some(u64::MAX),
             dbs: Some(u64::MAX),
             max_depth: Some(u64::MAX),
+            frame_mismatches: Some(u64::MAX),
+            stack_clobbers: Some(u64::MAX),
+            overlaps: Some(u64::MAX),
+            db_stack_bytes: Some(u64::MAX),
         },
     };
     let mut buf = [0u8; LINE_MAX];
     let n = encode_line(&event, &mut buf).unwrap();
-    assert!(n < 900, "{n}");
+    assert!(n < 1100, "{n}");
 }
 
 #[test]
@@ -356,7 +362,10 @@ fn prefix_counts_only_at_line_start() {
 
 #[test]
 fn planned_crash_expectation_round_trips() {
-    let event = Event::<&str>::Planned { test: "selftest::hang", expect_crash: Some("hang") };
+    let event = Event::<&str>::Planned {
+        test: "selftest::hang",
+        expect_crash: Some("hang"),
+    };
     let mut buf = [0u8; 256];
     let n = encode_line(&event, &mut buf).unwrap();
     let line = core::str::from_utf8(&buf[..n]).unwrap();
