@@ -11,6 +11,7 @@ pub mod gdt;
 pub mod idt;
 pub mod lapic;
 pub mod paging;
+pub mod park;
 pub mod percpu;
 pub mod port;
 pub mod pvh_start;

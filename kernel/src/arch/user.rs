@@ -5,52 +5,29 @@
 //! ring 3 (null selector, no SWAPGS anywhere): user code here is test code.
 
 use core::arch::global_asm;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::AtomicU64;
 
 use super::gdt::{USER_CODE_SELECTOR, USER_DATA_SELECTOR};
-use super::percpu;
+use super::park;
 use super::traps::TrapFrame;
-use crate::boot::MAX_CPUS;
 
 /// The vector a user program uses to come back (`int 0x80`).
 pub const RETURN_VECTOR: u8 = 0x80;
 
-static PARKED_RSP: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
-static LANDING: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
-
 global_asm!(
     r#"
     .pushsection .text.entry, "ax"
-    /* u64 user_enter(rip, user_rsp, *parked_rsp, *landing, arg0, arg1) */
+    /* ! user_enter(rip, user_rsp, arg0): called through arch::park */
     .balign 16
 user_enter:
-    push rbp
-    push rbx
-    push r12
-    push r13
-    push r14
-    push r15
-    sub rsp, 8
-    mov qword ptr [rdx], rsp            /* the return gate resumes here ... */
-    lea rax, [rip + user_landing]
-    mov qword ptr [rcx], rax            /* ... at this address */
     push {user_ss}                      /* IRET frame for ring 3 */
     push rsi
     push 0x2                            /* RFLAGS: interrupts stay off */
     push {user_cs}
     push rdi
-    mov rdi, r8                         /* the program's two arguments */
-    mov rsi, r9
+    mov rdi, rdx                        /* the program's arguments */
+    mov rsi, rcx
     iretq
-user_landing:                           /* rax = the program's rax at int 0x80 */
-    add rsp, 8
-    pop r15
-    pop r14
-    pop r13
-    pop r12
-    pop rbx
-    pop rbp
-    ret
     .popsection
 
     /* Programs, copied together into a user page; each ends with int 0x80. */
@@ -151,22 +128,14 @@ fn install_program(code: &mut [u8], program: &[u8]) {
 }
 
 /// Runs the user program at `rip` on `user_rsp` with two arguments, in ring 3
-/// on this CPU; returns its RAX when it executes `int 0x80`.
+/// on this CPU; returns the RAX `land` reports when it comes back.
 fn run(rip: u64, user_rsp: u64, arg0: u64, arg1: u64) -> u64 {
-    let cpu = percpu::this().index();
-    // SAFETY: `rip` and `user_rsp` lie in user pages (the caller's contract,
-    // checked by the CPU: a supervisor page would fault in ring 3, which the
-    // IDT reports); the asm saves the callee-saved registers and the return
-    // gate brings control back to `user_landing` on this very stack.
-    unsafe {
-        user_enter(
-            rip,
-            user_rsp,
-            PARKED_RSP[cpu].as_ptr(),
-            LANDING[cpu].as_ptr(),
-            arg0,
-            arg1,
-        )
+    // SAFETY: `user_enter` never returns; ring 3 comes back only through
+    // `land` (its `int 0x80` or an exception), which the dispatcher calls for
+    // every event from ring 3. `rip` and `user_rsp` lie in user pages.
+    match unsafe { park::call_parked(user_enter as *const () as u64, [rip, user_rsp, arg0, arg1]) }
+    {
+        park::Parked::Landed(rax) | park::Parked::Returned(rax) => rax,
     }
 }
 
@@ -184,21 +153,15 @@ const EXCEPTION_BIT: u64 = 1 << 63;
 /// that raised an exception in ring 3: IRET to the landing point of the `run`
 /// that entered ring 3, in ring 0.
 pub fn land(frame: &mut TrapFrame) -> bool {
-    let cpu = percpu::this().index();
     if frame.cs & 3 != 3 {
         return false;
     }
-    frame.rax = if frame.vector == u64::from(RETURN_VECTOR) {
+    let value = if frame.vector == u64::from(RETURN_VECTOR) {
         frame.rax & !EXCEPTION_BIT
     } else {
         EXCEPTION_BIT | (frame.vector << 32) | (frame.error_code & 0xffff_ffff)
     };
-    frame.rip = LANDING[cpu].load(Ordering::Relaxed);
-    frame.rsp = PARKED_RSP[cpu].load(Ordering::Relaxed);
-    frame.cs = 0x08;
-    frame.ss = 0x10;
-    frame.rflags = 0x2;
-    true
+    park::land(frame, value)
 }
 
 /// User pages for one CPU's ring-3 programs: code (with the `store` program),

@@ -4,16 +4,12 @@
 //! This is how `ist_overflow_df` proves an IST overflow ends in a clean #DF
 //! report, not a triple fault, and still lets the run go on.
 
-use core::arch::global_asm;
 use core::sync::atomic::{AtomicU64, Ordering};
 
+use crate::arch::park::{self, Parked};
 use crate::arch::percpu;
 use crate::arch::traps::TrapFrame;
 use crate::boot::MAX_CPUS;
-
-/// Where `catch` parked its stack, per CPU; 0 when no catch is armed.
-static PARKED_RSP: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
-static LANDING: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 
 /// What the #DF handler saw.
 #[derive(Clone, Copy, Debug, Default)]
@@ -25,78 +21,32 @@ pub struct DoubleFault {
 
 static SEEN: [[AtomicU64; 3]; MAX_CPUS] = [const { [const { AtomicU64::new(0) }; 3] }; MAX_CPUS];
 
-global_asm!(
-    r#"
-    .pushsection .text.entry, "ax"
-    /* u64 df_catch_call(void (*f)(void), u64 *parked_rsp, u64 *landing) */
-    .balign 16
-    .global df_catch_call
-df_catch_call:
-    push rbp
-    push rbx
-    push r12
-    push r13
-    push r14
-    push r15
-    sub rsp, 8                          /* 16-byte alignment for the call */
-    mov qword ptr [rsi], rsp            /* the #DF handler resumes here ... */
-    lea rax, [rip + df_landing]
-    mov qword ptr [rdx], rax            /* ... at this address */
-    call rdi
-    xor eax, eax                        /* f returned normally */
-    jmp 1f
-df_landing:
-    mov eax, 1                          /* arrived from the #DF handler's IRETQ */
-1:
-    add rsp, 8
-    pop r15
-    pop r14
-    pop r13
-    pop r12
-    pop rbx
-    pop rbp
-    ret
-    .popsection
-"#
-);
-
-unsafe extern "C" {
-    fn df_catch_call(f: extern "C" fn(), parked_rsp: *mut u64, landing: *mut u64) -> u64;
-}
-
 /// Runs `f`; returns the #DF it caused, if any.
 pub fn catch(f: extern "C" fn()) -> Option<DoubleFault> {
     let cpu = percpu::this().index();
-    // SAFETY: the two atomics are plain u64 cells owned by this CPU; the asm
-    // saves the callee-saved registers, so a landing from the #DF handler
-    // returns through a normal epilogue with the caller's registers intact.
-    let landed = unsafe { df_catch_call(f, PARKED_RSP[cpu].as_ptr(), LANDING[cpu].as_ptr()) };
-    PARKED_RSP[cpu].store(0, Ordering::SeqCst);
-    (landed != 0).then(|| DoubleFault {
+    // SAFETY: `f` is an `extern "C" fn()` (extra arguments are ignored); a
+    // #DF on this CPU lands through `land` below.
+    let parked = unsafe { park::call_parked(f as *const () as u64, [0; 4]) };
+    matches!(parked, Parked::Landed(_)).then(|| DoubleFault {
         rip: SEEN[cpu][0].load(Ordering::Relaxed),
         rsp: SEEN[cpu][1].load(Ordering::Relaxed),
         error_code: SEEN[cpu][2].load(Ordering::Relaxed),
     })
 }
 
-/// Called by the dispatcher on #DF: redirects the IRET to the landing point if
-/// a `catch` is armed on this CPU. The abandoned context is never resumed.
+/// Called by the dispatcher on #DF: redirects the IRET to the `catch` that is
+/// running on this CPU, if any. The abandoned context is never resumed.
 pub(super) fn land(frame: &mut TrapFrame) -> bool {
     let Some(cpu) = percpu::try_index() else {
         return false;
     };
-    let parked = PARKED_RSP[cpu].swap(0, Ordering::SeqCst);
-    if parked == 0 {
+    let (rip, rsp, error_code) = (frame.rip, frame.rsp, frame.error_code);
+    if !park::land(frame, 1) {
         return false;
     }
-    SEEN[cpu][0].store(frame.rip, Ordering::Relaxed);
-    SEEN[cpu][1].store(frame.rsp, Ordering::Relaxed);
-    SEEN[cpu][2].store(frame.error_code, Ordering::Relaxed);
-    frame.rip = LANDING[cpu].load(Ordering::SeqCst);
-    frame.rsp = parked;
-    frame.cs = 0x08;
-    frame.ss = 0x10;
-    frame.rflags = 0x2; // interrupts stay off, as everywhere in the kernel
+    SEEN[cpu][0].store(rip, Ordering::Relaxed);
+    SEEN[cpu][1].store(rsp, Ordering::Relaxed);
+    SEEN[cpu][2].store(error_code, Ordering::Relaxed);
     super::checker::reset_after_abandon(cpu);
     true
 }
