@@ -5,6 +5,7 @@
 mod accel;
 mod boot;
 mod build;
+mod crash;
 mod exit;
 mod iso;
 mod limine;
@@ -12,6 +13,7 @@ mod opts;
 mod ovmf;
 mod process;
 mod qemu;
+mod recovery;
 mod serial;
 mod suite;
 

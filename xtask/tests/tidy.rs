@@ -6,7 +6,10 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
 }
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -55,8 +58,15 @@ fn every_unsafe_block_says_why_it_is_sound() {
             }
         }
     }
-    assert!(blocks > 20, "the scan found only {blocks} unsafe blocks: the detector is broken");
-    assert!(missing.is_empty(), "unsafe blocks without a `// SAFETY:` comment:\n{}", missing.join("\n"));
+    assert!(
+        blocks > 20,
+        "the scan found only {blocks} unsafe blocks: the detector is broken"
+    );
+    assert!(
+        missing.is_empty(),
+        "unsafe blocks without a `// SAFETY:` comment:\n{}",
+        missing.join("\n")
+    );
 }
 
 #[test]
@@ -68,7 +78,11 @@ fn unsafe_code_stays_in_the_low_layers() {
     let mut offenders = Vec::new();
     for file in kernel_files() {
         let rel = file.strip_prefix(&src).expect("under kernel/src");
-        let top = rel.components().next().and_then(|c| c.as_os_str().to_str()).unwrap_or("");
+        let top = rel
+            .components()
+            .next()
+            .and_then(|c| c.as_os_str().to_str())
+            .unwrap_or("");
         if allowed.contains(&top) {
             continue;
         }
@@ -77,7 +91,10 @@ fn unsafe_code_stays_in_the_low_layers() {
             offenders.push(rel.display().to_string());
         }
     }
-    assert!(offenders.is_empty(), "unsafe blocks outside arch/entry/boot/mm: {offenders:?}");
+    assert!(
+        offenders.is_empty(),
+        "unsafe blocks outside arch/entry/boot/mm: {offenders:?}"
+    );
 }
 
 #[test]
@@ -87,7 +104,11 @@ fn every_scenario_file_is_declared_and_registers_a_test() {
     let mut problems = Vec::new();
     for entry in fs::read_dir(&dir).expect("scenarios dir") {
         let path = entry.expect("entry").path();
-        let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or("").to_string();
+        let name = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("")
+            .to_string();
         if name == "mod" || name == "common" || path.extension().is_none_or(|e| e != "rs") {
             continue;
         }
@@ -109,12 +130,17 @@ fn test_names_are_unique() {
     for file in kernel_files() {
         let text = fs::read_to_string(&file).expect("readable source");
         for line in text.lines() {
-            let Some(rest) = line.trim().strip_prefix("name: \"") else { continue };
+            let Some(rest) = line.trim().strip_prefix("name: \"") else {
+                continue;
+            };
             let name = rest.split('"').next().unwrap_or("").to_string();
             if !seen.insert(name.clone()) {
                 duplicates.push(name);
             }
         }
     }
-    assert!(duplicates.is_empty(), "test names registered twice: {duplicates:?}");
+    assert!(
+        duplicates.is_empty(),
+        "test names registered twice: {duplicates:?}"
+    );
 }
