@@ -4,6 +4,7 @@
 
 use std::ffi::OsString;
 use std::path::PathBuf;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -12,8 +13,8 @@ use clap::ValueEnum;
 use crate::accel::Accel;
 use crate::limine::Limine;
 use crate::ovmf::{self, Firmware};
-use crate::process::Echo;
-use crate::qemu::{self, Machine, Outcome};
+use crate::process::{Echo, Watch};
+use crate::qemu::{self, Live, Machine, Outcome};
 use crate::{iso, target_dir};
 
 /// How QEMU starts the kernel.
@@ -68,61 +69,84 @@ pub struct BootConfig {
     pub cpu: String,
     /// Extra kernel command-line words (`key=value`).
     pub args: Vec<String>,
+    /// TCG only: one instruction per translation block (see [`Machine`]).
+    pub single_step: bool,
 }
 
 /// The files boots are made from: the kernel ELF, the ISOs built from it (one
 /// per distinct list of kernel arguments), and the UEFI firmware when needed.
+/// Shared by parallel runs: what is built on demand sits behind a lock.
 pub struct Artifacts {
     kernel: PathBuf,
-    isos: Vec<(Vec<String>, PathBuf)>,
-    firmware: Option<Firmware>,
+    limine: Option<Limine>,
+    isos: Mutex<Vec<(Vec<String>, PathBuf)>>,
+    firmware: Mutex<Option<Firmware>>,
 }
 
 impl Artifacts {
     pub fn new(kernel: PathBuf) -> Artifacts {
         Artifacts {
             kernel,
-            isos: Vec::new(),
-            firmware: None,
+            limine: None,
+            isos: Mutex::new(Vec::new()),
+            firmware: Mutex::new(None),
         }
     }
 
+    /// The Limine binaries that ISOs are built from.
+    pub fn with_limine(mut self, limine: Option<Limine>) -> Artifacts {
+        self.limine = limine;
+        self
+    }
+
+    pub fn has_limine(&self) -> bool {
+        self.limine.is_some()
+    }
+
     /// Builds what `config` needs that is not there yet. Limine doors need
-    /// `limine`; the caller decides what its absence means.
-    pub fn prepare(&mut self, config: &BootConfig, limine: Option<&Limine>) -> Result<()> {
-        if config.door.needs_limine() && !self.isos.iter().any(|(a, _)| *a == config.args) {
-            let limine = limine.context("Limine is needed for this door")?;
-            let name = match self.isos.len() {
-                0 => "istorm.iso".to_string(),
-                n => format!("istorm-{n}.iso"),
-            };
-            let path = target_dir().join(name);
-            iso::build(&self.kernel, limine, &config.args, &path)?;
-            self.isos.push((config.args.clone(), path));
+    /// the Limine binaries; the caller decides what their absence means.
+    pub fn prepare(&self, config: &BootConfig) -> Result<()> {
+        if config.door.needs_limine() {
+            let mut isos = self.isos.lock().unwrap_or_else(|p| p.into_inner());
+            if !isos.iter().any(|(a, _)| *a == config.args) {
+                let limine = self
+                    .limine
+                    .as_ref()
+                    .context("Limine is needed for this door")?;
+                let name = match isos.len() {
+                    0 => "istorm.iso".to_string(),
+                    n => format!("istorm-{n}.iso"),
+                };
+                let path = target_dir().join(name);
+                iso::build(&self.kernel, limine, &config.args, &path)?;
+                isos.push((config.args.clone(), path));
+            }
         }
-        if config.door == Door::LimineUefi && self.firmware.is_none() {
-            self.firmware = Some(ovmf::find()?);
+        if config.door == Door::LimineUefi {
+            let mut firmware = self.firmware.lock().unwrap_or_else(|p| p.into_inner());
+            if firmware.is_none() {
+                *firmware = Some(ovmf::find()?);
+            }
         }
         Ok(())
     }
 
-    /// Boots `config` once and waits for the end (or the timeout).
-    pub fn boot(
+    /// QEMU's arguments for `config` (serial port on stdio), and the scratch
+    /// file that must live until QEMU has exited.
+    fn qemu_args(
         &self,
         config: &BootConfig,
         accel: Accel,
-        timeout: Duration,
-        echo: Echo,
-    ) -> Result<Outcome> {
+    ) -> Result<(Vec<OsString>, Option<ovmf::Scratch>)> {
         let machine = Machine {
             smp: config.smp,
             cpu: config.cpu.clone(),
             accel,
+            single_step: config.single_step,
         };
         let mut args = machine.args();
         args.extend(["-serial".into(), "stdio".into()]);
-        // Held until QEMU has exited: the per-run copy of the UEFI variable store.
-        let mut _scratch = None;
+        let mut scratch = None;
         match config.door {
             Door::Pvh => {
                 args.extend([
@@ -134,13 +158,14 @@ impl Artifacts {
             }
             Door::LimineBios | Door::LimineUefi => {
                 if config.door == Door::LimineUefi {
-                    let firmware = self.firmware.as_ref().context("OVMF was not prepared")?;
-                    let (fw_args, scratch) = firmware.args()?;
+                    let firmware = self.firmware.lock().unwrap_or_else(|p| p.into_inner());
+                    let firmware = firmware.as_ref().context("OVMF was not prepared")?;
+                    let (fw_args, fw_scratch) = firmware.args()?;
                     args.extend(fw_args);
-                    _scratch = scratch;
+                    scratch = fw_scratch;
                 }
-                let iso = self
-                    .isos
+                let isos = self.isos.lock().unwrap_or_else(|p| p.into_inner());
+                let iso = isos
                     .iter()
                     .find(|(a, _)| *a == config.args)
                     .map(|(_, path)| path)
@@ -148,7 +173,30 @@ impl Artifacts {
                 args.extend(["-cdrom".into(), iso.into()]);
             }
         }
+        Ok((args, scratch))
+    }
+
+    /// Boots `config` once and waits for the end (or the timeout).
+    pub fn boot(
+        &self,
+        config: &BootConfig,
+        accel: Accel,
+        timeout: Duration,
+        echo: Echo,
+    ) -> Result<Outcome> {
+        let (args, _scratch) = self.qemu_args(config, accel)?;
         qemu::run(&args, timeout, echo)
+    }
+
+    /// Boots `config` once, handing the serial output to `watch` as it comes.
+    pub fn boot_watched(
+        &self,
+        config: &BootConfig,
+        accel: Accel,
+        watch: &mut dyn Watch,
+    ) -> Result<Live> {
+        let (args, _scratch) = self.qemu_args(config, accel)?;
+        qemu::run_watched(&args, watch)
     }
 }
 
@@ -169,19 +217,20 @@ mod tests {
 
     #[test]
     fn pvh_needs_no_iso_nor_limine() {
-        let mut artifacts = Artifacts::new(PathBuf::from("/nonexistent/istorm"));
+        let artifacts = Artifacts::new(PathBuf::from("/nonexistent/istorm"));
         let pvh = BootConfig {
             door: Door::Pvh,
             smp: 1,
             cpu: "max".into(),
             args: vec![],
+            single_step: false,
         };
-        artifacts.prepare(&pvh, None).unwrap();
+        artifacts.prepare(&pvh).unwrap();
         let bios = BootConfig {
             door: Door::LimineBios,
             ..pvh
         };
-        let err = artifacts.prepare(&bios, None).unwrap_err();
+        let err = artifacts.prepare(&bios).unwrap_err();
         assert!(err.to_string().contains("Limine is needed"), "{err}");
     }
 }

@@ -1,7 +1,9 @@
 //! The Limine ISO: a staging tree, xorriso, and `limine bios-install`.
 //!
 //! The boot menu is the workspace's `limine.conf`; the user's extra kernel
-//! arguments are appended to the `cmdline:` of its first (default) entry.
+//! arguments are appended to the `cmdline:` of its first (default) entry, and
+//! its menu `timeout:` (a few seconds, for people booting a USB stick) becomes
+//! 0 in the ISO's copy: a QEMU run has nobody at the menu.
 
 use std::path::Path;
 use std::process::Command;
@@ -27,6 +29,34 @@ fn is_cmdline(line: &str) -> bool {
             let key = key.trim().to_ascii_lowercase();
             key == "cmdline" || key == "kernel_cmdline"
         })
+}
+
+/// Sets the global `timeout:` of a limine.conf to 0 (adding it when absent:
+/// Limine's default is 5 s).
+pub fn zero_timeout(conf: &str) -> String {
+    let mut lines: Vec<String> = conf.lines().map(str::to_string).collect();
+    let globals = lines
+        .iter()
+        .position(|l| is_entry(l))
+        .unwrap_or(lines.len());
+    let is_timeout = |l: &String| {
+        let l = l.trim_start();
+        !l.starts_with('#')
+            && l.split_once(':')
+                .is_some_and(|(key, _)| key.trim().eq_ignore_ascii_case("timeout"))
+    };
+    match lines[..globals].iter().position(is_timeout) {
+        Some(i) => {
+            let indent = lines[i].len() - lines[i].trim_start().len();
+            lines[i] = format!("{}timeout: 0", &lines[i][..indent]);
+        }
+        None => lines.insert(0, "timeout: 0".to_string()),
+    }
+    let mut out = lines.join("\n");
+    if conf.ends_with('\n') || conf.is_empty() {
+        out.push('\n');
+    }
+    out
 }
 
 /// Appends `extra` words to the `cmdline:` of the first entry of a limine.conf,
@@ -90,7 +120,7 @@ fn build_inner(kernel: &Path, limine: &Limine, extra: &[String], iso: &Path) -> 
     let conf_path = crate::root().join("limine.conf");
     let conf = std::fs::read_to_string(&conf_path)
         .with_context(|| format!("cannot read `{}`", conf_path.display()))?;
-    let conf = rewrite_conf(&conf, extra).context("rewriting limine.conf")?;
+    let conf = rewrite_conf(&zero_timeout(&conf), extra).context("rewriting limine.conf")?;
 
     let stem = iso.file_stem().unwrap_or_default().to_string_lossy();
     let staging = crate::target_dir().join(match stem.as_ref() {
@@ -193,6 +223,37 @@ mod tests {
     fn an_entry_without_keys_gets_one() {
         let out = rewrite_conf("timeout: 0\n/a\n", &words(&["x"])).unwrap();
         assert_eq!(out, "timeout: 0\n/a\n    cmdline: x\n");
+    }
+
+    #[test]
+    fn the_menu_timeout_becomes_zero_and_entries_keep_theirs() {
+        let conf = "# menu\ntimeout: 3\n\n/istorm\n    timeout: 9\n    cmdline:\n";
+        assert_eq!(
+            zero_timeout(conf),
+            "# menu\ntimeout: 0\n\n/istorm\n    timeout: 9\n    cmdline:\n"
+        );
+        assert_eq!(zero_timeout("TIMEOUT:5\n/a\n"), "timeout: 0\n/a\n");
+        assert_eq!(
+            zero_timeout("# timeout: 3\n/a\n"),
+            "timeout: 0\n# timeout: 3\n/a\n"
+        );
+        assert_eq!(zero_timeout(""), "timeout: 0\n");
+    }
+
+    #[test]
+    fn the_workspace_menu_keeps_its_timeout_and_the_iso_copy_has_none() {
+        let path = crate::root().join("limine.conf");
+        let conf = std::fs::read_to_string(path).unwrap();
+        let timeouts = |text: &str| {
+            text.lines()
+                .filter(|l| l.starts_with("timeout:"))
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(timeouts(&conf).len(), 1, "{conf}");
+        let copy = zero_timeout(&conf);
+        assert_eq!(timeouts(&copy), ["timeout: 0"], "{copy}");
+        assert_eq!(copy.lines().count(), conf.lines().count());
     }
 
     #[test]

@@ -5,15 +5,20 @@
 mod accel;
 mod boot;
 mod build;
+mod console;
 mod crash;
 mod exit;
 mod iso;
+mod jsonlog;
+mod junit;
 mod limine;
+mod matrix;
 mod opts;
 mod ovmf;
 mod process;
 mod qemu;
 mod recovery;
+mod sequence;
 mod serial;
 mod suite;
 

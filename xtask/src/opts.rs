@@ -14,10 +14,11 @@ pub struct Common {
     /// /dev/kvm opens read-write.
     #[arg(long, value_enum, default_value_t = accel::Request::Auto)]
     pub accel: accel::Request,
-    /// Seconds one QEMU run may take before it counts as a hang.
-    #[arg(long, value_name = "SECS", default_value_t = 60,
+    /// Seconds one QEMU run may take before it counts as a hang [default: 60;
+    /// for the kernel suites of `test`, 300 per boot].
+    #[arg(long, value_name = "SECS",
           value_parser = clap::value_parser!(u64).range(1..=3600))]
-    pub timeout: u64,
+    pub timeout: Option<u64>,
     /// Directory with the Limine 8.2.0 binaries (else LIMINE_DIR, the cache in
     /// target/, /usr/share/limine, /usr/local/share/limine, a git clone).
     #[arg(long, value_name = "DIR")]
@@ -27,9 +28,18 @@ pub struct Common {
     pub kernel: Option<PathBuf>,
 }
 
+/// The timeout of one QEMU run unless `--timeout` says otherwise.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+
 impl Common {
+    /// `--timeout`, else [`DEFAULT_TIMEOUT`].
     pub fn timeout(&self) -> Duration {
-        Duration::from_secs(self.timeout)
+        self.timeout_or(DEFAULT_TIMEOUT)
+    }
+
+    /// `--timeout`, else `default`.
+    pub fn timeout_or(&self, default: Duration) -> Duration {
+        self.timeout.map_or(default, Duration::from_secs)
     }
 }
 
@@ -45,6 +55,31 @@ pub fn parse_cpu(model: &str) -> Result<String, String> {
         return Err(format!("`{model}` is not a QEMU CPU model"));
     }
     Ok(model.to_string())
+}
+
+/// `--entry`: a strategy by its command-line name.
+pub fn parse_strategy(name: &str) -> Result<testkit::Strategy, String> {
+    testkit::Strategy::from_name(name).ok_or_else(|| {
+        let names: Vec<&str> = testkit::Strategy::ALL.iter().map(|s| s.name()).collect();
+        format!("unknown strategy `{name}` (one of {})", names.join(", "))
+    })
+}
+
+/// `on` or `off`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Switch {
+    On,
+    Off,
+}
+
+/// The LAPIC mode a QEMU CPU model gives under TCG (`max`: x2APIC, `qemu64`:
+/// xAPIC), for names; another model is named by itself.
+pub fn lapic_label(cpu: &str) -> String {
+    match cpu {
+        "max" => "x2apic".into(),
+        "qemu64" => "xapic".into(),
+        other => other.into(),
+    }
 }
 
 /// Kernel arguments are single `key=value` words on one line.
@@ -82,7 +117,17 @@ mod tests {
     #[test]
     fn defaults() {
         let p = parse(&[]).unwrap();
-        assert_eq!((p.smp, p.cpu.as_str(), p.common.timeout), (4, "max", 60));
+        assert_eq!((p.smp, p.cpu.as_str()), (4, "max"));
+        assert_eq!(p.common.timeout(), Duration::from_secs(60));
+        assert_eq!(
+            p.common.timeout_or(Duration::from_secs(300)),
+            Duration::from_secs(300)
+        );
+        let p = parse(&["--timeout", "7"]).unwrap();
+        assert_eq!(
+            p.common.timeout_or(Duration::from_secs(300)),
+            Duration::from_secs(7)
+        );
         assert_eq!(p.common.accel, accel::Request::Auto);
     }
 
@@ -105,6 +150,16 @@ mod tests {
             parse(&["--cpu", "qemu64,+x2apic"]).unwrap().cpu,
             "qemu64,+x2apic"
         );
+    }
+
+    #[test]
+    fn strategies_and_cpu_labels() {
+        assert_eq!(parse_strategy("shift-ist"), Ok(testkit::Strategy::ShiftIst));
+        let err = parse_strategy("shift_ist").unwrap_err();
+        assert!(err.contains("naive, shift-ist, dr7-guard, linux"), "{err}");
+        assert_eq!(lapic_label("max"), "x2apic");
+        assert_eq!(lapic_label("qemu64"), "xapic");
+        assert_eq!(lapic_label("Skylake-Server"), "Skylake-Server");
     }
 
     #[test]

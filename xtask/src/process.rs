@@ -18,7 +18,7 @@ pub fn show(cmd: &Command) {
         line.push(' ');
         line.push_str(&quote(word));
     }
-    eprintln!("{line}");
+    crate::console::note(&line);
 }
 
 /// Quotes a word for a POSIX shell when it needs it.
@@ -177,6 +177,98 @@ pub fn run_captured(
     })
 }
 
+/// Watches a streamed child: sees its stdout as it arrives and says when it
+/// must be killed.
+pub trait Watch {
+    /// The next chunk of the child's stdout.
+    fn output(&mut self, bytes: &[u8]);
+    /// When the child must be killed, and the reason, if there is a deadline.
+    fn deadline(&self) -> Option<(Instant, String)>;
+}
+
+/// A streamed child that has ended.
+pub struct Watched {
+    /// `None` when a deadline passed and the child was killed.
+    pub status: Option<ExitStatus>,
+    /// The deadline's reason when the child was killed.
+    pub killed: Option<String>,
+    pub stderr: Vec<u8>,
+    pub elapsed: Duration,
+}
+
+/// Prints and runs a command, handing its stdout to `watch` chunk by chunk
+/// (so a live display can follow it) and killing it at `watch`'s deadline,
+/// which may move as the output comes in.
+pub fn run_watched(cmd: &mut Command, watch: &mut dyn Watch) -> Result<Watched> {
+    show(cmd);
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let start = Instant::now();
+    let mut guard = Guard::spawn(cmd)?;
+    let child = &mut guard.0;
+    let err = child.stderr.take().map(|s| drain(s, Echo::Quiet, true));
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    if let Some(mut pipe) = child.stdout.take() {
+        thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = pipe.read(&mut buf) {
+                if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    let expired = |watch: &dyn Watch| {
+        watch
+            .deadline()
+            .filter(|(at, _)| Instant::now() >= *at)
+            .map(|(_, why)| why)
+    };
+    let tick = Duration::from_millis(20);
+    let mut killed = None;
+    // Output first: the child closes stdout when it exits.
+    loop {
+        if let Some(why) = expired(watch) {
+            killed = Some(why);
+            break;
+        }
+        let wait = watch.deadline().map_or(tick, |(at, _)| {
+            at.saturating_duration_since(Instant::now()).min(tick)
+        });
+        match rx.recv_timeout(wait) {
+            Ok(chunk) => watch.output(&chunk),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    let status = loop {
+        if killed.is_some() {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        if let Some(status) = child.try_wait().context("waiting for the child")? {
+            break Some(status);
+        }
+        killed = expired(watch);
+        thread::sleep(Duration::from_millis(1));
+    };
+    let elapsed = start.elapsed();
+    // What the child wrote before it died still counts.
+    while let Ok(chunk) = rx.try_recv() {
+        watch.output(&chunk);
+    }
+    Ok(Watched {
+        status,
+        killed,
+        stderr: err
+            .map(|h| h.join().unwrap_or_default())
+            .unwrap_or_default(),
+        elapsed,
+    })
+}
+
 /// Reads a pipe to its end on a thread, echoing each chunk as it arrives.
 fn drain(
     mut pipe: impl Read + Send + 'static,
@@ -242,6 +334,51 @@ mod tests {
         cmd.arg("30");
         let got = run_captured(&mut cmd, Duration::from_millis(200), None, Echo::Quiet).unwrap();
         assert!(got.status.is_none());
+        assert!(got.elapsed < Duration::from_secs(5));
+    }
+
+    struct Collect {
+        out: Vec<u8>,
+        deadline: Option<(Instant, String)>,
+    }
+
+    impl Watch for Collect {
+        fn output(&mut self, bytes: &[u8]) {
+            self.out.extend_from_slice(bytes);
+            // A deadline that appears with the output, as a test's start does.
+            if self.out.ends_with(b"start\n") {
+                self.deadline = Some((Instant::now() + Duration::from_millis(200), "test".into()));
+            }
+        }
+        fn deadline(&self) -> Option<(Instant, String)> {
+            self.deadline.clone()
+        }
+    }
+
+    #[test]
+    fn watched_output_arrives_and_a_moving_deadline_kills() {
+        let mut watch = Collect {
+            out: Vec::new(),
+            deadline: None,
+        };
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "echo one; echo err >&2; exit 4"]);
+        let got = run_watched(&mut cmd, &mut watch).unwrap();
+        assert_eq!(got.status.and_then(|s| s.code()), Some(4));
+        assert_eq!(
+            (watch.out.as_slice(), got.stderr.as_slice()),
+            (&b"one\n"[..], &b"err\n"[..])
+        );
+
+        let mut watch = Collect {
+            out: Vec::new(),
+            deadline: None,
+        };
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "echo start; exec sleep 30"]);
+        let got = run_watched(&mut cmd, &mut watch).unwrap();
+        assert!(got.status.is_none());
+        assert_eq!(got.killed.as_deref(), Some("test"));
         assert!(got.elapsed < Duration::from_secs(5));
     }
 

@@ -10,8 +10,9 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 
 use crate::accel::Accel;
+use crate::crash::BootEnd;
 use crate::exit::Exit;
-use crate::process::{self, Echo};
+use crate::process::{self, Echo, Watch};
 
 pub const PROGRAM: &str = "qemu-system-x86_64";
 const MIN_MAJOR: u32 = 10;
@@ -22,12 +23,25 @@ pub struct Machine {
     pub smp: u32,
     pub cpu: String,
     pub accel: Accel,
+    /// Under TCG, end every translation block after one instruction
+    /// (`-accel tcg,one-insn-per-tb=on`): interrupts and NMIs can then land
+    /// between any two instructions, not only between blocks. Ignored by KVM.
+    pub single_step: bool,
 }
 
 impl Machine {
+    /// The value of `-accel`.
+    pub fn accel_arg(&self) -> String {
+        match (self.accel, self.single_step) {
+            (Accel::Tcg, true) => "tcg,one-insn-per-tb=on".to_string(),
+            (accel, _) => accel.qemu_name().to_string(),
+        }
+    }
+
     /// Options shared by every run, the serial port excepted.
     pub fn args(&self) -> Vec<OsString> {
         let smp = self.smp.to_string();
+        let accel = self.accel_arg();
         [
             "-machine",
             "q35",
@@ -38,7 +52,7 @@ impl Machine {
             "-cpu",
             &self.cpu,
             "-accel",
-            self.accel.qemu_name(),
+            &accel,
             "-no-reboot",
             "-display",
             "none",
@@ -128,6 +142,34 @@ pub fn run(args: &[OsString], timeout: Duration, echo: Echo) -> Result<Outcome> 
     })
 }
 
+/// A finished streamed run.
+pub struct Live {
+    pub end: BootEnd,
+    pub stderr: String,
+    pub elapsed: Duration,
+}
+
+/// Runs QEMU with `args` (serial port on stdio), handing the serial output to
+/// `watch` as it arrives and killing QEMU at `watch`'s deadline.
+pub fn run_watched(args: &[OsString], watch: &mut dyn Watch) -> Result<Live> {
+    check_installed()?;
+    let mut cmd = Command::new(PROGRAM);
+    cmd.args(args);
+    let got = process::run_watched(&mut cmd, watch)?;
+    let end = match (got.status, got.killed) {
+        (Some(status), _) => BootEnd::Exited(Exit::from_status(status)),
+        (None, why) => BootEnd::Killed {
+            after: got.elapsed,
+            why: why.unwrap_or_else(|| "deadline".into()),
+        },
+    };
+    Ok(Live {
+        end,
+        stderr: String::from_utf8_lossy(&got.stderr).into_owned(),
+        elapsed: got.elapsed,
+    })
+}
+
 /// Starts QEMU paused (`-S`) with the monitor on stdio, tells it to quit, and
 /// returns the wall time: the floor under any boot.
 pub fn floor(machine: &Machine, timeout: Duration) -> Result<Duration> {
@@ -165,6 +207,7 @@ mod tests {
             smp: 4,
             cpu: "max".into(),
             accel: Accel::Tcg,
+            single_step: false,
         };
         let args: Vec<String> = m
             .args()
@@ -176,6 +219,16 @@ mod tests {
             "-machine q35 -m 256M -smp 4 -cpu max -accel tcg -no-reboot -display none \
              -device isa-debug-exit,iobase=0xf4,iosize=0x04"
         );
+        let step = Machine {
+            single_step: true,
+            ..m.clone()
+        };
+        assert_eq!(step.accel_arg(), "tcg,one-insn-per-tb=on");
+        let kvm = Machine {
+            accel: Accel::Kvm,
+            ..step
+        };
+        assert_eq!(kvm.accel_arg(), "kvm");
     }
 
     #[test]

@@ -362,6 +362,13 @@ impl Sequence {
         }
     }
 
+    /// Stops the sequence before a boot it cannot start.
+    pub fn abort(&mut self, why: String) -> Vec<Step> {
+        let mut steps = Vec::new();
+        self.stop(why, &mut steps);
+        steps
+    }
+
     /// Stops the sequence: one `Stopped`, then a skip for every test it kept
     /// from running.
     fn stop(&mut self, why: String, steps: &mut Vec<Step>) {

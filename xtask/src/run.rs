@@ -38,6 +38,7 @@ pub fn main(args: Args) -> Result<ExitCode> {
         smp: args.smp,
         cpu: args.cpu,
         args: args.kernel_args,
+        single_step: false,
     };
     let choice = accel::choose(args.common.accel)?;
     let kernel = build::kernel_or(args.common.kernel.as_ref())?;
@@ -46,8 +47,8 @@ pub fn main(args: Args) -> Result<ExitCode> {
     } else {
         None
     };
-    let mut artifacts = Artifacts::new(kernel);
-    artifacts.prepare(&config, limine.as_ref())?;
+    let artifacts = Artifacts::new(kernel).with_limine(limine);
+    artifacts.prepare(&config)?;
     eprintln!("{choice}");
     let outcome = artifacts.boot(&config, choice.accel, args.common.timeout(), Echo::Live)?;
     match outcome.end {

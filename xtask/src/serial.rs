@@ -3,6 +3,7 @@
 //!
 //! - `boot: door=<pvh|limine> cpus=<N> lapic=<x2apic|xapic>`
 //! - `nmi: sent=S received=R`
+//! - `time: tsc_mhz=N` (the TSC rate the kernel calibrated, for cycle counts)
 //!
 //! Firmware (OVMF) and Limine may write terminal escape sequences and carriage
 //! returns to the same port, so lines are cleaned before they are read.
@@ -140,6 +141,15 @@ pub fn nmi_line(serial: &str) -> Result<NmiLine, String> {
     })
 }
 
+/// The `time:` line: TSC ticks per microsecond.
+pub fn tsc_mhz(serial: &str) -> Result<u64, String> {
+    let fields = Fields::find(serial, "time:")?;
+    match fields.number("tsc_mhz")? {
+        0 => Err(format!("`tsc_mhz=0` in line `{}`", fields.line)),
+        mhz => Ok(mhz),
+    }
+}
+
 /// The last non-empty clean lines, for failure reports.
 pub fn tail(serial: &str, count: usize) -> Vec<String> {
     let all: Vec<String> = lines(serial).filter(|l| !l.trim().is_empty()).collect();
@@ -179,6 +189,17 @@ mod tests {
         let boot = boot_line(serial).unwrap();
         assert_eq!(boot.door, "limine");
         assert_eq!(boot.lapic, Lapic::Xapic);
+    }
+
+    #[test]
+    fn the_time_line_gives_the_tsc_rate() {
+        assert_eq!(tsc_mhz("boot: x\r\ntime: tsc_mhz=2602\r\n"), Ok(2602));
+        assert!(
+            tsc_mhz("time: tsc_mhz=0\n")
+                .unwrap_err()
+                .contains("tsc_mhz=0")
+        );
+        assert!(tsc_mhz("boot:\n").unwrap_err().contains("no `time:`"));
     }
 
     #[test]

@@ -3,19 +3,16 @@
 //! reported the way `cargo test` reports (`test NAME ... ok`), ending with one
 //! line `N passed, N failed, N skipped`.
 //!
-//! Kernel suites speaking the JSON-lines protocol fit the same mould: their
-//! checker decodes `Outcome::serial` instead of matching plain lines.
+//! Kernel suites (`sequence.rs`) report into the same [`Tally`], one report
+//! per test, strategy and LAPIC mode.
 
 use std::process::ExitCode;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::Result;
 
-use crate::accel::Accel;
-use crate::boot::{Artifacts, BootConfig};
-use crate::process::Echo;
+use crate::boot::BootConfig;
+use crate::console::Console;
 use crate::qemu::Outcome;
 use crate::serial;
 
@@ -38,10 +35,53 @@ pub enum Verdict {
 }
 
 /// A verdict with its name and, for failures, the lines worth reading.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Report {
     pub name: String,
+    /// Where it ran (strategy, LAPIC mode): printed after the name in
+    /// brackets, and the JUnit class name.
+    pub labels: Vec<String>,
     pub verdict: Verdict,
+    /// What a passing test has to say (the kernel's `details`), printed after
+    /// `ok`; a failure or a skip says it in its verdict.
+    pub note: String,
+    /// Lines worth reading after a failure (the serial tail).
     pub detail: Vec<String>,
+    /// Host time from the test's start to its result.
+    pub duration: Option<Duration>,
+}
+
+impl Report {
+    pub fn new(name: impl Into<String>, verdict: Verdict) -> Report {
+        Report {
+            name: name.into(),
+            labels: Vec::new(),
+            verdict,
+            note: String::new(),
+            detail: Vec::new(),
+            duration: None,
+        }
+    }
+
+    /// `NAME [label, label]`, or the bare name.
+    pub fn title(&self) -> String {
+        if self.labels.is_empty() {
+            self.name.clone()
+        } else {
+            format!("{} [{}]", self.name, self.labels.join(", "))
+        }
+    }
+
+    /// The line a human reads: `test NAME [labels] ... ok (note)`.
+    pub fn line(&self) -> String {
+        let title = self.title();
+        match &self.verdict {
+            Verdict::Pass if self.note.is_empty() => format!("test {title} ... ok"),
+            Verdict::Pass => format!("test {title} ... ok ({})", self.note),
+            Verdict::Fail(why) => format!("test {title} ... FAILED ({why})"),
+            Verdict::Skip(why) => format!("test {title} ... skipped ({why})"),
+        }
+    }
 }
 
 const TAIL_LINES: usize = 20;
@@ -52,34 +92,74 @@ pub fn judge(check: &Check, run: Result<Outcome>) -> Report {
         Err(e) => (Verdict::Fail(format!("{e:#}")), Vec::new()),
         Ok(out) => match (check.checker)(&out) {
             Ok(()) => (Verdict::Pass, Vec::new()),
-            Err(why) => {
-                let mut detail = serial::tail(&out.serial, TAIL_LINES);
-                detail.extend(out.stderr.lines().map(|l| format!("qemu: {l}")));
-                (Verdict::Fail(why), detail)
-            }
+            Err(why) => (Verdict::Fail(why), failure_detail(&out.serial, &out.stderr)),
         },
     };
     Report {
-        name: check.name.clone(),
-        verdict,
         detail,
+        ..Report::new(check.name.clone(), verdict)
     }
 }
 
+/// The serial tail and QEMU's complaints, for a failure report.
+pub fn failure_detail(serial: &str, stderr: &str) -> Vec<String> {
+    let mut detail = serial::tail(serial, TAIL_LINES);
+    detail.extend(stderr.lines().map(|l| format!("qemu: {l}")));
+    detail
+}
+
 /// Collects reports, printing each as it arrives.
-#[derive(Default)]
 pub struct Tally {
     reports: Vec<Report>,
+    console: Console,
+    expected: usize,
+}
+
+impl Default for Tally {
+    fn default() -> Tally {
+        Tally::new(Console::plain())
+    }
 }
 
 impl Tally {
-    pub fn record(&mut self, report: Report) {
-        match &report.verdict {
-            Verdict::Pass => println!("test {} ... ok", report.name),
-            Verdict::Fail(why) => println!("test {} ... FAILED ({why})", report.name),
-            Verdict::Skip(why) => println!("test {} ... skipped ({why})", report.name),
+    pub fn new(console: Console) -> Tally {
+        Tally {
+            reports: Vec::new(),
+            console,
+            expected: 0,
         }
+    }
+
+    pub fn console(&self) -> &Console {
+        &self.console
+    }
+
+    /// `n` more results are on their way (for the progress bar).
+    pub fn expect(&mut self, n: usize) {
+        self.expected += n;
+        self.show_counts();
+    }
+
+    pub fn record(&mut self, report: Report) {
+        self.console.line(&report.line());
         self.reports.push(report);
+        self.show_counts();
+    }
+
+    /// A line that is not a result (a retry, a warning), above the bars.
+    pub fn say(&self, text: &str) {
+        self.console.line(text);
+    }
+
+    fn show_counts(&self) {
+        let (passed, failed, skipped) = self.counts();
+        let summary = format!("{passed} passed, {failed} failed, {skipped} skipped");
+        self.console
+            .counts(self.reports.len(), self.expected, &summary);
+    }
+
+    pub fn reports(&self) -> &[Report] {
+        &self.reports
     }
 
     /// `(passed, failed, skipped)`.
@@ -94,9 +174,10 @@ impl Tally {
 
     /// Prints the failures' details and the closing line; non-zero on any failure.
     pub fn finish(self) -> ExitCode {
+        self.console.finish();
         for report in &self.reports {
             if let (Verdict::Fail(why), false) = (&report.verdict, report.detail.is_empty()) {
-                println!("\n---- {} ----\n{why}", report.name);
+                println!("\n---- {} ----\n{why}", report.title());
                 for line in &report.detail {
                     println!("    {line}");
                 }
@@ -110,33 +191,6 @@ impl Tally {
             ExitCode::FAILURE
         }
     }
-}
-
-/// Runs the checks on `jobs` threads, each its own QEMU, recording each report
-/// as soon as its run ends.
-pub fn run_parallel(
-    checks: &[Check],
-    artifacts: &Artifacts,
-    accel: Accel,
-    jobs: usize,
-    tally: &mut Tally,
-) {
-    let tally = Mutex::new(tally);
-    let next = AtomicUsize::new(0);
-    std::thread::scope(|scope| {
-        for _ in 0..jobs.clamp(1, checks.len().max(1)) {
-            scope.spawn(|| {
-                while let Some(check) = checks.get(next.fetch_add(1, Ordering::Relaxed)) {
-                    let run = artifacts.boot(&check.config, accel, check.timeout, Echo::Quiet);
-                    let report = judge(check, run);
-                    tally
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .record(report);
-                }
-            });
-        }
-    });
 }
 
 #[cfg(test)]
@@ -154,6 +208,7 @@ mod tests {
                 smp: 1,
                 cpu: "max".into(),
                 args: vec![],
+                single_step: false,
             },
             timeout: Duration::from_secs(1),
             checker,
@@ -196,12 +251,24 @@ mod tests {
             Verdict::Fail("x".into()),
             Verdict::Skip("y".into()),
         ] {
-            tally.record(Report {
-                name: "t".into(),
-                verdict,
-                detail: vec![],
-            });
+            tally.record(Report::new("t", verdict));
         }
         assert_eq!(tally.counts(), (2, 1, 1));
+    }
+
+    #[test]
+    fn lines_read_like_cargo_test_with_labels_and_notes() {
+        let mut r = Report::new("scenarios::db_kernel_nmi_db", Verdict::Pass);
+        assert_eq!(r.line(), "test scenarios::db_kernel_nmi_db ... ok");
+        r.labels = vec!["naive".into(), "x2apic".into()];
+        r.note = "window_coverage=57/57 (100%)".into();
+        assert_eq!(
+            r.line(),
+            "test scenarios::db_kernel_nmi_db [naive, x2apic] ... ok (window_coverage=57/57 (100%))"
+        );
+        r.verdict = Verdict::Skip("hw-only".into());
+        assert!(r.line().ends_with("... skipped (hw-only)"));
+        r.verdict = Verdict::Fail("rip differs".into());
+        assert!(r.line().ends_with("... FAILED (rip differs)"));
     }
 }

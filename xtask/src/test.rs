@@ -1,30 +1,85 @@
-//! `cargo xtask test`: the host unit tests, then the boot matrix in QEMU.
+//! `cargo xtask test`: the host unit tests, the boot matrix (`matrix.rs`),
+//! then the kernel's registered tests over the wire protocol:
 //!
-//! The matrix boots every door with x2APIC (`-cpu max`) and xAPIC (`-cpu qemu64`)
-//! on 4 CPUs, PVH also on 1 and 8, and checks the `boot:` and `nmi:` lines; one
-//! negative check proves that a kernel failure is seen as one.
+//! - one suite per strategy (naive, shift-ist, dr7-guard, linux) and LAPIC
+//!   mode (`-cpu max`: x2APIC, `-cpu qemu64`: xAPIC), each a sequence of PVH
+//!   boots that survives crashes (`sequence.rs`);
+//! - the framework's selftests once (`filter=selftest::`, linux, `-cpu max`):
+//!   each crashes the kernel on purpose and must be seen crashing just so;
+//! - `checker::mutant_ignore_rip_is_caught`: with a checker blind to RIP, the
+//!   naive strategy must not pass `scenarios::db_kernel_nmi_db`.
+//!
+//! All of it runs on `--jobs` QEMU instances side by side and ends with one
+//! line `N passed, N failed, N skipped`.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail, ensure};
+use testkit::Strategy;
+use testkit::protocol::{OwnedEvent, parse_stream};
 
 use crate::boot::{Artifacts, BootConfig, Door};
-use crate::exit::Exit;
+use crate::console::Console;
+use crate::jsonlog::JsonLog;
 use crate::limine::{self, Lookup};
-use crate::opts::Common;
-use crate::qemu::{End, Outcome};
-use crate::serial::{self, Lapic};
+use crate::opts::{self, Common, Switch};
+use crate::process::Echo;
+use crate::sequence::{self, Shared, Spec};
 use crate::suite::{self, Check, Report, Tally, Verdict};
-use crate::{accel, build, process};
+use crate::{accel, build, junit, matrix, process};
 
-/// Run the host unit tests, then the QEMU boot matrix.
+/// Run the host unit tests, the QEMU boot matrix, then the kernel's tests
+/// under every strategy and LAPIC mode.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Run only the tests whose name contains this text.
+    /// Run only the tests whose name contains this text: given to the kernel
+    /// as `filter=` and applied to the host checks' names. Tests tagged
+    /// selftest, crash or bench run only when a filter names them.
     #[arg(long, value_name = "SUBSTR")]
     filter: Option<String>,
-    /// QEMU instances run side by side (default: the number of cores).
+    /// Iterations for every kernel test (each test caps it).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    iterations: Option<u32>,
+    /// Seed of the kernel's randomised sweeps.
+    #[arg(long, value_name = "N")]
+    seed: Option<u64>,
+    /// Run the suites under this entry strategy only: naive, shift-ist,
+    /// dr7-guard or linux [default: all four].
+    #[arg(long, value_name = "STRATEGY", value_parser = opts::parse_strategy)]
+    entry: Option<Strategy>,
+    /// How QEMU starts the kernel for the suites.
+    #[arg(long, value_enum, default_value_t = Door::Pvh)]
+    boot: Door,
+    /// CPUs for the suites (1 to 64).
+    #[arg(long, default_value_t = 4, value_parser = opts::smp_parser())]
+    smp: u32,
+    /// Run the suites on this QEMU CPU model only [default: `max` (x2APIC
+    /// under TCG) and `qemu64` (xAPIC)].
+    #[arg(long, value_name = "MODEL", value_parser = opts::parse_cpu)]
+    cpu: Option<String>,
+    /// Under TCG, run the suites with `-accel tcg,one-insn-per-tb=on`. TCG
+    /// delivers NMIs only between translation blocks; one instruction per
+    /// block lets them land on every instruction of the entry path (measured:
+    /// the #DB-window coverage of the NMI sweep goes from 6% to 100%), and a
+    /// boot still takes ~2 s because idle CPUs halt. The boot matrix always
+    /// runs plain `tcg`.
+    #[arg(long, value_enum, value_name = "on|off", default_value_t = Switch::On)]
+    tcg_single_step: Switch,
+    /// Write every event of every boot (annotated with boot, strategy and
+    /// LAPIC mode) and one result per test to PATH as JSON lines.
+    #[arg(long, value_name = "PATH")]
+    json: Option<PathBuf>,
+    /// Write the results to PATH as JUnit XML.
+    #[arg(long, value_name = "PATH")]
+    junit: Option<PathBuf>,
+    /// Boot once with `list=1`, print the kernel's test names and exit.
+    #[arg(long)]
+    list: bool,
+    /// QEMU instances run side by side [default: the number of cores].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=64))]
     jobs: Option<u32>,
     #[command(flatten)]
@@ -32,51 +87,178 @@ pub struct Args {
 }
 
 const HOST_TESTS: &str = "host::unit_tests";
-/// The kernel must report the #UD of `selftest=ud2` this fast.
-const NEGATIVE_TIMEOUT: Duration = Duration::from_secs(10);
+const MUTANT: &str = "checker::mutant_ignore_rip_is_caught";
+const MUTANT_TARGET: &str = "scenarios::db_kernel_nmi_db";
+const SUITE_TIMEOUT: Duration = Duration::from_secs(300);
+const SELFTEST_FILTER: &str = "selftest::";
 
-pub fn main(args: Args) -> Result<ExitCode> {
-    let wanted = |name: &str| args.filter.as_deref().is_none_or(|f| name.contains(f));
-    let mut tally = Tally::default();
-    if wanted(HOST_TESTS) {
-        tally.record(host_tests());
-    }
-    let checks: Vec<Check> = matrix(args.common.timeout())
-        .into_iter()
-        .filter(|c| wanted(&c.name))
-        .collect();
-    if !checks.is_empty() {
-        boot_checks(&args, checks, &mut tally)?;
-    }
-    Ok(tally.finish())
+/// One unit of work for the pool.
+enum Job {
+    Check(Check),
+    Suite(Spec),
+    /// A suite whose results decide one check, named by the string.
+    Mutant(Spec),
 }
 
-/// Builds what the checks need, then runs them side by side. A check whose
+impl Args {
+    fn wanted(&self, name: &str) -> bool {
+        self.filter.as_deref().is_none_or(|f| name.contains(f))
+    }
+
+    fn cpus(&self) -> Vec<String> {
+        match &self.cpu {
+            Some(cpu) => vec![cpu.clone()],
+            None => vec!["max".into(), "qemu64".into()],
+        }
+    }
+
+    /// The kernel words of a suite, `skip=` excepted.
+    fn kernel_args(&self, strategy: Strategy, filter: Option<&str>) -> Vec<String> {
+        let mut words = vec![format!("entry={}", strategy.name())];
+        words.extend(filter.map(|f| format!("filter={f}")));
+        words.extend(self.iterations.map(|n| format!("iterations={n}")));
+        words.extend(self.seed.map(|n| format!("seed={n}")));
+        words
+    }
+
+    fn spec(&self, strategy: Strategy, cpu: &str, args: Vec<String>) -> Spec {
+        Spec {
+            strategy: strategy.name().into(),
+            lapic: opts::lapic_label(cpu),
+            config: BootConfig {
+                door: self.boot,
+                smp: self.smp,
+                cpu: cpu.into(),
+                args,
+                single_step: self.tcg_single_step == Switch::On,
+            },
+            retry: true,
+            boot_timeout: self.common.timeout_or(SUITE_TIMEOUT),
+            counted: true,
+        }
+    }
+
+    /// Every job, the longest first so that the pool ends sooner.
+    fn jobs(&self) -> Vec<Job> {
+        let mut jobs = Vec::new();
+        let cpus = self.cpus();
+        if self.wanted(MUTANT) {
+            let mut args = self.kernel_args(Strategy::Naive, Some("db_kernel_nmi_db"));
+            args.push("checker=ignore-rip".into());
+            let cpu = cpus.first().map_or("max", String::as_str);
+            let mut spec = self.spec(Strategy::Naive, cpu, args);
+            spec.retry = false;
+            spec.counted = false;
+            jobs.push(Job::Mutant(spec));
+        }
+        let checks = matrix::matrix(self.common.timeout());
+        let (slow, fast): (Vec<Check>, Vec<Check>) = checks
+            .into_iter()
+            .filter(|c| self.wanted(&c.name))
+            .partition(|c| c.config.door == Door::LimineUefi);
+        jobs.extend(slow.into_iter().map(Job::Check));
+        let strategies = match self.entry {
+            Some(strategy) => vec![strategy],
+            None => Strategy::ALL.to_vec(),
+        };
+        for cpu in &cpus {
+            for &strategy in &strategies {
+                let args = self.kernel_args(strategy, self.filter.as_deref());
+                jobs.push(Job::Suite(self.spec(strategy, cpu, args)));
+            }
+        }
+        if self.filter.is_none() {
+            let args = self.kernel_args(Strategy::Linux, Some(SELFTEST_FILTER));
+            let cpu = cpus.first().map_or("max", String::as_str);
+            jobs.push(Job::Suite(self.spec(Strategy::Linux, cpu, args)));
+        }
+        jobs.extend(fast.into_iter().map(Job::Check));
+        jobs
+    }
+}
+
+pub fn main(args: Args) -> Result<ExitCode> {
+    if let Some(filter) = &args.filter {
+        opts::check_kernel_args(&[format!("filter={filter}")])?;
+    }
+    if args.list {
+        return list(&args);
+    }
+    let json = args.json.as_deref().map(JsonLog::create).transpose()?;
+    if let Some(path) = &args.junit {
+        // Fail now on a path that cannot be written, not after the run.
+        junit::write(path, &[])?;
+    }
+    let host = args.wanted(HOST_TESTS).then(host_tests);
+    let jobs = args.jobs();
+    let tally = Mutex::new(Tally::new(Console::for_stdout()));
+    if let Some(report) = host {
+        let mut tally = lock(&tally);
+        tally.expect(1);
+        tally.record(report);
+    }
+    if !jobs.is_empty() {
+        run_jobs(&args, jobs, &tally, json.as_ref())?;
+    }
+    let tally = tally.into_inner().unwrap_or_else(|p| p.into_inner());
+    let mut failed_output = false;
+    if let Some(json) = &json {
+        for report in tally.reports() {
+            json.result(report);
+        }
+        if let Err(e) = json.finish() {
+            eprintln!("error: {e:#}");
+            failed_output = true;
+        }
+    }
+    if let Some(path) = &args.junit
+        && let Err(e) = junit::write(path, tally.reports())
+    {
+        eprintln!("error: {e:#}");
+        failed_output = true;
+    }
+    let code = tally.finish();
+    Ok(if failed_output {
+        ExitCode::FAILURE
+    } else {
+        code
+    })
+}
+
+/// Builds what the jobs need, then runs them on `--jobs` threads. A job whose
 /// files cannot be made fails (or, without Limine, is skipped) on its own.
-fn boot_checks(args: &Args, checks: Vec<Check>, tally: &mut Tally) -> Result<()> {
+fn run_jobs(
+    args: &Args,
+    jobs: Vec<Job>,
+    tally: &Mutex<Tally>,
+    json: Option<&JsonLog>,
+) -> Result<()> {
     let choice = accel::choose(args.common.accel)?;
-    let record = |tally: &mut Tally, check: Check, verdict| {
-        tally.record(Report {
-            name: check.name,
-            verdict,
-            detail: Vec::new(),
-        })
-    };
     let kernel = match build::kernel_or(args.common.kernel.as_ref()) {
         Ok(kernel) => kernel,
         Err(e) => {
             eprintln!("error: {e:#}");
-            for check in checks {
-                record(
-                    tally,
-                    check,
-                    Verdict::Fail("the kernel did not build".into()),
-                );
+            for job in jobs {
+                let (name, labels) = match job {
+                    Job::Check(check) => (check.name, Vec::new()),
+                    Job::Suite(spec) => ("suite::build".to_string(), spec.labels()),
+                    Job::Mutant(spec) => (MUTANT.to_string(), spec.labels()),
+                };
+                lock(tally).record(Report {
+                    labels,
+                    ..Report::new(name, Verdict::Fail("the kernel did not build".into()))
+                });
             }
             return Ok(());
         }
     };
-    let limine = if checks.iter().any(|c| c.config.door.needs_limine()) {
+    let needs_limine = |job: &Job| match job {
+        Job::Check(check) => check.config.door.needs_limine(),
+        Job::Suite(spec) | Job::Mutant(spec) => spec.config.door.needs_limine(),
+    };
+    let limine = if args.boot.needs_limine() {
+        Some(limine::require(args.common.limine_dir.as_deref())?)
+    } else if jobs.iter().any(needs_limine) {
         match limine::locate(args.common.limine_dir.as_deref())? {
             Lookup::Found(limine) => Some(limine),
             Lookup::Missing(why) => {
@@ -87,29 +269,141 @@ fn boot_checks(args: &Args, checks: Vec<Check>, tally: &mut Tally) -> Result<()>
     } else {
         None
     };
-    let mut artifacts = Artifacts::new(kernel);
+    let artifacts = Artifacts::new(kernel).with_limine(limine);
     let mut runnable = Vec::new();
-    for check in checks {
-        let verdict = if check.config.door.needs_limine() && limine.is_none() {
+    for job in jobs {
+        let Job::Check(check) = job else {
+            runnable.push(job);
+            continue;
+        };
+        let verdict = if check.config.door.needs_limine() && !artifacts.has_limine() {
             Some(Verdict::Skip(
                 "Limine cannot be had, see the `limine:` line above".into(),
             ))
         } else {
-            let prepared = artifacts.prepare(&check.config, limine.as_ref());
+            let prepared = artifacts.prepare(&check.config);
             prepared.err().map(|e| Verdict::Fail(format!("{e:#}")))
         };
         match verdict {
-            None => runnable.push(check),
-            Some(verdict) => record(tally, check, verdict),
+            None => runnable.push(Job::Check(check)),
+            Some(verdict) => lock(tally).record(Report::new(check.name, verdict)),
         }
     }
-    let jobs = match args.jobs {
+    let threads = match args.jobs {
         Some(n) => n as usize,
         None => std::thread::available_parallelism().map_or(1, |n| n.get()),
     };
-    eprintln!("{choice}; {} boots on {jobs} jobs", runnable.len());
-    suite::run_parallel(&runnable, &artifacts, choice.accel, jobs, tally);
+    let checks = runnable
+        .iter()
+        .filter(|j| matches!(j, Job::Check(_)))
+        .count();
+    let step = match (choice.accel, args.tcg_single_step) {
+        (accel::Accel::Tcg, Switch::On) => ", suites with one-insn-per-tb",
+        _ => "",
+    };
+    eprintln!(
+        "{choice}; {checks} boot checks and {} suites on {threads} jobs{step}",
+        runnable.len() - checks
+    );
+    let mutants = runnable
+        .iter()
+        .filter(|j| matches!(j, Job::Mutant(_)))
+        .count();
+    lock(tally).expect(checks + mutants);
+    let boots = AtomicUsize::new(0);
+    let shared = Shared {
+        artifacts: &artifacts,
+        accel: choice.accel,
+        tally,
+        json,
+        boots: &boots,
+    };
+    let next = AtomicUsize::new(0);
+    let console_workers = threads.clamp(1, runnable.len().max(1));
+    std::thread::scope(|scope| {
+        for _ in 0..console_workers {
+            scope.spawn(|| {
+                let worker = lock(tally).console().worker();
+                while let Some(job) = runnable.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    run_job(job, &shared, &worker);
+                }
+            });
+        }
+    });
     Ok(())
+}
+
+fn lock(tally: &Mutex<Tally>) -> std::sync::MutexGuard<'_, Tally> {
+    tally.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn run_job(job: &Job, shared: &Shared, worker: &crate::console::Worker) {
+    match job {
+        Job::Check(check) => {
+            worker.set(check.name.clone());
+            let run =
+                shared
+                    .artifacts
+                    .boot(&check.config, shared.accel, check.timeout, Echo::Quiet);
+            let report = suite::judge(check, run);
+            lock(shared.tally).record(report);
+        }
+        Job::Suite(spec) => {
+            sequence::run(spec, shared, worker, &mut |report| {
+                lock(shared.tally).record(report)
+            });
+        }
+        Job::Mutant(spec) => {
+            let mut seen = Vec::new();
+            sequence::run(spec, shared, worker, &mut |report| seen.push(report));
+            let report = Report {
+                labels: spec.labels(),
+                ..judge_mutant(&seen)
+            };
+            lock(shared.tally).record(report);
+        }
+    }
+}
+
+/// The checker mutant is caught when the target test does not pass under it:
+/// a failed result and a crash both count.
+fn judge_mutant(seen: &[Report]) -> Report {
+    let target = seen.iter().find(|r| r.name == MUTANT_TARGET);
+    let (verdict, note) = match target.map(|r| &r.verdict) {
+        Some(Verdict::Fail(why)) => (
+            Verdict::Pass,
+            format!("{MUTANT_TARGET} fails under checker=ignore-rip: {why}"),
+        ),
+        Some(Verdict::Pass) => (
+            Verdict::Fail(format!(
+                "a checker blind to RIP let naive pass {MUTANT_TARGET}: {}",
+                target.map_or("", |r| r.note.as_str())
+            )),
+            String::new(),
+        ),
+        Some(Verdict::Skip(why)) => (
+            Verdict::Fail(format!("{MUTANT_TARGET} was skipped: {why}")),
+            String::new(),
+        ),
+        None => {
+            let why = seen
+                .iter()
+                .find_map(|r| match &r.verdict {
+                    Verdict::Fail(why) => Some(format!(": {}", why)),
+                    _ => None,
+                })
+                .unwrap_or_default();
+            (
+                Verdict::Fail(format!("{MUTANT_TARGET} never ran{why}")),
+                String::new(),
+            )
+        }
+    };
+    Report {
+        note,
+        detail: target.map(|r| r.detail.clone()).unwrap_or_default(),
+        ..Report::new(MUTANT, verdict)
+    }
 }
 
 /// `cargo test` on the host crates; one report for all of them.
@@ -120,222 +414,60 @@ fn host_tests() -> Report {
         Ok(()) => Verdict::Pass,
         Err(e) => Verdict::Fail(format!("{e:#}")),
     };
-    Report {
-        name: HOST_TESTS.into(),
-        verdict,
-        detail: Vec::new(),
-    }
+    Report::new(HOST_TESTS, verdict)
 }
 
-/// Every boot check, in the order they are started.
-fn matrix(timeout: Duration) -> Vec<Check> {
-    let mut checks = Vec::new();
-    let mut add = |door: Door, cpu: &str, smp: u32| {
-        let lapic = if cpu == "max" {
-            Lapic::X2apic
-        } else {
-            Lapic::Xapic
-        };
-        checks.push(Check {
-            name: format!("boot::{}_{cpu}_smp{smp}", door.ident()),
-            config: BootConfig {
-                door,
-                smp,
-                cpu: cpu.into(),
-                args: Vec::new(),
-            },
-            timeout,
-            checker: Box::new(move |out| check_boot(out, door, smp, lapic)),
-        });
+/// `--list`: one boot with `list=1`; the names of the `planned` events.
+fn list(args: &Args) -> Result<ExitCode> {
+    let choice = accel::choose(args.common.accel)?;
+    let kernel = build::kernel_or(args.common.kernel.as_ref())?;
+    let limine = if args.boot.needs_limine() {
+        Some(limine::require(args.common.limine_dir.as_deref())?)
+    } else {
+        None
     };
-    // The slow doors first, so that the parallel run ends sooner.
-    for door in [Door::LimineUefi, Door::LimineBios, Door::Pvh] {
-        for cpu in ["max", "qemu64"] {
-            add(door, cpu, 4);
-        }
+    let artifacts = Artifacts::new(kernel).with_limine(limine);
+    let cpu = args.cpus().swap_remove(0);
+    let config = BootConfig {
+        door: args.boot,
+        smp: args.smp,
+        cpu,
+        args: vec!["list=1".into()],
+        single_step: false,
+    };
+    artifacts.prepare(&config)?;
+    let out = artifacts.boot(&config, choice.accel, args.common.timeout(), Echo::Quiet)?;
+    let names =
+        listed(&out.serial).with_context(|| format!("listing the kernel's tests ({})", out.end))?;
+    let shown: Vec<&(String, Option<String>)> =
+        names.iter().filter(|(n, _)| args.wanted(n)).collect();
+    for (name, _) in &shown {
+        println!("{name}");
     }
-    add(Door::Pvh, "max", 1);
-    add(Door::Pvh, "max", 8);
-    checks.push(Check {
-        name: "boot::pvh_selftest_ud2".into(),
-        config: BootConfig {
-            door: Door::Pvh,
-            smp: 4,
-            cpu: "max".into(),
-            args: vec!["selftest=ud2".into()],
-        },
-        timeout: timeout.min(NEGATIVE_TIMEOUT),
-        checker: Box::new(check_ud2),
-    });
-    checks
+    eprintln!("{} of {} registered tests", shown.len(), names.len());
+    Ok(ExitCode::SUCCESS)
 }
 
-/// The reason a run did not end the expected way, with the kernel's last words.
-fn unexpected_end(out: &Outcome, want: &str) -> String {
-    let last = serial::tail(&out.serial, 1);
-    match last.first() {
-        Some(line) => format!("{} (wanted {want}); last serial line `{line}`", out.end),
-        None => format!("{} (wanted {want}); no serial output", out.end),
+/// The tests a `list=1` boot names, with their crash expectations.
+fn listed(serial: &str) -> Result<Vec<(String, Option<String>)>> {
+    let transcript = parse_stream(serial.as_bytes());
+    if let Some((line, error)) = transcript
+        .errors()
+        .find(|(_, e)| !matches!(e, testkit::protocol::StreamError::MissingDone))
+    {
+        bail!("line {line}: {error}");
     }
-}
-
-/// A normal boot: kernel success, the right `boot:` line, and every CPU's NMI to
-/// every other CPU received.
-fn check_boot(out: &Outcome, door: Door, smp: u32, lapic: Lapic) -> Result<(), String> {
-    if out.end != End::Exited(Exit::Success) {
-        return Err(unexpected_end(out, "kernel success"));
-    }
-    let boot = serial::boot_line(&out.serial)?;
-    let mut wrong = Vec::new();
-    if boot.door != door.kernel_name() {
-        wrong.push(format!(
-            "door={} (wanted {})",
-            boot.door,
-            door.kernel_name()
-        ));
-    }
-    if boot.cpus != u64::from(smp) {
-        wrong.push(format!("cpus={} (wanted {smp})", boot.cpus));
-    }
-    if boot.lapic != lapic {
-        wrong.push(format!(
-            "lapic={} (wanted {})",
-            boot.lapic.name(),
-            lapic.name()
-        ));
-    }
-    if !wrong.is_empty() {
-        return Err(format!("boot line: {}", wrong.join(", ")));
-    }
-    let nmi = serial::nmi_line(&out.serial)?;
-    let want = u64::from(smp) * u64::from(smp - 1);
-    if nmi.sent != want || nmi.received != want {
-        return Err(format!(
-            "nmi: sent={} received={} (wanted {want} each)",
-            nmi.sent, nmi.received
-        ));
-    }
-    Ok(())
-}
-
-/// `selftest=ud2`: the kernel reports the #UD and exits with failure.
-fn check_ud2(out: &Outcome) -> Result<(), String> {
-    if out.end != End::Exited(Exit::Failure) {
-        return Err(unexpected_end(out, "kernel failure"));
-    }
-    serial::lines(&out.serial)
-        .any(|l| l.starts_with("exception:"))
-        .then_some(())
-        .context("no line starting with `exception:`")
-        .map_err(|e| e.to_string())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::exit::Ending;
-
-    fn out(end: End, serial: &str) -> Outcome {
-        Outcome {
-            end,
-            serial: serial.into(),
-            stderr: String::new(),
-            elapsed: Duration::ZERO,
-        }
-    }
-
-    const OK4: &str =
-        "istorm\r\nboot: door=pvh cpus=4 lapic=x2apic\r\nnmi: sent=12 received=12\r\n";
-
-    #[test]
-    fn the_matrix_has_the_named_checks() {
-        let names: Vec<String> = matrix(Duration::from_secs(60))
-            .into_iter()
-            .map(|c| c.name)
-            .collect();
-        for name in [
-            "boot::pvh_max_smp4",
-            "boot::pvh_qemu64_smp4",
-            "boot::pvh_max_smp1",
-            "boot::pvh_max_smp8",
-            "boot::limine_bios_max_smp4",
-            "boot::limine_bios_qemu64_smp4",
-            "boot::limine_uefi_max_smp4",
-            "boot::limine_uefi_qemu64_smp4",
-            "boot::pvh_selftest_ud2",
-        ] {
-            assert!(
-                names.iter().any(|n| n == name),
-                "{name} missing from {names:?}"
-            );
-        }
-        assert_eq!(names.len(), 9);
-    }
-
-    #[test]
-    fn a_good_boot_passes_and_each_wrong_field_is_named() {
-        let ok = |serial: &str| {
-            check_boot(
-                &out(End::Exited(Exit::Success), serial),
-                Door::Pvh,
-                4,
-                Lapic::X2apic,
-            )
-        };
-        assert_eq!(ok(OK4), Ok(()));
-        let err = ok(&OK4
-            .replace("door=pvh", "door=limine")
-            .replace("x2apic", "xapic"))
-        .unwrap_err();
-        assert_eq!(
-            err,
-            "boot line: door=limine (wanted pvh), lapic=xapic (wanted x2apic)"
-        );
-        let err = ok(&OK4.replace("received=12", "received=11")).unwrap_err();
-        assert!(err.contains("wanted 12 each"), "{err}");
-        assert!(
-            ok("boot: door=pvh cpus=4 lapic=x2apic\n")
-                .unwrap_err()
-                .contains("no `nmi:`")
-        );
-    }
-
-    #[test]
-    fn a_bad_end_fails_with_the_last_serial_line() {
-        let triple = out(
-            End::Exited(Exit::NeverExited(Ending::Status(0))),
-            "boot: door=pvh\r\nlast words\r\n",
-        );
-        let err = check_boot(&triple, Door::Pvh, 4, Lapic::X2apic).unwrap_err();
-        assert!(
-            err.contains("triple fault") && err.contains("`last words`"),
-            "{err}"
-        );
-        let hang = out(End::Hang(Duration::from_secs(30)), "");
-        let err = check_boot(&hang, Door::Pvh, 4, Lapic::X2apic).unwrap_err();
-        assert!(err.starts_with("hang after 30 s"), "{err}");
-    }
-
-    #[test]
-    fn one_cpu_expects_no_nmis() {
-        let serial = "boot: door=pvh cpus=1 lapic=x2apic\nnmi: sent=0 received=0\n";
-        assert_eq!(
-            check_boot(
-                &out(End::Exited(Exit::Success), serial),
-                Door::Pvh,
-                1,
-                Lapic::X2apic
-            ),
-            Ok(())
-        );
-    }
-
-    #[test]
-    fn the_negative_check_wants_failure_and_the_exception_line() {
-        let serial = "boot: door=pvh cpus=4 lapic=x2apic\r\nexception: vector=6 (#UD) rip=0x1\r\n";
-        assert_eq!(check_ud2(&out(End::Exited(Exit::Failure), serial)), Ok(()));
-        assert!(check_ud2(&out(End::Exited(Exit::Success), serial)).is_err());
-        let err = check_ud2(&out(End::Exited(Exit::Failure), "panic\n")).unwrap_err();
-        assert!(err.contains("exception:"), "{err}");
-    }
+    ensure!(
+        transcript.is_complete(),
+        "the boot ended without a done event"
+    );
+    Ok(transcript
+        .events()
+        .filter_map(|(_, e)| match e {
+            OwnedEvent::Planned { test, expect_crash } => {
+                Some((test.clone(), expect_crash.clone()))
+            }
+            _ => None,
+        })
+        .collect())
 }

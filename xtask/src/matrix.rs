@@ -1,0 +1,233 @@
+//! The boot matrix (issue 8): every door with x2APIC (`-cpu max`) and xAPIC
+//! (`-cpu qemu64`) on 4 CPUs, PVH also on 1 and 8, each checked on its plain
+//! `boot:` and `nmi:` lines; one negative check proves that a kernel failure
+//! is seen as one. These boots use plain `-accel tcg`: they check booting,
+//! not timing.
+
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::boot::{BootConfig, Door};
+use crate::exit::Exit;
+use crate::qemu::{End, Outcome};
+use crate::serial::{self, Lapic};
+use crate::suite::Check;
+
+/// The kernel must report the #UD of `selftest=ud2` this fast.
+const NEGATIVE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Every boot check, in the order they are started.
+pub fn matrix(timeout: Duration) -> Vec<Check> {
+    let mut checks = Vec::new();
+    let mut add = |door: Door, cpu: &str, smp: u32| {
+        let lapic = if cpu == "max" {
+            Lapic::X2apic
+        } else {
+            Lapic::Xapic
+        };
+        checks.push(Check {
+            name: format!("boot::{}_{cpu}_smp{smp}", door.ident()),
+            config: BootConfig {
+                door,
+                smp,
+                cpu: cpu.into(),
+                args: Vec::new(),
+                single_step: false,
+            },
+            timeout,
+            checker: Box::new(move |out| check_boot(out, door, smp, lapic)),
+        });
+    };
+    // The slow doors first, so that the parallel run ends sooner.
+    for door in [Door::LimineUefi, Door::LimineBios, Door::Pvh] {
+        for cpu in ["max", "qemu64"] {
+            add(door, cpu, 4);
+        }
+    }
+    add(Door::Pvh, "max", 1);
+    add(Door::Pvh, "max", 8);
+    checks.push(Check {
+        name: "boot::pvh_selftest_ud2".into(),
+        config: BootConfig {
+            door: Door::Pvh,
+            smp: 4,
+            cpu: "max".into(),
+            args: vec!["selftest=ud2".into()],
+            single_step: false,
+        },
+        timeout: timeout.min(NEGATIVE_TIMEOUT),
+        checker: Box::new(check_ud2),
+    });
+    checks
+}
+
+/// The reason a run did not end the expected way, with the kernel's last words.
+fn unexpected_end(out: &Outcome, want: &str) -> String {
+    let last = serial::tail(&out.serial, 1);
+    match last.first() {
+        Some(line) => format!("{} (wanted {want}); last serial line `{line}`", out.end),
+        None => format!("{} (wanted {want}); no serial output", out.end),
+    }
+}
+
+/// A normal boot: kernel success, the right `boot:` line, and every CPU's NMI to
+/// every other CPU received.
+fn check_boot(out: &Outcome, door: Door, smp: u32, lapic: Lapic) -> Result<(), String> {
+    if out.end != End::Exited(Exit::Success) {
+        return Err(unexpected_end(out, "kernel success"));
+    }
+    let boot = serial::boot_line(&out.serial)?;
+    let mut wrong = Vec::new();
+    if boot.door != door.kernel_name() {
+        wrong.push(format!(
+            "door={} (wanted {})",
+            boot.door,
+            door.kernel_name()
+        ));
+    }
+    if boot.cpus != u64::from(smp) {
+        wrong.push(format!("cpus={} (wanted {smp})", boot.cpus));
+    }
+    if boot.lapic != lapic {
+        wrong.push(format!(
+            "lapic={} (wanted {})",
+            boot.lapic.name(),
+            lapic.name()
+        ));
+    }
+    if !wrong.is_empty() {
+        return Err(format!("boot line: {}", wrong.join(", ")));
+    }
+    let nmi = serial::nmi_line(&out.serial)?;
+    let want = u64::from(smp) * u64::from(smp - 1);
+    if nmi.sent != want || nmi.received != want {
+        return Err(format!(
+            "nmi: sent={} received={} (wanted {want} each)",
+            nmi.sent, nmi.received
+        ));
+    }
+    Ok(())
+}
+
+/// `selftest=ud2`: the kernel reports the #UD and exits with failure.
+fn check_ud2(out: &Outcome) -> Result<(), String> {
+    if out.end != End::Exited(Exit::Failure) {
+        return Err(unexpected_end(out, "kernel failure"));
+    }
+    serial::lines(&out.serial)
+        .any(|l| l.starts_with("exception:"))
+        .then_some(())
+        .context("no line starting with `exception:`")
+        .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exit::Ending;
+
+    fn out(end: End, serial: &str) -> Outcome {
+        Outcome {
+            end,
+            serial: serial.into(),
+            stderr: String::new(),
+            elapsed: Duration::ZERO,
+        }
+    }
+
+    const OK4: &str =
+        "istorm\r\nboot: door=pvh cpus=4 lapic=x2apic\r\nnmi: sent=12 received=12\r\n";
+
+    #[test]
+    fn the_matrix_has_the_named_checks() {
+        let names: Vec<String> = matrix(Duration::from_secs(60))
+            .into_iter()
+            .map(|c| c.name)
+            .collect();
+        for name in [
+            "boot::pvh_max_smp4",
+            "boot::pvh_qemu64_smp4",
+            "boot::pvh_max_smp1",
+            "boot::pvh_max_smp8",
+            "boot::limine_bios_max_smp4",
+            "boot::limine_bios_qemu64_smp4",
+            "boot::limine_uefi_max_smp4",
+            "boot::limine_uefi_qemu64_smp4",
+            "boot::pvh_selftest_ud2",
+        ] {
+            assert!(
+                names.iter().any(|n| n == name),
+                "{name} missing from {names:?}"
+            );
+        }
+        assert_eq!(names.len(), 9);
+    }
+
+    #[test]
+    fn a_good_boot_passes_and_each_wrong_field_is_named() {
+        let ok = |serial: &str| {
+            check_boot(
+                &out(End::Exited(Exit::Success), serial),
+                Door::Pvh,
+                4,
+                Lapic::X2apic,
+            )
+        };
+        assert_eq!(ok(OK4), Ok(()));
+        let err = ok(&OK4
+            .replace("door=pvh", "door=limine")
+            .replace("x2apic", "xapic"))
+        .unwrap_err();
+        assert_eq!(
+            err,
+            "boot line: door=limine (wanted pvh), lapic=xapic (wanted x2apic)"
+        );
+        let err = ok(&OK4.replace("received=12", "received=11")).unwrap_err();
+        assert!(err.contains("wanted 12 each"), "{err}");
+        assert!(
+            ok("boot: door=pvh cpus=4 lapic=x2apic\n")
+                .unwrap_err()
+                .contains("no `nmi:`")
+        );
+    }
+
+    #[test]
+    fn a_bad_end_fails_with_the_last_serial_line() {
+        let triple = out(
+            End::Exited(Exit::NeverExited(Ending::Status(0))),
+            "boot: door=pvh\r\nlast words\r\n",
+        );
+        let err = check_boot(&triple, Door::Pvh, 4, Lapic::X2apic).unwrap_err();
+        assert!(
+            err.contains("triple fault") && err.contains("`last words`"),
+            "{err}"
+        );
+        let hang = out(End::Hang(Duration::from_secs(30)), "");
+        let err = check_boot(&hang, Door::Pvh, 4, Lapic::X2apic).unwrap_err();
+        assert!(err.starts_with("hang after 30 s"), "{err}");
+    }
+
+    #[test]
+    fn one_cpu_expects_no_nmis() {
+        let serial = "boot: door=pvh cpus=1 lapic=x2apic\nnmi: sent=0 received=0\n";
+        assert_eq!(
+            check_boot(
+                &out(End::Exited(Exit::Success), serial),
+                Door::Pvh,
+                1,
+                Lapic::X2apic
+            ),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn the_negative_check_wants_failure_and_the_exception_line() {
+        let serial = "boot: door=pvh cpus=4 lapic=x2apic\r\nexception: vector=6 (#UD) rip=0x1\r\n";
+        assert_eq!(check_ud2(&out(End::Exited(Exit::Failure), serial)), Ok(()));
+        assert!(check_ud2(&out(End::Exited(Exit::Success), serial)).is_err());
+        let err = check_ud2(&out(End::Exited(Exit::Failure), "panic\n")).unwrap_err();
+        assert!(err.contains("exception:"), "{err}");
+    }
+}
