@@ -39,14 +39,48 @@ enum Cli {
     Build,
     /// Boot the kernel in QEMU and stream its serial console.
     Run(run::Args),
-    /// Run the host unit tests, then the QEMU boot matrix.
+    /// Run the host unit tests, the QEMU boot matrix and the kernel's tests
+    /// under every strategy and LAPIC mode.
     Test(test::Args),
-    /// Measure boot times.
+    /// Measure boot times, the runner's costs, or exception-entry round trips.
     Bench(bench::Args),
 }
 
+/// A command-line mistake as one line `error: ...` (clap's own report has a
+/// usage block and exits with 2); help and version print as clap prints them.
+fn parse_args() -> Result<Cli, ExitCode> {
+    Cli::try_parse().map_err(|e| {
+        use clap::error::ErrorKind;
+        match e.kind() {
+            ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+                let _ = e.print();
+                ExitCode::SUCCESS
+            }
+            _ => {
+                eprintln!("{}", one_line(&e.render().to_string()));
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+/// The first line of clap's report, `error: ...`.
+fn one_line(report: &str) -> String {
+    let first = report.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+    if first.starts_with("error:") {
+        first.to_string()
+    } else {
+        format!("error: {first}")
+    }
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match parse_args() {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
     let result = match cli {
         Cli::Build => build::kernel().map(|elf| {
             println!("{}", elf.display());
@@ -84,5 +118,24 @@ mod tests {
     #[test]
     fn cli_is_well_formed() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn mistakes_are_one_line() {
+        use clap::Parser;
+        let e = Cli::try_parse_from(["xtask", "test", "--entry", "shift_ist"])
+            .err()
+            .unwrap();
+        let line = super::one_line(&e.render().to_string());
+        assert!(
+            line.starts_with("error: invalid value 'shift_ist'"),
+            "{line}"
+        );
+        assert!(
+            line.contains("naive, shift-ist, dr7-guard, linux"),
+            "{line}"
+        );
+        assert!(!line.contains('\n'));
+        assert_eq!(super::one_line("oops\n"), "error: oops");
     }
 }

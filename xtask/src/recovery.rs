@@ -182,13 +182,13 @@ impl Sequence {
                 self.boot.plan_seen = true;
                 self.plan_seen = true;
             }
-            OwnedEvent::Planned { test, expect_crash } => {
-                if !self.plan.iter().any(|p| p.test == *test) {
-                    self.plan.push(Planned {
-                        test: test.clone(),
-                        expect_crash: expect_crash.clone(),
-                    });
-                }
+            OwnedEvent::Planned { test, expect_crash }
+                if !self.plan.iter().any(|p| p.test == *test) =>
+            {
+                self.plan.push(Planned {
+                    test: test.clone(),
+                    expect_crash: expect_crash.clone(),
+                });
             }
             OwnedEvent::Start {
                 test, timeout_ms, ..

@@ -92,7 +92,11 @@ pub fn run<'a>(spec: &Spec, shared: &'a Shared<'a>, worker: &Worker, sink: &mut 
             steps.extend(seq.abort(format!("boot {attempt} cannot be prepared: {e:#}")));
         }
         if !steps.is_empty() {
-            deliver(steps, &labels, &Default::default(), shared, sink, "", "");
+            let at = At {
+                labels: &labels,
+                boot: attempt,
+            };
+            deliver(steps, &at, &Default::default(), shared, sink, "", "");
             break;
         }
         if attempt > 1 {
@@ -128,6 +132,7 @@ pub fn run<'a>(spec: &Spec, shared: &'a Shared<'a>, worker: &Worker, sink: &mut 
             worker,
             iterations: 0,
             counted: spec.counted,
+            taken: 0,
         };
         let run = shared
             .artifacts
@@ -140,8 +145,10 @@ pub fn run<'a>(spec: &Spec, shared: &'a Shared<'a>, worker: &Worker, sink: &mut 
                 watch.started.elapsed(),
             ),
         };
+        // The line a crash cut short, if any: the rest was taken as it came.
         let parser = std::mem::take(&mut watch.parser);
-        for record in parser.finish().records {
+        let taken = watch.taken;
+        for record in parser.finish().records.into_iter().skip(taken) {
             watch.take(record.line, &record.kind);
         }
         if let Some(json) = shared.json {
@@ -152,21 +159,32 @@ pub fn run<'a>(spec: &Spec, shared: &'a Shared<'a>, worker: &Worker, sink: &mut 
         } = watch;
         let steps = seq.end_boot(&end);
         let serial = String::from_utf8_lossy(&serial);
-        deliver(steps, &labels, &durations, shared, sink, &serial, &stderr);
+        let at = At {
+            labels: &labels,
+            boot: attempt,
+        };
+        deliver(steps, &at, &durations, shared, sink, &serial, &stderr);
     }
+}
+
+/// The sequence and boot that steps come from.
+struct At<'a> {
+    labels: &'a [String],
+    /// Within the sequence, from 1.
+    boot: usize,
 }
 
 /// Turns the state machine's steps into reports, lines and warnings.
 fn deliver(
     steps: Vec<Step>,
-    labels: &[String],
+    at: &At,
     durations: &HashMap<String, Duration>,
     shared: &Shared,
     sink: &mut dyn FnMut(Report),
     serial: &str,
     stderr: &str,
 ) {
-    let title = labels.join(", ");
+    let (labels, title) = (at.labels, at.labels.join(", "));
     for step in steps {
         match step {
             Step::Record(record) => {
@@ -180,7 +198,9 @@ fn deliver(
             Step::Retry { test, reason } => shared.tally().say(&format!(
                 "test {test} [{title}] ... crashed, trying once more ({reason})"
             )),
-            Step::Warning(warning) => console::note(&format!("warning: [{title}] {warning}")),
+            Step::Warning(warning) => {
+                console::note(&format!("warning: boot {} [{title}]: {warning}", at.boot))
+            }
             Step::Stopped(why) => sink(Report {
                 labels: labels.to_vec(),
                 detail: suite::failure_detail(serial, stderr),
@@ -218,6 +238,8 @@ struct BootWatch<'a> {
     worker: &'a Worker,
     iterations: u32,
     counted: bool,
+    /// Records of the parser handled so far.
+    taken: usize,
 }
 
 impl BootWatch<'_> {
@@ -244,11 +266,14 @@ impl BootWatch<'_> {
         if self.counted && new > 0 {
             self.shared.tally().expect(new);
         }
-        let durations = &self.durations;
+        let at = At {
+            labels: self.labels,
+            boot: self.tag.attempt,
+        };
         deliver(
             steps,
-            self.labels,
-            durations,
+            &at,
+            &self.durations,
             self.shared,
             &mut *self.sink,
             "",
@@ -287,6 +312,7 @@ impl Watch for BootWatch<'_> {
     fn output(&mut self, bytes: &[u8]) {
         self.serial.extend_from_slice(bytes);
         let records = self.parser.feed(bytes).to_vec();
+        self.taken += records.len();
         for record in records {
             self.take(record.line, &record.kind);
         }

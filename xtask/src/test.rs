@@ -22,6 +22,7 @@ use anyhow::{Context, Result, bail, ensure};
 use testkit::Strategy;
 use testkit::protocol::{OwnedEvent, parse_stream};
 
+use crate::accel::{self, Accel};
 use crate::boot::{Artifacts, BootConfig, Door};
 use crate::console::Console;
 use crate::jsonlog::JsonLog;
@@ -30,7 +31,7 @@ use crate::opts::{self, Common, Switch};
 use crate::process::Echo;
 use crate::sequence::{self, Shared, Spec};
 use crate::suite::{self, Check, Report, Tally, Verdict};
-use crate::{accel, build, junit, matrix, process};
+use crate::{build, junit, matrix, process};
 
 /// Run the host unit tests, the QEMU boot matrix, then the kernel's tests
 /// under every strategy and LAPIC mode.
@@ -270,6 +271,7 @@ fn run_jobs(
         None
     };
     let artifacts = Artifacts::new(kernel).with_limine(limine);
+    let jobs = drop_empty_suites(args, jobs, &artifacts, choice.accel);
     let mut runnable = Vec::new();
     for job in jobs {
         let Job::Check(check) = job else {
@@ -331,6 +333,29 @@ fn run_jobs(
         }
     });
     Ok(())
+}
+
+/// With a filter that no kernel test matches (one naming a boot check, say),
+/// the suites would each boot to run nothing: one `list=1` boot tells.
+fn drop_empty_suites(args: &Args, jobs: Vec<Job>, artifacts: &Artifacts, accel: Accel) -> Vec<Job> {
+    let Some(filter) = &args.filter else {
+        return jobs;
+    };
+    if !jobs.iter().any(|j| matches!(j, Job::Suite(_))) {
+        return jobs;
+    }
+    let names = match list_boot(args, artifacts, accel, Door::Pvh) {
+        Ok(names) => names,
+        // Let the suites run and say what is wrong.
+        Err(_) => return jobs,
+    };
+    if names.iter().any(|(name, _)| name.contains(filter.as_str())) {
+        return jobs;
+    }
+    eprintln!("no kernel test name contains `{filter}`: no suite to run");
+    jobs.into_iter()
+        .filter(|j| !matches!(j, Job::Suite(_)))
+        .collect()
 }
 
 fn lock(tally: &Mutex<Tally>) -> std::sync::MutexGuard<'_, Tally> {
@@ -427,25 +452,36 @@ fn list(args: &Args) -> Result<ExitCode> {
         None
     };
     let artifacts = Artifacts::new(kernel).with_limine(limine);
-    let cpu = args.cpus().swap_remove(0);
-    let config = BootConfig {
-        door: args.boot,
-        smp: args.smp,
-        cpu,
-        args: vec!["list=1".into()],
-        single_step: false,
-    };
-    artifacts.prepare(&config)?;
-    let out = artifacts.boot(&config, choice.accel, args.common.timeout(), Echo::Quiet)?;
-    let names =
-        listed(&out.serial).with_context(|| format!("listing the kernel's tests ({})", out.end))?;
-    let shown: Vec<&(String, Option<String>)> =
-        names.iter().filter(|(n, _)| args.wanted(n)).collect();
-    for (name, _) in &shown {
+    let names = list_boot(args, &artifacts, choice.accel, args.boot)?;
+    let shown: Vec<&String> = names
+        .iter()
+        .map(|(name, _)| name)
+        .filter(|name| args.wanted(name))
+        .collect();
+    for name in &shown {
         println!("{name}");
     }
     eprintln!("{} of {} registered tests", shown.len(), names.len());
     Ok(ExitCode::SUCCESS)
+}
+
+/// Boots once with `list=1`: every registered test, with its crash expectation.
+fn list_boot(
+    args: &Args,
+    artifacts: &Artifacts,
+    accel: Accel,
+    door: Door,
+) -> Result<Vec<(String, Option<String>)>> {
+    let config = BootConfig {
+        door,
+        smp: args.smp,
+        cpu: args.cpus().swap_remove(0),
+        args: vec!["list=1".into()],
+        single_step: false,
+    };
+    artifacts.prepare(&config)?;
+    let out = artifacts.boot(&config, accel, args.common.timeout(), Echo::Quiet)?;
+    listed(&out.serial).with_context(|| format!("listing the kernel's tests ({})", out.end))
 }
 
 /// The tests a `list=1` boot names, with their crash expectations.
