@@ -25,7 +25,7 @@ use crate::mm;
 
 const VICTIM: usize = 0;
 const SENDER: usize = 1;
-const NMI_WAIT_US: u64 = 200_000;
+const NMI_WAIT_US: u64 = 50_000;
 
 #[repr(align(8))]
 struct Watched(AtomicU64);
@@ -226,9 +226,14 @@ pub(super) fn sweep(ctx: &mut Context<'_>, origin: Origin) -> TestResult {
 
 /// Steers B's delay towards the #DB handler: it learns which delays landed
 /// inside, and draws most delays from that band (widened by a quarter on each
-/// side), the rest from the whole span so that the band can move.
+/// side), the rest from the whole span so that the band can move. Until
+/// something lands inside, the span grows while NMIs arrive too early and
+/// shrinks while they arrive too late, within bounds, so a slow host can
+/// never push the delay (and the run time) out of proportion.
 struct Aim {
     span: u64,
+    min_span: u64,
+    max_span: u64,
     inside: Option<(u64, u64)>,
     before: u64,
     after: u64,
@@ -236,8 +241,11 @@ struct Aim {
 
 impl Aim {
     fn new(span: u64) -> Self {
+        let span = span.max(64);
         Self {
-            span: span.max(64),
+            span,
+            min_span: 64,
+            max_span: span * 16,
             inside: None,
             before: 0,
             after: 0,
@@ -264,10 +272,14 @@ impl Aim {
             AFTER => self.after += 1,
             _ => {}
         }
-        // Never inside yet and always too late: the whole span is too long a
-        // wait, or too short; widen until something lands inside.
-        if self.inside.is_none() && (self.before + self.after) % 64 == 63 {
-            self.span = self.span.saturating_mul(2);
+        if self.inside.is_none() && self.before + self.after >= 64 {
+            self.span = if self.before > self.after {
+                (self.span * 2).min(self.max_span)
+            } else {
+                (self.span / 2).max(self.min_span)
+            };
+            self.before = 0;
+            self.after = 0;
         }
     }
 }
