@@ -86,7 +86,7 @@ pub fn run<'a>(spec: &Spec, shared: &'a Shared<'a>, worker: &Worker, sink: &mut 
                 "boot {attempt} cannot be started: its command line is {} bytes and the kernel \
                  reads at most {KERNEL_CMDLINE_MAX} (`{}...`)",
                 cmdline.len(),
-                &cmdline[..80.min(cmdline.len())]
+                cmdline.chars().take(80).collect::<String>()
             )));
         } else if let Err(e) = shared.artifacts.prepare(&config) {
             steps.extend(seq.abort(format!("boot {attempt} cannot be prepared: {e:#}")));
@@ -101,7 +101,7 @@ pub fn run<'a>(spec: &Spec, shared: &'a Shared<'a>, worker: &Worker, sink: &mut 
         }
         if attempt > 1 {
             shared.tally().say(&format!(
-                "boot {attempt} [{title}]: resuming, {} tests skipped",
+                "boot {attempt} [{title}]: resuming, skip= names the {} tests with a result",
                 skip.len()
             ));
         }

@@ -24,7 +24,7 @@ use testkit::protocol::{OwnedEvent, parse_stream};
 
 use crate::accel::{self, Accel};
 use crate::boot::{Artifacts, BootConfig, Door};
-use crate::console::Console;
+use crate::console::{self, Console};
 use crate::jsonlog::JsonLog;
 use crate::limine::{self, Lookup};
 use crate::opts::{self, Common, Switch};
@@ -192,14 +192,23 @@ pub fn main(args: Args) -> Result<ExitCode> {
     }
     let host = args.wanted(HOST_TESTS).then(host_tests);
     let jobs = args.jobs();
+    // Build and prepare before the progress bars start: cargo and xorriso
+    // write to the terminal themselves.
+    let (ready, early) = if jobs.is_empty() {
+        (None, Vec::new())
+    } else {
+        prepare(&args, jobs)?
+    };
     let tally = Mutex::new(Tally::new(Console::for_stdout()));
-    if let Some(report) = host {
+    {
         let mut tally = lock(&tally);
-        tally.expect(1);
-        tally.record(report);
+        tally.expect(usize::from(host.is_some()) + early.len());
+        for report in host.into_iter().chain(early) {
+            tally.record(report);
+        }
     }
-    if !jobs.is_empty() {
-        run_jobs(&args, jobs, &tally, json.as_ref())?;
+    if let Some(ready) = ready {
+        run_jobs(&args, ready, &tally, json.as_ref());
     }
     let tally = tally.into_inner().unwrap_or_else(|p| p.into_inner());
     let mut failed_output = false;
@@ -226,31 +235,37 @@ pub fn main(args: Args) -> Result<ExitCode> {
     })
 }
 
-/// Builds what the jobs need, then runs them on `--jobs` threads. A job whose
-/// files cannot be made fails (or, without Limine, is skipped) on its own.
-fn run_jobs(
-    args: &Args,
+/// What the pool needs: the accelerator, the files, and the jobs that can run.
+struct Ready {
+    choice: accel::Choice,
+    artifacts: Artifacts,
     jobs: Vec<Job>,
-    tally: &Mutex<Tally>,
-    json: Option<&JsonLog>,
-) -> Result<()> {
+}
+
+/// Builds what the jobs need. A job whose files cannot be made fails (or,
+/// without Limine, is skipped) on its own: its report is among the second
+/// value; a kernel that does not build fails every job.
+fn prepare(args: &Args, jobs: Vec<Job>) -> Result<(Option<Ready>, Vec<Report>)> {
     let choice = accel::choose(args.common.accel)?;
     let kernel = match build::kernel_or(args.common.kernel.as_ref()) {
         Ok(kernel) => kernel,
         Err(e) => {
             eprintln!("error: {e:#}");
-            for job in jobs {
-                let (name, labels) = match job {
-                    Job::Check(check) => (check.name, Vec::new()),
-                    Job::Suite(spec) => ("suite::build".to_string(), spec.labels()),
-                    Job::Mutant(spec) => (MUTANT.to_string(), spec.labels()),
-                };
-                lock(tally).record(Report {
-                    labels,
-                    ..Report::new(name, Verdict::Fail("the kernel did not build".into()))
-                });
-            }
-            return Ok(());
+            let failed = jobs
+                .into_iter()
+                .map(|job| {
+                    let (name, labels) = match job {
+                        Job::Check(check) => (check.name, Vec::new()),
+                        Job::Suite(spec) => ("suite::build".to_string(), spec.labels()),
+                        Job::Mutant(spec) => (MUTANT.to_string(), spec.labels()),
+                    };
+                    Report {
+                        labels,
+                        ..Report::new(name, Verdict::Fail("the kernel did not build".into()))
+                    }
+                })
+                .collect();
+            return Ok((None, failed));
         }
     };
     let needs_limine = |job: &Job| match job {
@@ -273,6 +288,7 @@ fn run_jobs(
     let artifacts = Artifacts::new(kernel).with_limine(limine);
     let jobs = drop_empty_suites(args, jobs, &artifacts, choice.accel);
     let mut runnable = Vec::new();
+    let mut early = Vec::new();
     for job in jobs {
         let Job::Check(check) = job else {
             runnable.push(job);
@@ -288,9 +304,25 @@ fn run_jobs(
         };
         match verdict {
             None => runnable.push(Job::Check(check)),
-            Some(verdict) => lock(tally).record(Report::new(check.name, verdict)),
+            Some(verdict) => early.push(Report::new(check.name, verdict)),
         }
     }
+    let ready = Ready {
+        choice,
+        artifacts,
+        jobs: runnable,
+    };
+    Ok((Some(ready), early))
+}
+
+/// Runs the jobs on `--jobs` threads, each its own QEMU, recording each
+/// report as soon as it is known.
+fn run_jobs(args: &Args, ready: Ready, tally: &Mutex<Tally>, json: Option<&JsonLog>) {
+    let Ready {
+        choice,
+        artifacts,
+        jobs: runnable,
+    } = ready;
     let threads = match args.jobs {
         Some(n) => n as usize,
         None => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -300,13 +332,13 @@ fn run_jobs(
         .filter(|j| matches!(j, Job::Check(_)))
         .count();
     let step = match (choice.accel, args.tcg_single_step) {
-        (accel::Accel::Tcg, Switch::On) => ", suites with one-insn-per-tb",
+        (Accel::Tcg, Switch::On) => ", suites with one-insn-per-tb",
         _ => "",
     };
-    eprintln!(
+    console::note(&format!(
         "{choice}; {checks} boot checks and {} suites on {threads} jobs{step}",
         runnable.len() - checks
-    );
+    ));
     let mutants = runnable
         .iter()
         .filter(|j| matches!(j, Job::Mutant(_)))
@@ -321,9 +353,9 @@ fn run_jobs(
         boots: &boots,
     };
     let next = AtomicUsize::new(0);
-    let console_workers = threads.clamp(1, runnable.len().max(1));
+    let workers = threads.clamp(1, runnable.len().max(1));
     std::thread::scope(|scope| {
-        for _ in 0..console_workers {
+        for _ in 0..workers {
             scope.spawn(|| {
                 let worker = lock(tally).console().worker();
                 while let Some(job) = runnable.get(next.fetch_add(1, Ordering::Relaxed)) {
@@ -332,7 +364,6 @@ fn run_jobs(
             });
         }
     });
-    Ok(())
 }
 
 /// With a filter that no kernel test matches (one naming a boot check, say),
