@@ -77,70 +77,102 @@ pub fn per_second(mhz: u64, cycles_per_iteration: u64) -> f64 {
     mhz as f64 * 1e6 / cycles_per_iteration as f64
 }
 
+/// Medians of cycles per iteration; `None` where no run gave a number.
 struct Row {
     strategy: Strategy,
-    int3: u64,
-    nmi: u64,
-    scenario: u64,
+    int3: Option<u64>,
+    nmi: Option<u64>,
+    scenario: Option<u64>,
+}
+
+fn median_of(samples: Vec<u64>) -> Option<u64> {
+    (!samples.is_empty()).then(|| median_u64(samples))
 }
 
 pub fn run(setup: &Setup) -> Result<ExitCode> {
     let runs = setup.args.runs;
     let mut rows = Vec::new();
     let mut rates = Vec::new();
+    let mut problems = Vec::new();
     for strategy in Strategy::ALL {
         let entry = format!("entry={}", strategy.name());
         let (mut int3, mut nmi, mut scenario) = (Vec::new(), Vec::new(), Vec::new());
+        // A run that crashes or hangs costs its sample, not the table.
         for _ in 0..runs {
-            let (mhz, floors) = measure(setup, &[&entry, "filter=_roundtrip"], &[INT3, NMI])?;
-            let (_, nested) = measure(setup, &[&entry, "filter=db_kernel_nmi_db"], &[SCENARIO])?;
-            rates.push(mhz);
-            int3.push(floors[0]);
-            nmi.push(floors[1]);
-            scenario.push(nested[0]);
+            match measure(setup, &[&entry, "filter=_roundtrip"], &[INT3, NMI]) {
+                Ok((mhz, floors)) => {
+                    rates.push(mhz);
+                    int3.push(floors[0]);
+                    nmi.push(floors[1]);
+                }
+                Err(e) => problems.push(format!("{e:#}")),
+            }
+            match measure(setup, &[&entry, "filter=db_kernel_nmi_db"], &[SCENARIO]) {
+                Ok((mhz, nested)) => {
+                    rates.push(mhz);
+                    scenario.push(nested[0]);
+                }
+                Err(e) => problems.push(format!("{e:#}")),
+            }
         }
         rows.push(Row {
             strategy,
-            int3: median_u64(int3),
-            nmi: median_u64(nmi),
-            scenario: median_u64(scenario),
+            int3: median_of(int3),
+            nmi: median_of(nmi),
+            scenario: median_of(scenario),
         });
     }
-    let mhz = median_u64(rates);
+    let Some(mhz) = median_of(rates) else {
+        bail!("no run gave a number: {}", problems.join("; "));
+    };
     println!(
         "\nentry round trips, {runs} runs each (median), {}, TSC {mhz} MHz:",
         setup.describe()
     );
     println!(
-        "{:<10} {:>16} {:>12} {:>16} {:>16}",
+        "{:<10} {:>18} {:>12} {:>14} {:>14}",
         "strategy", "db_kernel_nmi_db", "x NMI floor", "INT3 floor", "NMI floor"
     );
-    let rate = |c| format!("{:.0}/s", per_second(mhz, c));
-    let mut linux = None;
+    let rate = |c: Option<u64>| {
+        c.map_or("n/a".to_string(), |c| {
+            format!("{:.0}/s", per_second(mhz, c))
+        })
+    };
+    let ratio = |row: &Row| Some(row.scenario? as f64 / row.nmi? as f64);
     for row in &rows {
-        let ratio = row.scenario as f64 / row.nmi as f64;
-        if row.strategy == Strategy::Linux {
-            linux = Some(ratio);
-        }
         println!(
-            "{:<10} {:>16} {:>11.2}x {:>16} {:>16}",
+            "{:<10} {:>18} {:>12} {:>14} {:>14}",
             row.strategy.name(),
             rate(row.scenario),
-            ratio,
+            ratio(row).map_or("n/a".to_string(), |r| format!("{r:.2}x")),
             rate(row.int3),
             rate(row.nmi)
         );
     }
-    println!(
-        "(iterations per second; cycles per iteration: {})",
-        rows.iter()
-            .map(|r| format!("{} {}/{}/{}", r.strategy, r.scenario, r.int3, r.nmi))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    if let Some(ratio) = linux {
-        let verdict = if ratio <= LINUX_TARGET { "yes" } else { "no" };
-        println!("linux within 2x of the NMI round-trip floor: {verdict} ({ratio:.2}x)");
+    let cycles = |c: Option<u64>| c.map_or("n/a".to_string(), |c| c.to_string());
+    println!("cycles per iteration (scenario / INT3 / NMI):");
+    for row in &rows {
+        println!(
+            "  {:<10} {} / {} / {}",
+            row.strategy.name(),
+            cycles(row.scenario),
+            cycles(row.int3),
+            cycles(row.nmi)
+        );
+    }
+    for problem in &problems {
+        println!("lost a sample: {problem}");
+    }
+    match rows
+        .iter()
+        .find(|r| r.strategy == Strategy::Linux)
+        .and_then(ratio)
+    {
+        Some(r) => {
+            let verdict = if r <= LINUX_TARGET { "yes" } else { "no" };
+            println!("linux within 2x of the NMI round-trip floor: {verdict} ({r:.2}x)");
+        }
+        None => println!("linux within 2x of the NMI round-trip floor: unknown (no linux numbers)"),
     }
     Ok(ExitCode::SUCCESS)
 }
