@@ -109,23 +109,26 @@ pub fn run(setup: &Setup) -> Result<ExitCode> {
         c.push(timed_crash(setup, &crash)?);
     }
     let (a, b, c) = (median(a), median(b), median(c));
-    let per_test = b.saturating_sub(a) / EMPTY_TESTS;
-    let reboot = c.saturating_sub(a);
+    let secs = |d: Duration| d.as_secs_f64();
+    // Signed: a per-test cost below the noise may come out negative, and
+    // saying so is better than a flattering zero.
+    let per_test = (secs(b) - secs(a)) / f64::from(EMPTY_TESTS);
+    let reboot = secs(c) - secs(a);
     println!(
         "\nrunner costs, {runs} runs each (median), {}:",
         setup.describe()
     );
     println!("{:<44} {:>9} {:>9}", "what", "seconds", "x (a)");
     let rows = [
-        ("(a) boot to exit, no test selected", a),
-        ("(b) boot with 8 empty tests", b),
+        ("(a) boot to exit, no test selected", secs(a)),
+        ("(b) boot with 8 empty tests", secs(b)),
         ("one test: ((b) - (a)) / 8", per_test),
-        ("(c) panic, reboot, resume (2 boots)", c),
+        ("(c) panic, reboot, resume (2 boots)", secs(c)),
         ("crash and reboot: (c) - (a)", reboot),
     ];
     for (what, time) in rows {
-        let ratio = time.as_secs_f64() / a.as_secs_f64();
-        println!("{what:<44} {:>9.3} {ratio:>8.2}x", time.as_secs_f64());
+        let ratio = time / secs(a);
+        println!("{what:<44} {time:>9.4} {ratio:>8.2}x");
     }
     Ok(ExitCode::SUCCESS)
 }
