@@ -65,9 +65,9 @@ pub struct Args {
     /// Under TCG, run the suites with `-accel tcg,one-insn-per-tb=on`. TCG
     /// delivers NMIs only between translation blocks; one instruction per
     /// block lets them land on every instruction of the entry path (measured:
-    /// the #DB-window coverage of the NMI sweep goes from 6% to 100%), and a
-    /// boot still takes ~2 s because idle CPUs halt. The boot matrix always
-    /// runs plain `tcg`.
+    /// the NMI sweep's coverage of the #DB entry window goes from 6% to
+    /// 100%). It costs speed only where CPUs work: idle CPUs halt. The boot
+    /// matrix always runs plain `tcg`.
     #[arg(long, value_enum, value_name = "on|off", default_value_t = Switch::On)]
     tcg_single_step: Switch,
     /// Write every event of every boot (annotated with boot, strategy and
