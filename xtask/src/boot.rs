@@ -11,6 +11,7 @@ use anyhow::{Context, Result};
 use clap::ValueEnum;
 
 use crate::accel::Accel;
+use crate::image::{self, Medium};
 use crate::limine::Limine;
 use crate::ovmf::{self, Firmware};
 use crate::process::{Echo, Watch};
@@ -27,6 +28,15 @@ pub enum Door {
     LimineBios,
     /// Limine from an ISO under OVMF (UEFI).
     LimineUefi,
+    /// Limine from the USB-stick image (`cargo xtask image`) as a SATA disk
+    /// under SeaBIOS.
+    DiskBios,
+    /// The USB-stick image as a SATA disk under OVMF.
+    DiskUefi,
+    /// The USB-stick image as a removable USB stick (xHCI) under SeaBIOS.
+    UsbBios,
+    /// The USB-stick image as a removable USB stick (xHCI) under OVMF.
+    UsbUefi,
 }
 
 impl Door {
@@ -34,7 +44,7 @@ impl Door {
     pub fn kernel_name(self) -> &'static str {
         match self {
             Door::Pvh => "pvh",
-            Door::LimineBios | Door::LimineUefi => "limine",
+            _ => "limine",
         }
     }
 
@@ -44,6 +54,10 @@ impl Door {
             Door::Pvh => "pvh",
             Door::LimineBios => "limine-bios",
             Door::LimineUefi => "limine-uefi",
+            Door::DiskBios => "disk-bios",
+            Door::DiskUefi => "disk-uefi",
+            Door::UsbBios => "usb-bios",
+            Door::UsbUefi => "usb-uefi",
         }
     }
 
@@ -53,11 +67,29 @@ impl Door {
             Door::Pvh => "pvh",
             Door::LimineBios => "limine_bios",
             Door::LimineUefi => "limine_uefi",
+            Door::DiskBios => "disk_bios",
+            Door::DiskUefi => "disk_uefi",
+            Door::UsbBios => "usb_bios",
+            Door::UsbUefi => "usb_uefi",
         }
     }
 
     pub fn needs_limine(self) -> bool {
         self != Door::Pvh
+    }
+
+    /// Whether the door boots through OVMF (the slow firmware).
+    pub fn is_uefi(self) -> bool {
+        matches!(self, Door::LimineUefi | Door::DiskUefi | Door::UsbUefi)
+    }
+
+    /// How the door attaches the disk image, for the image doors.
+    pub fn image_medium(self) -> Option<Medium> {
+        match self {
+            Door::DiskBios | Door::DiskUefi => Some(Medium::Disk),
+            Door::UsbBios | Door::UsbUefi => Some(Medium::Usb),
+            _ => None,
+        }
     }
 }
 
@@ -73,13 +105,15 @@ pub struct BootConfig {
     pub single_step: bool,
 }
 
-/// The files boots are made from: the kernel ELF, the ISOs built from it (one
-/// per distinct list of kernel arguments), and the UEFI firmware when needed.
+/// The files boots are made from: the kernel ELF, the ISOs and disk images
+/// built from it (one per distinct list of kernel arguments), and the UEFI
+/// firmware when needed.
 /// Shared by parallel runs: what is built on demand sits behind a lock.
 pub struct Artifacts {
     kernel: PathBuf,
     limine: Option<Limine>,
     isos: Mutex<Vec<(Vec<String>, PathBuf)>>,
+    images: Mutex<Vec<(Vec<String>, PathBuf)>>,
     firmware: Mutex<Option<Firmware>>,
 }
 
@@ -89,6 +123,7 @@ impl Artifacts {
             kernel,
             limine: None,
             isos: Mutex::new(Vec::new()),
+            images: Mutex::new(Vec::new()),
             firmware: Mutex::new(None),
         }
     }
@@ -106,7 +141,23 @@ impl Artifacts {
     /// Builds what `config` needs that is not there yet. Limine doors need
     /// the Limine binaries; the caller decides what their absence means.
     pub fn prepare(&self, config: &BootConfig) -> Result<()> {
-        if config.door.needs_limine() {
+        if config.door.image_medium().is_some() {
+            let mut images = self.images.lock().unwrap_or_else(|p| p.into_inner());
+            if !images.iter().any(|(a, _)| *a == config.args) {
+                let limine = self
+                    .limine
+                    .as_ref()
+                    .context("Limine is needed for this door")?;
+                let name = match images.len() {
+                    0 => "istorm-qemu.img".to_string(),
+                    n => format!("istorm-qemu-{n}.img"),
+                };
+                let path = target_dir().join(name);
+                let conf = image::menu(&config.args, true)?;
+                image::build(&self.kernel, limine, &conf, image::DEFAULT_MIB, &path)?;
+                images.push((config.args.clone(), path));
+            }
+        } else if config.door.needs_limine() {
             let mut isos = self.isos.lock().unwrap_or_else(|p| p.into_inner());
             if !isos.iter().any(|(a, _)| *a == config.args) {
                 let limine = self
@@ -122,7 +173,7 @@ impl Artifacts {
                 isos.push((config.args.clone(), path));
             }
         }
-        if config.door == Door::LimineUefi {
+        if config.door.is_uefi() {
             let mut firmware = self.firmware.lock().unwrap_or_else(|p| p.into_inner());
             if firmware.is_none() {
                 *firmware = Some(ovmf::find()?);
@@ -147,8 +198,11 @@ impl Artifacts {
         let mut args = machine.args();
         args.extend(["-serial".into(), "stdio".into()]);
         let mut scratch = None;
-        match config.door {
-            Door::Pvh => {
+        if config.door.is_uefi() {
+            args.extend(self.firmware_args(&mut scratch)?);
+        }
+        match (config.door, config.door.image_medium()) {
+            (Door::Pvh, _) => {
                 args.extend([
                     "-kernel".into(),
                     self.kernel.clone().into(),
@@ -156,14 +210,16 @@ impl Artifacts {
                     OsString::from(config.args.join(" ")),
                 ]);
             }
-            Door::LimineBios | Door::LimineUefi => {
-                if config.door == Door::LimineUefi {
-                    let firmware = self.firmware.lock().unwrap_or_else(|p| p.into_inner());
-                    let firmware = firmware.as_ref().context("OVMF was not prepared")?;
-                    let (fw_args, fw_scratch) = firmware.args()?;
-                    args.extend(fw_args);
-                    scratch = fw_scratch;
-                }
+            (_, Some(medium)) => {
+                let images = self.images.lock().unwrap_or_else(|p| p.into_inner());
+                let image = images
+                    .iter()
+                    .find(|(a, _)| *a == config.args)
+                    .map(|(_, path)| path)
+                    .context("the disk image was not prepared")?;
+                args.extend(image::drive_args(medium, image));
+            }
+            (_, None) => {
                 let isos = self.isos.lock().unwrap_or_else(|p| p.into_inner());
                 let iso = isos
                     .iter()
@@ -174,6 +230,15 @@ impl Artifacts {
             }
         }
         Ok((args, scratch))
+    }
+
+    /// OVMF's options; its scratch file goes to `scratch`.
+    fn firmware_args(&self, scratch: &mut Option<ovmf::Scratch>) -> Result<Vec<OsString>> {
+        let firmware = self.firmware.lock().unwrap_or_else(|p| p.into_inner());
+        let firmware = firmware.as_ref().context("OVMF was not prepared")?;
+        let (args, file) = firmware.args()?;
+        *scratch = file;
+        Ok(args)
     }
 
     /// Boots `config` once and waits for the end (or the timeout).

@@ -7,6 +7,7 @@ mod boot;
 mod build;
 mod console;
 mod crash;
+mod disk;
 mod exit;
 mod iso;
 mod jsonlog;
@@ -23,6 +24,7 @@ mod serial;
 mod suite;
 
 mod bench;
+mod image;
 mod run;
 mod test;
 
@@ -44,6 +46,9 @@ enum Cli {
     Test(test::Args),
     /// Measure boot times, the runner's costs, or exception-entry round trips.
     Bench(bench::Args),
+    /// Build the disk image for USB sticks (GPT, FAT32 EFI system partition,
+    /// Limine for BIOS and UEFI).
+    Image(image::Args),
 }
 
 /// A command-line mistake as one line `error: ...` (clap's own report has a
@@ -89,6 +94,7 @@ fn main() -> ExitCode {
         Cli::Run(args) => run::main(args),
         Cli::Test(args) => test::main(args),
         Cli::Bench(args) => bench::main(args),
+        Cli::Image(args) => image::main(args),
     };
     result.unwrap_or_else(|error| {
         // `{:#}` prints the whole context chain on one line and never a backtrace,

@@ -1,5 +1,6 @@
-//! `cargo xtask test`: the host unit tests, the boot matrix (`matrix.rs`),
-//! then the kernel's registered tests over the wire protocol:
+//! `cargo xtask test`: the host unit tests, the boot matrix (`matrix.rs`), the
+//! disk image as disk and USB stick under SeaBIOS and OVMF (`image.rs`), then
+//! the kernel's registered tests over the wire protocol:
 //!
 //! - one suite per strategy (naive, shift-ist, dr7-guard, linux) and LAPIC
 //!   mode (`-cpu max`: x2APIC, `-cpu qemu64`: xAPIC), each a sequence of PVH
@@ -152,11 +153,12 @@ impl Args {
             spec.counted = false;
             jobs.push(Job::Mutant(spec));
         }
-        let checks = matrix::matrix(self.common.timeout());
+        let mut checks = matrix::matrix(self.common.timeout());
+        checks.extend(crate::image::checks(self.common.timeout()));
         let (slow, fast): (Vec<Check>, Vec<Check>) = checks
             .into_iter()
             .filter(|c| self.wanted(&c.name))
-            .partition(|c| c.config.door == Door::LimineUefi);
+            .partition(|c| c.config.door.is_uefi());
         jobs.extend(slow.into_iter().map(Job::Check));
         let strategies = match self.entry {
             Some(strategy) => vec![strategy],
