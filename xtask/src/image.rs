@@ -97,6 +97,16 @@ pub fn main(args: Args) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Builds `target/istorm.img` as `cargo xtask image` does without options
+/// (the menu waits 3 s), for `cargo xtask usb`.
+pub fn build_default(limine_dir: Option<&Path>, kernel: Option<&PathBuf>) -> Result<PathBuf> {
+    let kernel = build::kernel_or(kernel)?;
+    let limine = limine::require(limine_dir)?;
+    let out = default_path();
+    build(&kernel, &limine, &menu(&[], false)?, DEFAULT_MIB, &out)?;
+    Ok(out)
+}
+
 /// The workspace's limine.conf with `extra` appended to the first entry's
 /// command line and, for QEMU runs, the menu timeout at 0.
 pub fn menu(extra: &[String], no_menu: bool) -> Result<String> {

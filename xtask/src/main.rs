@@ -22,11 +22,13 @@ mod recovery;
 mod sequence;
 mod serial;
 mod suite;
+mod sysfs;
 
 mod bench;
 mod image;
 mod run;
 mod test;
+mod usb;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -49,6 +51,9 @@ enum Cli {
     /// Build the disk image for USB sticks (GPT, FAT32 EFI system partition,
     /// Limine for BIOS and UEFI).
     Image(image::Args),
+    /// Write the disk image to a USB stick, after checking that the device
+    /// is one.
+    Usb(usb::Args),
 }
 
 /// A command-line mistake as one line `error: ...` (clap's own report has a
@@ -95,6 +100,7 @@ fn main() -> ExitCode {
         Cli::Test(args) => test::main(args),
         Cli::Bench(args) => bench::main(args),
         Cli::Image(args) => image::main(args),
+        Cli::Usb(args) => usb::main(args),
     };
     result.unwrap_or_else(|error| {
         // `{:#}` prints the whole context chain on one line and never a backtrace,

@@ -1,0 +1,372 @@
+//! `cargo xtask usb DEVICE`: writes the disk image to a USB stick. The device
+//! is judged first (`sysfs.rs`: whole, removable, on USB, unmounted, not too
+//! large) and the user confirms by typing its model name; then the image is
+//! written with a progress bar, flushed with fsync, read back past the page
+//! cache (O_DIRECT) and compared by SHA-256.
+
+use std::fs::File;
+use std::io::{self, BufRead, Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail, ensure};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use sha2::{Digest, Sha256};
+
+use crate::image;
+use crate::sysfs::{self, Disk, Node, Policy};
+
+const CHUNK: usize = 1 << 20;
+
+/// Write the disk image to a USB stick (whole device, e.g. /dev/sdb).
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The whole USB stick, e.g. /dev/sdb or /dev/disk/by-id/usb-...
+    /// (`lsblk -d -o NAME,TRAN,RM,SIZE,MODEL` lists them).
+    #[arg(value_name = "DEVICE")]
+    device: PathBuf,
+    /// Do not ask for the device's model name before writing.
+    #[arg(long)]
+    yes: bool,
+    /// Accept a device larger than 256 GiB.
+    #[arg(long)]
+    allow_large: bool,
+    /// Check the device and print what would be done; build and write nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Write this image instead of building target/istorm.img.
+    #[arg(long, value_name = "PATH")]
+    image: Option<PathBuf>,
+    /// Directory with the Limine 8.2.0 binaries, for building the image.
+    #[arg(long, value_name = "DIR")]
+    limine_dir: Option<PathBuf>,
+    /// Put this prebuilt kernel ELF on the image instead of building one.
+    #[arg(long, value_name = "ELF")]
+    kernel: Option<PathBuf>,
+}
+
+pub fn main(args: Args) -> Result<ExitCode> {
+    let image_bytes = match &args.image {
+        Some(path) => image_len(path)?,
+        None => u64::from(image::DEFAULT_MIB) << 20,
+    };
+    let policy = Policy {
+        allow_large: args.allow_large,
+        image_bytes,
+    };
+    let disk = inspect(&args.device, policy)?;
+    let shown = args.device.display();
+    if args.dry_run {
+        let source = match &args.image {
+            Some(path) => format!("`{}`", path.display()),
+            None => format!("a fresh `{}`", image::default_path().display()),
+        };
+        println!("usb: `{shown}` is {}: accepted", disk.describe());
+        println!(
+            "usb: would write {source} ({}) to it, fsync, read it back and compare SHA-256",
+            sysfs::human(image_bytes)
+        );
+        println!("usb: dry run, nothing built or written");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let image = match args.image {
+        Some(path) => path,
+        None => image::build_default(args.limine_dir.as_deref(), args.kernel.as_ref())?,
+    };
+    if !args.yes {
+        confirm(&disk, &shown.to_string(), &mut io::stdin().lock())?;
+    }
+    let started = Instant::now();
+    let sum = write_verified(&image, &args.device, true)?;
+    println!(
+        "usb: wrote and verified {} on `{shown}` in {:.1} s (SHA-256 {})",
+        sysfs::human(image_bytes),
+        started.elapsed().as_secs_f64(),
+        &sum[..16]
+    );
+    println!("{}", next_steps());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The image's size; it must be a whole number of 512-byte sectors.
+fn image_len(path: &Path) -> Result<u64> {
+    let meta = std::fs::metadata(path)
+        .with_context(|| format!("--image {}: cannot read it", path.display()))?;
+    ensure!(meta.is_file(), "--image {}: not a file", path.display());
+    let len = meta.len();
+    ensure!(
+        len > 0 && len % 512 == 0,
+        "--image {}: {len} bytes is not a disk image (a multiple of 512 bytes)",
+        path.display()
+    );
+    Ok(len)
+}
+
+/// Judges the real device: `stat`, `/sys`, `/proc/self/mounts`.
+fn inspect(device: &Path, policy: Policy) -> Result<Disk> {
+    let shown = device.display().to_string();
+    let meta = match std::fs::metadata(device) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            bail!(
+                "`{shown}` does not exist (`lsblk -d -o NAME,TRAN,RM,SIZE,MODEL` lists the disks)"
+            )
+        }
+        Err(e) => bail!("cannot inspect `{shown}`: {e}"),
+    };
+    let mounts =
+        std::fs::read_to_string("/proc/self/mounts").context("reading /proc/self/mounts")?;
+    sysfs::inspect(Path::new("/sys"), &shown, Node::of(&meta), &mounts, policy)
+}
+
+/// Asks for the model name; anything else is a refusal.
+fn confirm(disk: &Disk, shown: &str, input: &mut dyn BufRead) -> Result<()> {
+    eprintln!(
+        "usb: this erases everything on `{shown}`: {}",
+        disk.describe()
+    );
+    eprint!("usb: type its model name `{}` to go on: ", disk.model);
+    let _ = io::stderr().flush();
+    let mut line = String::new();
+    let n = input
+        .read_line(&mut line)
+        .context("reading the confirmation")?;
+    let typed = line.trim();
+    if n == 0 {
+        bail!("not confirmed (no input); type the model name or pass --yes");
+    }
+    ensure!(
+        typed == disk.model,
+        "not confirmed: `{typed}` is not the model name `{}`; nothing written",
+        disk.model
+    );
+    Ok(())
+}
+
+fn bar(len: u64, what: &'static str) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{msg:9} [{bar:40}] {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} eta {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar.set_message(what);
+    bar
+}
+
+fn hex(digest: &[u8]) -> String {
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Writes `image` to `target`, fsyncs, reads the same length back and
+/// compares SHA-256 sums; returns the sum. `exclusive` opens with O_EXCL,
+/// which the kernel refuses for a block device that is mounted or held.
+pub fn write_verified(image: &Path, target: &Path, exclusive: bool) -> Result<String> {
+    let mut source =
+        File::open(image).with_context(|| format!("cannot open `{}`", image.display()))?;
+    let len = source.metadata()?.len();
+    let mut options = File::options();
+    options.write(true);
+    if exclusive {
+        options.custom_flags(libc::O_EXCL);
+    }
+    let mut dest = options.open(target).map_err(|e| open_error(target, e))?;
+    let progress = bar(len, "writing");
+    let mut hash = Sha256::new();
+    let mut buf = vec![0u8; CHUNK];
+    let mut done = 0u64;
+    while done < len {
+        let n = source
+            .read(&mut buf)
+            .with_context(|| format!("reading `{}`", image.display()))?;
+        ensure!(n > 0, "`{}` ended early", image.display());
+        hash.update(&buf[..n]);
+        dest.write_all(&buf[..n])
+            .with_context(|| format!("writing `{}` at byte {done}", target.display()))?;
+        done += n as u64;
+        progress.set_position(done);
+    }
+    progress.set_message("syncing");
+    dest.sync_all()
+        .with_context(|| format!("fsync of `{}`", target.display()))?;
+    drop(dest);
+    progress.finish_and_clear();
+    let want = hex(&hash.finalize());
+    let got = read_back(target, len)?;
+    ensure!(
+        got == want,
+        "read-back mismatch on `{}`: wrote SHA-256 {want}, read {got}; the stick may be failing",
+        target.display()
+    );
+    Ok(want)
+}
+
+/// A buffer O_DIRECT accepts (aligned to any logical block size).
+#[repr(C, align(4096))]
+struct Aligned([u8; 256 << 10]);
+
+/// SHA-256 of the first `len` bytes of `target`, read with O_DIRECT so that
+/// the bytes come from the device, not from the page cache the write left
+/// behind; a file system that refuses O_DIRECT (tmpfs) is read normally.
+fn read_back(target: &Path, len: u64) -> Result<String> {
+    let (mut file, direct) = match File::options()
+        .read(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(target)
+    {
+        Ok(file) => (file, true),
+        Err(_) => (
+            File::open(target).with_context(|| format!("cannot reopen `{}`", target.display()))?,
+            false,
+        ),
+    };
+    let progress = bar(len, "verifying");
+    let mut buf = Box::new(Aligned([0; 256 << 10]));
+    let mut hash = Sha256::new();
+    let mut done = 0u64;
+    let mut direct = direct;
+    while done < len {
+        let n = match file.read(&mut buf.0) {
+            Err(e) if direct && done == 0 && e.raw_os_error() == Some(libc::EINVAL) => {
+                file = File::open(target)?;
+                direct = false;
+                continue;
+            }
+            other => other.with_context(|| format!("reading back `{}`", target.display()))?,
+        };
+        ensure!(
+            n > 0,
+            "`{}` ended at byte {done} of {len}",
+            target.display()
+        );
+        let take = n.min(usize::try_from(len - done).unwrap_or(usize::MAX));
+        hash.update(&buf.0[..take]);
+        done += take as u64;
+        progress.set_position(done);
+    }
+    progress.finish_and_clear();
+    Ok(hex(&hash.finalize()))
+}
+
+/// One line for the errors a user can fix.
+fn open_error(target: &Path, e: io::Error) -> anyhow::Error {
+    let shown = target.display();
+    match e.raw_os_error() {
+        Some(libc::EACCES) | Some(libc::EPERM) => anyhow::anyhow!(
+            "cannot open `{shown}` for writing: permission denied (build as yourself with \
+             `cargo xtask image`, then `sudo target/debug/xtask usb {shown} --image \
+             target/istorm.img`, or join the `disk` group)"
+        ),
+        Some(libc::EBUSY) => anyhow::anyhow!(
+            "`{shown}` is busy: something has it open or mounted; unmount it and try again"
+        ),
+        _ => anyhow::anyhow!("cannot open `{shown}` for writing: {e}"),
+    }
+}
+
+/// What to do with the stick.
+fn next_steps() -> String {
+    [
+        "next: plug the stick into the PC to test and power it on holding its boot-menu key:",
+        "  Dell, Lenovo, Acer, Toshiba, Gigabyte: F12; HP: F9 (or Esc, then F9);",
+        "  ASUS: F8 (desktops) or Esc (laptops); MSI, ASRock: F11; Intel NUC: F10;",
+        "  Mac (Intel): hold Option, UEFI only",
+        "then: pick the stick (its `UEFI:` entry, or the plain one for legacy BIOS);",
+        "  Secure Boot must be off: Limine's loader is not signed",
+        "then: in Limine's menu pick `istorm: default suite` (it starts by itself after 3 s);",
+        "  the other entries run one strategy alone, or a quick smoke run",
+        "results: on screen at the end, and on COM1 (115200 8N1) if the PC has a serial port;",
+        "  the QR code on screen turns back into a report with `cargo xtask results --qr TEXT`",
+    ]
+    .join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn disk() -> Disk {
+        Disk {
+            name: "sdb".into(),
+            model: "Cruzer Blade".into(),
+            vendor: "SanDisk".into(),
+            bytes: 16 << 30,
+        }
+    }
+
+    #[test]
+    fn only_the_model_name_confirms() {
+        let mut yes = io::Cursor::new(b"  Cruzer Blade \n".to_vec());
+        confirm(&disk(), "/dev/sdb", &mut yes).unwrap();
+        for (typed, want) in [
+            (&b"yes\n"[..], "`yes` is not the model name `Cruzer Blade`"),
+            (b"cruzer blade\n", "is not the model name"),
+            (b"", "no input"),
+        ] {
+            let mut input = io::Cursor::new(typed.to_vec());
+            let err = confirm(&disk(), "/dev/sdb", &mut input).unwrap_err();
+            assert!(err.to_string().contains(want), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_written_file_reads_back_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let image = dir.path().join("i.img");
+        let data: Vec<u8> = (0..3 * CHUNK + 512).map(|i| (i % 253) as u8).collect();
+        std::fs::write(&image, &data).unwrap();
+        let target = dir.path().join("stick");
+        // A stick holds more than the image: the tail is left alone.
+        std::fs::write(&target, vec![0xee; data.len() + 4096]).unwrap();
+        let sum = write_verified(&image, &target, false).unwrap();
+        assert_eq!(sum, hex(&Sha256::digest(&data)));
+        let written = std::fs::read(&target).unwrap();
+        assert_eq!(&written[..data.len()], &data[..]);
+        assert!(written[data.len()..].iter().all(|&b| b == 0xee));
+        assert_eq!(read_back(&target, data.len() as u64).unwrap(), sum);
+    }
+
+    #[test]
+    fn a_short_target_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("short");
+        std::fs::write(&target, b"abc").unwrap();
+        let err = read_back(&target, 4096).unwrap_err().to_string();
+        assert!(err.contains("ended at byte"), "{err}");
+    }
+
+    #[test]
+    fn images_must_be_whole_sectors() {
+        let dir = tempfile::tempdir().unwrap();
+        let odd = dir.path().join("odd.img");
+        std::fs::write(&odd, b"abc").unwrap();
+        let err = image_len(&odd).unwrap_err().to_string();
+        assert!(err.contains("not a disk image"), "{err}");
+        let err = image_len(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("not a file"), "{err}");
+    }
+
+    #[test]
+    fn a_plain_file_and_a_missing_path_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("somefile");
+        std::fs::write(&file, b"x").unwrap();
+        let policy = Policy {
+            allow_large: false,
+            image_bytes: 64 << 20,
+        };
+        let err = inspect(&file, policy).unwrap_err().to_string();
+        assert!(
+            err.contains("is a regular file, not a block device"),
+            "{err}"
+        );
+        let err = inspect(&dir.path().join("nope"), policy)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("does not exist"), "{err}");
+    }
+}
