@@ -23,6 +23,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use testkit::protocol::{Outcome, OwnedEvent, StreamError};
 
 use crate::crash::{self, BootEnd, Crash};
+use crate::exit::Exit;
 use crate::suite::Verdict;
 
 /// A final result for one test of the sequence.
@@ -270,10 +271,7 @@ impl Sequence {
             return steps;
         }
         if self.boot.done {
-            if !matches!(
-                end,
-                BootEnd::Exited(crate::exit::Exit::Success | crate::exit::Exit::Failure)
-            ) {
+            if !matches!(end, BootEnd::Exited(Exit::Success | Exit::Failure)) {
                 steps.push(Step::Warning(format!(
                     "the kernel reported done, then: {end}"
                 )));
