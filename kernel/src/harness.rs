@@ -63,6 +63,7 @@ impl Platform for KernelPlatform {
 
 /// Writes one event on the wire, plus a human line for starts and results.
 pub fn emit(event: &Event<&str>) {
+    console::results::record(event);
     match event {
         Event::Start {
             test,
@@ -148,7 +149,7 @@ pub fn report_hang(cpu: usize, rip: u64) {
     write_event(&event, true);
 }
 
-static CMDLINE: Mutex<heapless::String<512>> = Mutex::new(heapless::String::new());
+static CMDLINE: Mutex<heapless::String<4096>> = Mutex::new(heapless::String::new());
 
 /// Whether this boot's command line skips `test` (`skip=` from the runner).
 pub fn selection_skips(test: &str) -> bool {
@@ -230,5 +231,7 @@ pub fn run_suite(door: &str, cmdline: &str, selection: &Selection<'_>, strategy:
         machine,
         seed,
     };
-    run_tests(&mut KernelPlatform, &TESTS, selection, &config).all_passed()
+    let passed = run_tests(&mut KernelPlatform, &TESTS, selection, &config).all_passed();
+    console::summary::show();
+    passed
 }

@@ -41,6 +41,7 @@ fn alloc_cpu_stacks() -> CpuStacks {
 
 /// Both doors end here with the same `BootInfo`.
 pub fn kernel_main(boot: &BootInfo) -> ! {
+    console::framebuffer::init(boot.framebuffer.as_ref());
     kprintln!(
         "istorm {}: x86-64 exception entry torture tests",
         env!("CARGO_PKG_VERSION")

@@ -21,6 +21,7 @@ pub mod protocol;
 mod rng;
 pub mod run;
 mod select;
+pub mod summary;
 mod verdict;
 
 pub use context::{

@@ -5,8 +5,10 @@
 
 pub mod ap_trampoline;
 pub mod cpu;
+pub mod cpuinfo;
 pub mod debugreg;
 pub mod exit;
+pub mod framebuffer;
 pub mod gdt;
 pub mod idt;
 pub mod lapic;

@@ -1,8 +1,15 @@
-//! The console: serial (COM1) today, a framebuffer text console on real hardware
-//! later. `kprintln!` prints whole lines under a lock so that CPUs do not interleave.
+//! The console: serial (COM1), and the screen too when the loader set up a
+//! framebuffer (`framebuffer`; at the end, `summary` takes the screen over).
+//! `kprintln!` prints whole lines under a lock so that CPUs do not interleave.
 //!
 //! Not for NMI, #DB or #MC paths: they record into per-CPU slots and normal code
 //! prints later (the lock could be held by the very code they interrupted).
+
+mod font;
+pub mod framebuffer;
+mod qr;
+pub mod results;
+pub mod summary;
 
 use core::fmt::{self, Write};
 use spin::Mutex;
@@ -35,7 +42,9 @@ pub fn init() {
 
 #[doc(hidden)]
 pub fn print_fmt(args: fmt::Arguments) {
-    let _ = CONSOLE.lock().write_fmt(args);
+    let mut console = CONSOLE.lock();
+    let _ = console.write_fmt(args);
+    framebuffer::write_fmt(args);
 }
 
 /// Last-resort printing for the panic and fatal-exception paths: takes the lock if
@@ -44,11 +53,13 @@ pub fn print_fatal(args: fmt::Arguments) {
     for _ in 0..1_000_000 {
         if let Some(mut console) = CONSOLE.try_lock() {
             let _ = console.write_fmt(args);
+            framebuffer::write_fmt(args);
             return;
         }
         core::hint::spin_loop();
     }
     let _ = Serial.write_fmt(args);
+    framebuffer::write_fmt(args);
 }
 
 #[macro_export]
