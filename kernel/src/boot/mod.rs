@@ -11,7 +11,7 @@ use heapless::Vec;
 /// Most CPUs the kernel brings up; per-CPU tables are static arrays of this size.
 pub const MAX_CPUS: usize = 64;
 const MAX_REGIONS: usize = 64;
-const CMDLINE_MAX: usize = 512;
+const CMDLINE_MAX: usize = 4096;
 
 /// A range of usable RAM, physical addresses, `start` inclusive, `end` exclusive.
 #[derive(Clone, Copy, Debug)]

@@ -15,6 +15,8 @@ const HHDM_LIMIT: u64 = 4 << 30;
 const KERNEL_VMA: u64 = 0xffff_ffff_8000_0000;
 const START_INFO_MAGIC: u32 = 0x336e_c578;
 const E820_RAM: u32 = 1;
+/// Longest command line read from the loader (the runner's `skip=` lists grow).
+const CMDLINE_READ: usize = 4096;
 
 /// `struct hvm_start_info` from Xen's public/arch-x86/hvm/start_info.h.
 #[repr(C)]
@@ -70,8 +72,8 @@ pub extern "C" fn pvh_main(start_info_phys: u32) -> ! {
     };
     if info.cmdline_paddr != 0 {
         // SAFETY: the loader wrote a NUL-terminated string there; it is read up to
-        // the NUL or 512 bytes, whichever comes first, all below 4 GiB.
-        let raw = unsafe { core::slice::from_raw_parts(phys::<u8>(info.cmdline_paddr), 512) };
+        // the NUL or CMDLINE_READ bytes, whichever comes first, all below 4 GiB.
+        let raw = unsafe { core::slice::from_raw_parts(phys::<u8>(info.cmdline_paddr), CMDLINE_READ) };
         boot.set_cmdline(raw);
     }
     // Frames start above the kernel image (which also holds the boot page tables).
