@@ -16,6 +16,7 @@ use crate::limine::Limine;
 use crate::ovmf::{self, Firmware};
 use crate::process::{Echo, Watch};
 use crate::qemu::{self, Live, Machine, Outcome};
+use crate::screenshot;
 use crate::{iso, target_dir};
 
 /// How QEMU starts the kernel.
@@ -250,6 +251,9 @@ impl Artifacts {
         echo: Echo,
     ) -> Result<Outcome> {
         let (args, _scratch) = self.qemu_args(config, accel)?;
+        if screenshot::is_held(&config.args) {
+            return screenshot::run_held(&args, timeout, echo, &screenshot::png_path(config));
+        }
         qemu::run(&args, timeout, echo)
     }
 

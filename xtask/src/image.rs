@@ -23,7 +23,7 @@ use crate::exit::Exit;
 use crate::limine::{self, Limine};
 use crate::qemu::{End, Outcome};
 use crate::suite::Check;
-use crate::{build, iso, opts, process, serial};
+use crate::{build, iso, opts, process, results, screenshot, serial};
 
 const TOOL_TIMEOUT: Duration = Duration::from_secs(120);
 pub const DEFAULT_MIB: u32 = 64;
@@ -242,9 +242,10 @@ const QUICK: &str = "filter=boot::";
 const CHECK_SMP: u32 = 2;
 
 /// The four boots of the image: disk and USB stick, SeaBIOS and OVMF, each a
-/// quick run that must end with the kernel's `done` event and no failure.
+/// quick run that must end with the kernel's `done` event and no failure;
+/// then a held run whose screenshot's QR code must tell what its events tell.
 pub fn checks(timeout: Duration) -> Vec<Check> {
-    [
+    let mut checks: Vec<Check> = [
         ("image::uefi_disk", Door::DiskUefi),
         ("image::uefi_usb", Door::UsbUefi),
         ("image::bios_disk", Door::DiskBios),
@@ -263,7 +264,29 @@ pub fn checks(timeout: Duration) -> Vec<Check> {
         timeout,
         checker: Box::new(check_run),
     })
-    .collect()
+    .collect();
+    checks.push(screenshot_check(timeout));
+    checks
+}
+
+/// A quick run from the image held at its end (`hold=1`): the screenshot
+/// lands in `target/artifacts/`, and its QR code must equal the `qr:` line
+/// and the run's events (`results::check_held`).
+fn screenshot_check(timeout: Duration) -> Check {
+    let config = BootConfig {
+        door: Door::DiskBios,
+        smp: CHECK_SMP,
+        cpu: "max".into(),
+        args: vec![QUICK.into(), screenshot::HOLD.into()],
+        single_step: false,
+    };
+    let png = screenshot::png_path(&config);
+    Check {
+        name: "image::screenshot_qr".into(),
+        config,
+        timeout,
+        checker: Box::new(move |out| results::check_held(out, &png)),
+    }
 }
 
 /// A quick run from the image: kernel success, Limine's door with every CPU,
@@ -324,7 +347,7 @@ mod tests {
         @istorm {\"type\":\"done\",\"passed\":1,\"failed\":0,\"skipped\":0}\r\n";
 
     #[test]
-    fn the_four_checks_are_named_as_promised() {
+    fn the_image_checks_are_named_as_promised() {
         let checks = checks(Duration::from_secs(60));
         let names: Vec<&str> = checks.iter().map(|c| c.name.as_str()).collect();
         for name in [
@@ -335,11 +358,13 @@ mod tests {
         ] {
             assert!(names.contains(&name), "{name} missing from {names:?}");
         }
-        assert!(
-            checks
-                .iter()
-                .all(|c| c.config.args == [QUICK] && c.config.door.needs_limine())
-        );
+        assert!(names.contains(&"image::screenshot_qr"), "{names:?}");
+        for check in &checks {
+            assert!(check.config.door.needs_limine(), "{}", check.name);
+            let held = screenshot::is_held(&check.config.args);
+            assert_eq!(held, check.name == "image::screenshot_qr", "{}", check.name);
+            assert_eq!(check.config.args[0], QUICK);
+        }
     }
 
     #[test]

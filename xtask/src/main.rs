@@ -19,6 +19,7 @@ mod ovmf;
 mod process;
 mod qemu;
 mod recovery;
+mod screenshot;
 mod sequence;
 mod serial;
 mod suite;
@@ -26,6 +27,7 @@ mod sysfs;
 
 mod bench;
 mod image;
+mod results;
 mod run;
 mod test;
 mod usb;
@@ -54,6 +56,9 @@ enum Cli {
     /// Write the disk image to a USB stick, after checking that the device
     /// is one.
     Usb(usb::Args),
+    /// Turn the QR code shown at the end of a run back into the report a
+    /// QEMU run gives.
+    Results(results::Args),
 }
 
 /// A command-line mistake as one line `error: ...` (clap's own report has a
@@ -101,6 +106,7 @@ fn main() -> ExitCode {
         Cli::Bench(args) => bench::main(args),
         Cli::Image(args) => image::main(args),
         Cli::Usb(args) => usb::main(args),
+        Cli::Results(args) => results::main(args),
     };
     result.unwrap_or_else(|error| {
         // `{:#}` prints the whole context chain on one line and never a backtrace,
