@@ -81,11 +81,18 @@ fn parse_args() -> Result<Cli, ExitCode> {
     })
 }
 
-/// The first line of clap's report, `error: ...`.
+/// The first line of clap's report, `error: ...`; a line ending in `:`
+/// (clap's "required arguments were not provided:") takes the next one along.
 fn one_line(report: &str) -> String {
-    let first = report.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+    let mut lines = report.lines().map(str::trim).filter(|l| !l.is_empty());
+    let mut first = lines.next().unwrap_or("").to_string();
+    if first.ends_with(':')
+        && let Some(next) = lines.next()
+    {
+        first = format!("{first} {next}");
+    }
     if first.starts_with("error:") {
-        first.to_string()
+        first
     } else {
         format!("error: {first}")
     }
@@ -155,5 +162,11 @@ mod tests {
         );
         assert!(!line.contains('\n'));
         assert_eq!(super::one_line("oops\n"), "error: oops");
+        let e = Cli::try_parse_from(["xtask", "usb"]).err().unwrap();
+        let line = super::one_line(&e.render().to_string());
+        assert_eq!(
+            line,
+            "error: the following required arguments were not provided: <DEVICE>"
+        );
     }
 }
