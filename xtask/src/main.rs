@@ -16,6 +16,7 @@ mod limine;
 mod matrix;
 mod opts;
 mod ovmf;
+mod picture;
 mod process;
 mod qemu;
 mod recovery;

@@ -20,8 +20,8 @@ use crate::console::Console;
 use crate::exit::Exit;
 use crate::jsonlog::JsonLog;
 use crate::junit;
+use crate::picture::Rgb;
 use crate::qemu::{End, Outcome};
-use crate::screenshot::Rgb;
 use crate::suite::{Report, Tally, Verdict};
 
 /// Turn the QR code shown at the end of a run (real hardware, no serial port)
