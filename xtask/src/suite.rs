@@ -88,6 +88,8 @@ const TAIL_LINES: usize = 20;
 
 /// Turns a run (or the error that prevented it) into a report.
 pub fn judge(check: &Check, run: Result<Outcome>) -> Report {
+    // The boot's wall time: `--json`'s `seconds` and JUnit's `time`.
+    let duration = run.as_ref().ok().map(|out| out.elapsed);
     let (verdict, detail) = match run {
         Err(e) => (Verdict::Fail(format!("{e:#}")), Vec::new()),
         Ok(out) => match (check.checker)(&out) {
@@ -97,6 +99,7 @@ pub fn judge(check: &Check, run: Result<Outcome>) -> Report {
     };
     Report {
         detail,
+        duration,
         ..Report::new(check.name.clone(), verdict)
     }
 }
@@ -240,6 +243,9 @@ mod tests {
             Err(anyhow::anyhow!("cannot start")),
         );
         assert_eq!(broke.verdict, Verdict::Fail("cannot start".into()));
+        // A boot's time is the report's duration; no boot, no time.
+        assert_eq!(pass.duration, Some(Duration::ZERO));
+        assert_eq!(broke.duration, None);
     }
 
     #[test]
