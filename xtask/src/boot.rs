@@ -204,6 +204,7 @@ impl Artifacts {
         }
         match (config.door, config.door.image_medium()) {
             (Door::Pvh, _) => {
+                args.extend(pvh_firmware());
                 args.extend([
                     "-kernel".into(),
                     self.kernel.clone().into(),
@@ -266,6 +267,19 @@ impl Artifacts {
     ) -> Result<Live> {
         let (args, _scratch) = self.qemu_args(config, accel)?;
         qemu::run_watched(&args, watch)
+    }
+}
+
+/// QEMU's qboot, when installed, as the firmware of PVH boots: it only loads
+/// the kernel and the ACPI tables, and halves a PVH boot (measured on TCG,
+/// smp 4: 0.15 s with SeaBIOS, 0.07 s with qboot; the floor is 0.04 s).
+const QBOOT: &str = "/usr/share/qemu/qboot.rom";
+
+fn pvh_firmware() -> Vec<OsString> {
+    if std::path::Path::new(QBOOT).is_file() {
+        vec!["-bios".into(), QBOOT.into()]
+    } else {
+        Vec::new()
     }
 }
 
