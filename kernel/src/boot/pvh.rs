@@ -73,7 +73,8 @@ pub extern "C" fn pvh_main(start_info_phys: u32) -> ! {
     if info.cmdline_paddr != 0 {
         // SAFETY: the loader wrote a NUL-terminated string there; it is read up to
         // the NUL or CMDLINE_READ bytes, whichever comes first, all below 4 GiB.
-        let raw = unsafe { core::slice::from_raw_parts(phys::<u8>(info.cmdline_paddr), CMDLINE_READ) };
+        let raw =
+            unsafe { core::slice::from_raw_parts(phys::<u8>(info.cmdline_paddr), CMDLINE_READ) };
         boot.set_cmdline(raw);
     }
     // Frames start above the kernel image (which also holds the boot page tables).
