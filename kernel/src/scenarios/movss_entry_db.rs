@@ -10,6 +10,7 @@
 //!   single-steps after the INT3 returns), as the design notes Bochs does.
 //! - `watchpoint`: a read watchpoint on the selector MOV SS loads: TCG does not
 //!   delay this #DB to the next instruction at all.
+//!
 //! Proof: exactly one #DB per iteration whose RIP is the #BP stub's first
 //! instruction, with the expected DR6 bit (BS, or B<slot>).
 //! Check: that count, and the #BP still ran once per iteration.
