@@ -334,12 +334,7 @@ mod tests {
     use super::*;
 
     fn out(end: End, serial: &str) -> Outcome {
-        Outcome {
-            end,
-            serial: serial.into(),
-            stderr: String::new(),
-            elapsed: Duration::ZERO,
-        }
+        Outcome::canned(end, serial)
     }
 
     const GOOD: &str = "boot: door=limine cpus=2 lapic=x2apic\r\n\

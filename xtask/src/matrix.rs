@@ -135,12 +135,7 @@ mod tests {
     use crate::exit::Ending;
 
     fn out(end: End, serial: &str) -> Outcome {
-        Outcome {
-            end,
-            serial: serial.into(),
-            stderr: String::new(),
-            elapsed: Duration::ZERO,
-        }
+        Outcome::canned(end, serial)
     }
 
     const OK4: &str =

@@ -147,6 +147,29 @@ impl Rgb {
     }
 }
 
+/// The modules of `text` as the kernel's encoder draws it (ECC L, smallest
+/// version), row by row: for tests that need a QR code to read back.
+#[cfg(test)]
+pub fn qr_modules(text: &str) -> Vec<Vec<bool>> {
+    use qrcodegen_no_heap::{QrCode, QrCodeEcc, Version};
+    let mut temp = vec![0u8; Version::MAX.buffer_len()];
+    let mut out = vec![0u8; Version::MAX.buffer_len()];
+    let qr = QrCode::encode_text(
+        text,
+        &mut temp,
+        &mut out,
+        QrCodeEcc::Low,
+        Version::MIN,
+        Version::MAX,
+        None,
+        true,
+    )
+    .expect("the test text fits a QR code");
+    (0..qr.size())
+        .map(|y| (0..qr.size()).map(|x| qr.get_module(x, y)).collect())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -210,24 +233,8 @@ mod tests {
 
     #[test]
     fn a_qr_code_from_the_kernels_encoder_is_read() {
-        use qrcodegen_no_heap::{QrCode, QrCodeEcc, Version};
         let text = "IST1|cpu=QEMU TCG|boot::nmi_all_to_all=P,n2";
-        let mut temp = vec![0u8; Version::MAX.buffer_len()];
-        let mut out = vec![0u8; Version::MAX.buffer_len()];
-        let qr = QrCode::encode_text(
-            text,
-            &mut temp,
-            &mut out,
-            QrCodeEcc::Low,
-            Version::MIN,
-            Version::MAX,
-            None,
-            true,
-        )
-        .unwrap();
-        let modules: Vec<Vec<bool>> = (0..qr.size())
-            .map(|y| (0..qr.size()).map(|x| qr.get_module(x, y)).collect())
-            .collect();
+        let modules = qr_modules(text);
         assert_eq!(draw(&modules, 3).read_qr().unwrap(), text);
     }
 }

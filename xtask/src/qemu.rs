@@ -125,6 +125,19 @@ pub struct Outcome {
     pub elapsed: Duration,
 }
 
+#[cfg(test)]
+impl Outcome {
+    /// A canned run for tests: how it ended and what the kernel printed.
+    pub fn canned(end: End, serial: &str) -> Outcome {
+        Outcome {
+            end,
+            serial: serial.into(),
+            stderr: String::new(),
+            elapsed: Duration::ZERO,
+        }
+    }
+}
+
 /// Runs QEMU with `args` (which must route the serial port to stdio).
 pub fn run(args: &[OsString], timeout: Duration, echo: Echo) -> Result<Outcome> {
     check_installed()?;
