@@ -54,6 +54,12 @@ user_program_icebp:
 user_program_int_1:
     .byte 0xcd, 0x01
     int 0x80
+    .global user_program_spin           /* wait until *arg0 != 0 */
+user_program_spin:
+    pause
+    cmp qword ptr [rdi], 0
+    je user_program_spin
+    int 0x80
     .global user_programs_end
 user_programs_end:
     .popsection
@@ -77,6 +83,7 @@ unsafe extern "C" {
     static user_program_int_3: u8;
     static user_program_icebp: u8;
     static user_program_int_1: u8;
+    static user_program_spin: u8;
     static user_programs_end: u8;
 }
 
@@ -93,6 +100,8 @@ pub enum Program {
     Icebp,
     /// `int 1` (0xcd 0x01).
     IntN1,
+    /// Spins in ring 3 until `*arg0 != 0`.
+    Spin,
 }
 
 impl Program {
@@ -103,6 +112,7 @@ impl Program {
             Program::IntN3 => &raw const user_program_int_3,
             Program::Icebp => &raw const user_program_icebp,
             Program::IntN1 => &raw const user_program_int_1,
+            Program::Spin => &raw const user_program_spin,
         }
     }
 

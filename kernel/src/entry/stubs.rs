@@ -278,10 +278,18 @@ end_repeat_nmi:
     iretq                                /* our RSP on this stack and asks for a repeat */
 
 nmi_nested:
-    /* point the first NMI's final IRETQ at repeat_nmi, on the NMI stack */
-    mov qword ptr [rsp - 48], offset repeat_nmi  /* iret RIP (top-96) */
+    /*
+     * Point the first NMI's final IRETQ at repeat_nmi, in ring 0 on the NMI
+     * stack. Every field of the "iret" frame is set: it holds a copy of the
+     * interrupted context, which may be ring 3 (nmi_from_user_latch found
+     * this: with the user CS left in place, the IRETQ ran repeat_nmi in ring 3).
+     */
+    mov qword ptr [rsp - 48], offset repeat_nmi  /* iret RIP    (top-96) */
+    mov qword ptr [rsp - 40], 0x08       /* iret CS     (top-88): kernel code */
+    mov qword ptr [rsp - 32], 0x2        /* iret RFLAGS (top-80): IF off */
     lea rdx, [rsp - 48]
-    mov qword ptr [rsp - 24], rdx        /* iret RSP (top-72) = top-96 */
+    mov qword ptr [rsp - 24], rdx        /* iret RSP    (top-72) = top-96 */
+    mov qword ptr [rsp - 16], 0x10       /* iret SS     (top-64): kernel data */
 nmi_nested_quiet:
     pop rdx
     iretq

@@ -11,6 +11,7 @@ pub mod ist_overflow_df;
 pub mod kernel_text_breakpoints;
 pub mod movss_entry_db;
 pub mod nmi_all_to_all;
+pub mod nmi_from_user_latch;
 pub mod nmi_nesting;
 pub mod selftest;
 pub mod trace_irq_recursion;

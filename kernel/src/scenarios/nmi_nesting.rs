@@ -16,13 +16,17 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use testkit::{Context, Expect, Expectations, TestResult};
 
 use super::common;
+use crate::arch::user::Program;
 use crate::arch::{cpu, lapic, percpu, time};
 use crate::entry::checker::IstFrame;
 use crate::entry::handlers;
+use crate::mm;
 
 const VICTIM: usize = 0;
 const SENDER: usize = 1;
 const STEP_TIMEOUT_US: u64 = 100_000;
+/// How long B waits before the first NMI of a ring-3 iteration (A enters ring 3).
+const USER_ENTRY_CYCLES: u64 = 200_000;
 
 static GO: AtomicU64 = AtomicU64::new(0);
 static STOP: AtomicBool = AtomicBool::new(false);
@@ -33,6 +37,22 @@ static IN_HOOK: AtomicBool = AtomicBool::new(false);
 static STAGE: AtomicU64 = AtomicU64::new(0);
 static WAIT_UNTIL: AtomicU64 = AtomicU64::new(0);
 static NESTED_WINDOWS: AtomicU64 = AtomicU64::new(0);
+/// Where the first NMI of an iteration is meant to land, and how the handler
+/// re-opens NMIs: this file's test (kernel, INT3) or `nmi_from_user_latch`
+/// (a ring-3 spin loop, ICEBP).
+static FROM_USER: AtomicBool = AtomicBool::new(false);
+static FIRST_FROM_USER: AtomicU64 = AtomicU64::new(0);
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Origin {
+    Kernel,
+    User,
+}
+
+/// The ring-3 spin loop of an iteration waits on this word of the sandbox.
+fn user_release() -> &'static AtomicU64 {
+    &mm::user_sandbox().data[1]
+}
 
 testkit::test! {
     name: "scenarios::nmi_nesting",
@@ -51,12 +71,18 @@ testkit::test! {
 
 /// A's NMI hook. State lives in statics: a nested NMI on the same stack may
 /// overwrite this function's stack frame under the strategies that nest.
-fn on_nmi(_: &mut IstFrame) {
+fn on_nmi(frame: &mut IstFrame) {
     if percpu::this().index() != VICTIM || IN_HOOK.swap(true, Ordering::SeqCst) {
         return;
     }
     if ARMED.swap(false, Ordering::SeqCst) {
-        cpu::int3(); // its IRET unblocks NMIs inside this NMI handler
+        FIRST_FROM_USER.fetch_add(u64::from(frame.regs.cs & 3 == 3), Ordering::Relaxed);
+        // Either exception's IRET unblocks NMIs inside this NMI handler.
+        if FROM_USER.load(Ordering::Relaxed) {
+            cpu::icebp();
+        } else {
+            cpu::int3();
+        }
         STAGE.store(1, Ordering::SeqCst);
         WAIT_UNTIL.store(
             cpu::rdtsc() + STEP_TIMEOUT_US * time::ticks_per_us(),
@@ -72,6 +98,7 @@ fn on_nmi(_: &mut IstFrame) {
             u64::from(STAGE.load(Ordering::SeqCst) == 2),
             Ordering::Relaxed,
         );
+        user_release().store(1, Ordering::SeqCst);
     }
     IN_HOOK.store(false, Ordering::SeqCst);
 }
@@ -87,16 +114,30 @@ fn sender(_: u64) -> u64 {
             continue;
         }
         seen = go;
+        if FROM_USER.load(Ordering::Relaxed) {
+            common::spin_cycles(USER_ENTRY_CYCLES); // let A get into ring 3 first
+        }
         lapic::send_nmi(victim);
         if time::wait_until(STEP_TIMEOUT_US, || STAGE.load(Ordering::SeqCst) == 1) {
             lapic::send_nmi(victim);
             STAGE.store(2, Ordering::SeqCst);
         }
+        // Whatever happened, the ring-3 spin of this iteration may end now.
+        time::wait_until(STEP_TIMEOUT_US, || !IN_HOOK.load(Ordering::SeqCst));
+        user_release().store(1, Ordering::SeqCst);
     }
     seen
 }
 
 fn run(ctx: &mut Context<'_>) -> TestResult {
+    sweep(ctx, Origin::Kernel)
+}
+
+/// The whole experiment, with the first NMI of each iteration meant to land in
+/// kernel code or in a ring-3 spin loop.
+pub(super) fn sweep(ctx: &mut Context<'_>, origin: Origin) -> TestResult {
+    FROM_USER.store(origin == Origin::User, Ordering::Relaxed);
+    FIRST_FROM_USER.store(0, Ordering::Relaxed);
     common::reset_counts(VICTIM);
     NESTED_WINDOWS.store(0, Ordering::Relaxed);
     STOP.store(false, Ordering::Release);
@@ -110,8 +151,12 @@ fn run(ctx: &mut Context<'_>) -> TestResult {
     for i in 1..=u64::from(ctx.iterations) {
         let before = victim.nmi_count.load(Ordering::Acquire);
         STAGE.store(0, Ordering::SeqCst);
+        user_release().store(0, Ordering::SeqCst);
         ARMED.store(true, Ordering::SeqCst);
         GO.store(i, Ordering::Release);
+        if origin == Origin::User {
+            mm::user_sandbox().run(Program::Spin, user_release().as_ptr() as u64, 0);
+        }
         let done = time::wait_until(4 * STEP_TIMEOUT_US, || {
             victim.nmi_count.load(Ordering::Acquire) >= before + 2
                 && !IN_HOOK.load(Ordering::SeqCst)
@@ -128,13 +173,22 @@ fn run(ctx: &mut Context<'_>) -> TestResult {
     let evidence = common::collect(ctx, VICTIM);
     ctx.counters.nmis = Some(nmis);
     ctx.note(format_args!(
-        "nmis={nmis} second_nmi_in_handler={windows} incomplete={incomplete} max_nmi_depth={} reentries={} recovered={}",
-        evidence.report.max_depth[1], evidence.report.reentries, evidence.report.recovered
+        "nmis={nmis} second_nmi_in_handler={windows} first_nmi_from_user={} incomplete={incomplete} max_nmi_depth={} reentries={} recovered={}",
+        FIRST_FROM_USER.load(Ordering::Relaxed),
+        evidence.report.max_depth[1],
+        evidence.report.reentries,
+        evidence.report.recovered
     ));
     let iterations = u64::from(ctx.iterations);
     if windows == 0 || nmis < 2 * iterations - incomplete {
         return Err(ctx.fail(format_args!(
             "the second NMI never arrived inside the first ({windows} windows)"
+        )));
+    }
+    let from_user = FIRST_FROM_USER.load(Ordering::Relaxed);
+    if origin == Origin::User && from_user * 2 < iterations {
+        return Err(ctx.fail(format_args!(
+            "only {from_user} of {iterations} first NMIs interrupted ring 3"
         )));
     }
     if !evidence.complete() {
