@@ -53,6 +53,17 @@ pub unsafe fn wrmsr(msr: u32, value: u64) {
     }
 }
 
+/// # Safety
+/// Reading an MSR the CPU does not have raises #GP; the caller knows this one.
+pub unsafe fn rdmsr(msr: u32) -> u64 {
+    let (lo, hi): (u32, u32);
+    // SAFETY: forwarded from the caller; RDMSR has no other effect.
+    unsafe {
+        asm!("rdmsr", in("ecx") msr, out("eax") lo, out("edx") hi, options(nomem, nostack, preserves_flags))
+    };
+    (u64::from(hi) << 32) | u64::from(lo)
+}
+
 pub fn rdtsc() -> u64 {
     // SAFETY: RDTSC is unprivileged by default and has no side effects.
     unsafe { core::arch::x86_64::_rdtsc() }

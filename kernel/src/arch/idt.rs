@@ -90,6 +90,11 @@ pub fn build() {
         USER_GATE,
     );
     gates[3] = Gate::with_type(traps::stub_address(3), 0, USER_GATE);
+    // The SYSCALL entry's way back to the parked kernel context (ring 0 only).
+    gates[usize::from(super::user::SYSCALL_LANDING_VECTOR)] = Gate::new(
+        traps::irq_stub_address(super::user::SYSCALL_LANDING_VECTOR),
+        0,
+    );
 }
 
 /// Points `vector` at `handler` on IST slot `ist` (0 = no IST). Used by the

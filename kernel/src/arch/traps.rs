@@ -108,7 +108,7 @@ trap_common:
     iretq
 
     /* Interrupts from the local APIC: wake-up IPI and the watchdog's timer. */
-    .irp vec, 128, 240, 253
+    .irp vec, 128, 129, 240, 253
     .balign 16
 trap_stub_\vec:
     push 0
@@ -135,7 +135,7 @@ trap_spurious_ptr:
     .quad trap_spurious
     .global trap_irq_table
 trap_irq_table:
-    .quad trap_stub_128, trap_stub_240, trap_stub_253
+    .quad trap_stub_128, trap_stub_129, trap_stub_240, trap_stub_253
     .popsection
 "#,
     dispatch = sym crate::entry::trap_dispatch,
@@ -144,7 +144,7 @@ trap_irq_table:
 unsafe extern "C" {
     static trap_stub_table: [u64; EXCEPTION_VECTORS];
     static trap_spurious_ptr: u64;
-    static trap_irq_table: [u64; 3];
+    static trap_irq_table: [u64; 4];
 }
 
 /// The wake-up IPI an idle AP sleeps for (`smp::start_on` sends it).
@@ -152,12 +152,14 @@ pub const WAKEUP_VECTOR: u8 = 0xf0;
 /// The local APIC timer, which drives the watchdog.
 pub const TIMER_VECTOR: u8 = 0xfd;
 
-/// The stub of the user-return gate (0x80), the wake-up IPI or the timer.
+/// The stub of the user-return gate (0x80), the SYSCALL landing (0x81), the
+/// wake-up IPI or the timer.
 pub fn irq_stub_address(vector: u8) -> u64 {
     let slot = match vector {
         0x80 => 0,
-        WAKEUP_VECTOR => 1,
-        _ => 2,
+        0x81 => 1,
+        WAKEUP_VECTOR => 2,
+        _ => 3,
     };
     // SAFETY: immutable data emitted by the asm above.
     unsafe { trap_irq_table[slot] }

@@ -17,6 +17,23 @@ pub const RETURN_VECTOR: u8 = 0x80;
 global_asm!(
     r#"
     .pushsection .text.entry, "ax"
+    /*
+     * The SYSCALL entry of the tests: still on the user stack, it runs a few
+     * instructions (a TF that leaked through SFMASK single-steps each of them)
+     * and goes back to the parked kernel context through a ring-0 `int 0x81`,
+     * whose frame lands on the user stack (mapped, writable).
+     */
+    .balign 16
+    .global syscall_entry
+syscall_entry:
+    nop
+    nop
+    nop
+    int 0x81
+    ud2
+    .global syscall_entry_end
+syscall_entry_end:
+
     /* ! user_enter(rip, user_rsp, arg0): called through arch::park */
     .balign 16
 user_enter:
@@ -54,6 +71,13 @@ user_program_icebp:
 user_program_int_1:
     .byte 0xcd, 0x01
     int 0x80
+    .global user_program_syscall_tf     /* TF on, then SYSCALL */
+user_program_syscall_tf:
+    pushfq
+    or qword ptr [rsp], 0x100
+    popfq                               /* TF traps after the next instruction: */
+    syscall                             /* ... which enters the kernel */
+    ud2
     .global user_program_spin           /* wait until *arg0 != 0 */
 user_program_spin:
     pause
@@ -84,6 +108,9 @@ unsafe extern "C" {
     static user_program_icebp: u8;
     static user_program_int_1: u8;
     static user_program_spin: u8;
+    static user_program_syscall_tf: u8;
+    static syscall_entry: u8;
+    static syscall_entry_end: u8;
     static user_programs_end: u8;
 }
 
@@ -102,6 +129,8 @@ pub enum Program {
     IntN1,
     /// Spins in ring 3 until `*arg0 != 0`.
     Spin,
+    /// Sets RFLAGS.TF, then executes SYSCALL.
+    SyscallTf,
 }
 
 impl Program {
@@ -113,6 +142,7 @@ impl Program {
             Program::Icebp => &raw const user_program_icebp,
             Program::IntN1 => &raw const user_program_int_1,
             Program::Spin => &raw const user_program_spin,
+            Program::SyscallTf => &raw const user_program_syscall_tf,
         }
     }
 
@@ -147,6 +177,45 @@ fn run(rip: u64, user_rsp: u64, arg0: u64, arg1: u64) -> u64 {
     {
         park::Parked::Landed(rax) | park::Parked::Returned(rax) => rax,
     }
+}
+
+/// The vector of the SYSCALL entry's way back (`int 0x81`, DPL 0).
+pub const SYSCALL_LANDING_VECTOR: u8 = 0x81;
+/// What `run` returns when a program came back through SYSCALL.
+pub const SYSCALL_RETURNED: u64 = 0x5ca1;
+
+const IA32_EFER: u32 = 0xc000_0080;
+const IA32_STAR: u32 = 0xc000_0081;
+const IA32_LSTAR: u32 = 0xc000_0082;
+const IA32_FMASK: u32 = 0xc000_0084;
+const RFLAGS_TF: u64 = 1 << 8;
+const RFLAGS_IF_DF_AC: u64 = (1 << 9) | (1 << 10) | (1 << 18);
+
+/// Turns SYSCALL on for this CPU, entering `syscall_entry`. `mask_tf` puts TF
+/// in SFMASK (what Linux does); without it TF stays set in the kernel.
+pub fn enable_syscall(mask_tf: bool) {
+    let mask = RFLAGS_IF_DF_AC | if mask_tf { RFLAGS_TF } else { 0 };
+    // SAFETY: the four MSRs exist on every x86-64 CPU; SYSCALL then enters
+    // `syscall_entry` with kernel CS 0x08 (STAR[47:32]); SYSRET is never used.
+    unsafe {
+        super::cpu::wrmsr(IA32_EFER, super::cpu::rdmsr(IA32_EFER) | 1); // SCE
+        super::cpu::wrmsr(IA32_STAR, (0x10 << 48) | (0x08 << 32));
+        super::cpu::wrmsr(IA32_LSTAR, &raw const syscall_entry as u64);
+        super::cpu::wrmsr(IA32_FMASK, mask);
+    }
+}
+
+/// The SYSCALL entry's instructions, for tests that look where a #DB landed.
+pub fn syscall_entry_range() -> (u64, u64) {
+    (
+        &raw const syscall_entry as u64,
+        &raw const syscall_entry_end as u64,
+    )
+}
+
+/// The SYSCALL entry's way back (vector 0x81 from ring 0).
+pub fn land_syscall(frame: &mut TrapFrame) -> bool {
+    park::land(frame, SYSCALL_RETURNED)
 }
 
 /// What ends a ring-3 program: its `int 0x80`, or an exception from ring 3.

@@ -66,6 +66,11 @@ pub extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
     {
         return;
     }
+    if frame.vector == u64::from(crate::arch::user::SYSCALL_LANDING_VECTOR)
+        && crate::arch::user::land_syscall(frame)
+    {
+        return;
+    }
     if frame.vector == BREAKPOINT && handlers::breakpoint() {
         return;
     }

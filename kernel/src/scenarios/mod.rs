@@ -14,5 +14,6 @@ pub mod nmi_all_to_all;
 pub mod nmi_from_user_latch;
 pub mod nmi_nesting;
 pub mod selftest;
+pub mod syscall_tf;
 pub mod trace_irq_recursion;
 pub mod watchpoints;
