@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
-use testkit::protocol::{OwnedEvent, parse_stream};
+use testkit::protocol::parse_stream;
 
 use crate::boot::{BootConfig, Door};
 use crate::disk::{self, Entry};
@@ -311,14 +311,7 @@ fn check_run(out: &Outcome) -> Result<(), String> {
     if let Some((line, error)) = transcript.errors().next() {
         return Err(format!("serial line {line}: {error}"));
     }
-    let done = transcript.events().find_map(|(_, e)| match e {
-        OwnedEvent::Done {
-            passed,
-            failed,
-            skipped,
-        } => Some((*passed, *failed, *skipped)),
-        _ => None,
-    });
+    let done = transcript.done();
     match done {
         None => Err("no `done` event".into()),
         Some((0, _, _)) => Err("`done` counts no passed test".into()),

@@ -211,14 +211,7 @@ pub fn matches_stream(decoded: &Decoded, transcript: &Transcript) -> Result<()> 
         summary::lapic_name(lapic),
         strategy.name()
     );
-    let done = transcript.events().find_map(|(_, e)| match e {
-        OwnedEvent::Done {
-            passed,
-            failed,
-            skipped,
-        } => Some((*passed, *failed, *skipped)),
-        _ => None,
-    });
+    let done = transcript.done();
     ensure!(
         done == Some((h.passed, h.failed, h.skipped)),
         "the summary counts {}/{}/{} passed/failed/skipped, the done event {done:?}",

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use serde_json::{Value, json};
-use testkit::protocol::{OwnedEvent, parse_stream};
+use testkit::protocol::parse_stream;
 
 use crate::boot::BootConfig;
 use crate::exit::Exit;
@@ -136,14 +136,8 @@ pub fn run_held(args: &[OsString], timeout: Duration, echo: Echo, png: &Path) ->
 /// The exit a held kernel would have made: success when its `done` event
 /// counts no failure.
 fn verdict(serial: &str) -> Exit {
-    let done = parse_stream(serial.as_bytes())
-        .events()
-        .find_map(|(_, e)| match e {
-            OwnedEvent::Done { failed, .. } => Some(*failed),
-            _ => None,
-        });
-    match done {
-        Some(0) => Exit::Success,
+    match parse_stream(serial.as_bytes()).done() {
+        Some((_, 0, _)) => Exit::Success,
         _ => Exit::Failure,
     }
 }

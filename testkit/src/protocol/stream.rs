@@ -160,7 +160,18 @@ impl Transcript {
 
     /// Whether the run reached its `done` event.
     pub fn is_complete(&self) -> bool {
-        self.events()
-            .any(|(_, e)| matches!(e, OwnedEvent::Done { .. }))
+        self.done().is_some()
+    }
+
+    /// The counts of the run's `done` event: (passed, failed, skipped).
+    pub fn done(&self) -> Option<(u32, u32, u32)> {
+        self.events().find_map(|(_, e)| match e {
+            OwnedEvent::Done {
+                passed,
+                failed,
+                skipped,
+            } => Some((*passed, *failed, *skipped)),
+            _ => None,
+        })
     }
 }
