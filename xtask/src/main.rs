@@ -1,37 +1,25 @@
 //! `cargo xtask`: build istorm, boot it in QEMU through its doors, run its tests and
-//! benchmarks. One file per subcommand (`run.rs`, `test.rs`, `bench.rs`); the
-//! modules they share each hold one concept.
+//! benchmarks.
+//!
+//! The code lives in five rooms, and imports run one way, down this list:
+//!
+//! ```text
+//! cmd      one file per subcommand (run, test, bench, image, usb, results)
+//! runner   boot configurations, checks, suites, sequences, crash recovery, the matrix
+//! media    the kernel ELF, Limine, the ISO, the disk image, USB sticks
+//! qemu     machine, processes, exit statuses, accelerator, firmware, serial, QMP
+//! report   console, JSON lines, JUnit, pictures
+//! ```
+//!
+//! A room may import the rooms below it, never one above; within a room,
+//! modules may import each other without a cycle. `tests/rooms.rs` holds it.
+//! This file only parses the command line and says where the workspace is.
 
-mod accel;
-mod boot;
-mod build;
-mod console;
-mod crash;
-mod disk;
-mod exit;
-mod iso;
-mod jsonlog;
-mod junit;
-mod limine;
-mod matrix;
-mod opts;
-mod ovmf;
-mod picture;
-mod process;
+mod cmd;
+mod media;
 mod qemu;
-mod recovery;
-mod screenshot;
-mod sequence;
-mod serial;
-mod suite;
-mod sysfs;
-
-mod bench;
-mod image;
-mod results;
-mod run;
-mod test;
-mod usb;
+mod report;
+mod runner;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -45,21 +33,21 @@ enum Cli {
     /// Build the kernel ELF and print its path.
     Build,
     /// Boot the kernel in QEMU and stream its serial console.
-    Run(run::Args),
+    Run(cmd::run::Args),
     /// Run the host unit tests, the QEMU boot matrix and the kernel's tests
     /// under every strategy and LAPIC mode.
-    Test(test::Args),
+    Test(cmd::test::Args),
     /// Measure boot times, the runner's costs, or exception-entry round trips.
-    Bench(bench::Args),
+    Bench(cmd::bench::Args),
     /// Build the disk image for USB sticks (GPT, FAT32 EFI system partition,
     /// Limine for BIOS and UEFI).
-    Image(image::Args),
+    Image(cmd::image::Args),
     /// Write the disk image to a USB stick, after checking that the device
     /// is one.
-    Usb(usb::Args),
+    Usb(cmd::usb::Args),
     /// Turn the QR code shown at the end of a run back into the report a
     /// QEMU run gives.
-    Results(results::Args),
+    Results(cmd::results::Args),
 }
 
 /// A command-line mistake as one line `error: ...` (clap's own report has a
@@ -105,16 +93,16 @@ fn main() -> ExitCode {
         Err(code) => return code,
     };
     let result = match cli {
-        Cli::Build => build::kernel().map(|elf| {
+        Cli::Build => media::kernel::kernel().map(|elf| {
             println!("{}", elf.display());
             ExitCode::SUCCESS
         }),
-        Cli::Run(args) => run::main(args),
-        Cli::Test(args) => test::main(args),
-        Cli::Bench(args) => bench::main(args),
-        Cli::Image(args) => image::main(args),
-        Cli::Usb(args) => usb::main(args),
-        Cli::Results(args) => results::main(args),
+        Cli::Run(args) => cmd::run::main(args),
+        Cli::Test(args) => cmd::test::main(args),
+        Cli::Bench(args) => cmd::bench::main(args),
+        Cli::Image(args) => cmd::image::main(args),
+        Cli::Usb(args) => cmd::usb::main(args),
+        Cli::Results(args) => cmd::results::main(args),
     };
     result.unwrap_or_else(|error| {
         // `{:#}` prints the whole context chain on one line and never a backtrace,

@@ -11,10 +11,10 @@ use std::time::Duration;
 
 use anyhow::Result;
 
-use crate::boot::BootConfig;
-use crate::console::Console;
-use crate::qemu::Outcome;
-use crate::serial;
+use crate::qemu::machine::Outcome;
+use crate::qemu::serial;
+use crate::report::console::Console;
+use crate::runner::boot::BootConfig;
 
 /// Judges one finished run: `Err` holds the one-line reason of a failure.
 pub type Checker = Box<dyn Fn(&Outcome) -> Result<(), String> + Send + Sync>;
@@ -199,9 +199,9 @@ impl Tally {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::boot::Door;
-    use crate::exit::Exit;
-    use crate::qemu::End;
+    use crate::qemu::exit::Exit;
+    use crate::qemu::machine::End;
+    use crate::runner::boot::Door;
 
     fn check(checker: Checker) -> Check {
         Check {

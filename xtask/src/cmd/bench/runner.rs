@@ -18,13 +18,13 @@ use anyhow::{Result, bail, ensure};
 use testkit::protocol::{Outcome, OwnedEvent, parse_stream};
 
 use super::{Setup, median};
-use crate::boot::BootConfig;
-use crate::console::Console;
-use crate::exit::Exit;
-use crate::process::Echo;
-use crate::qemu::End;
-use crate::sequence::{self, Shared, Spec};
-use crate::suite::{Report, Tally, Verdict};
+use crate::qemu::exit::Exit;
+use crate::qemu::machine::End;
+use crate::qemu::process::Echo;
+use crate::report::console::Console;
+use crate::runner::boot::BootConfig;
+use crate::runner::sequence::{self, Shared, Spec};
+use crate::runner::suite::{Report, Tally, Verdict};
 
 const EMPTY_TESTS: u32 = 8;
 

@@ -22,9 +22,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use testkit::protocol::{Outcome, OwnedEvent, StreamError};
 
-use crate::crash::{self, BootEnd, Crash};
-use crate::exit::Exit;
-use crate::suite::Verdict;
+use crate::qemu::crash::{self, BootEnd, Crash};
+use crate::qemu::exit::Exit;
+use crate::runner::suite::Verdict;
 
 /// A final result for one test of the sequence.
 #[derive(Clone, Debug, PartialEq, Eq)]

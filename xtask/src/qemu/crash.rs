@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use testkit::protocol::{Hex, OwnedEvent};
 
-use crate::exit::{Ending, Exit};
+use crate::qemu::exit::{Ending, Exit};
 
 /// The ways a boot can end without `done`. The first four are the names a
 /// `planned` event's `expect_crash` uses.

@@ -16,13 +16,13 @@ use anyhow::{Context, Result, bail, ensure};
 use testkit::protocol::{Counters, OwnedEvent, Transcript, parse_stream};
 use testkit::summary::{self, Decoded, Entry};
 
-use crate::console::Console;
-use crate::exit::Exit;
-use crate::jsonlog::JsonLog;
-use crate::junit;
-use crate::picture::Rgb;
-use crate::qemu::{End, Outcome};
-use crate::suite::{Report, Tally, Verdict};
+use crate::qemu::exit::Exit;
+use crate::qemu::machine::{End, Outcome};
+use crate::report::console::Console;
+use crate::report::jsonlog::JsonLog;
+use crate::report::junit;
+use crate::report::picture::Rgb;
+use crate::runner::suite::{Report, Tally, Verdict};
 
 /// Turn the QR code shown at the end of a run (real hardware, no serial port)
 /// back into the report a QEMU run gives.
@@ -280,7 +280,7 @@ fn check_held_inner(out: &Outcome, png: &Path) -> Result<()> {
     let shown = Rgb::read_png(png)?
         .read_qr()
         .with_context(|| format!("the screenshot `{}`", png.display()))?;
-    let printed = crate::serial::lines(&out.serial)
+    let printed = crate::qemu::serial::lines(&out.serial)
         .find_map(|l| l.strip_prefix("qr: ").map(str::to_string))
         .context("no `qr:` line on the serial port")?;
     ensure!(
@@ -364,7 +364,7 @@ mod tests {
 
     #[test]
     fn a_held_run_is_checked_against_its_screenshot() {
-        let modules = crate::picture::qr_modules(QR);
+        let modules = crate::report::picture::qr_modules(QR);
         let (scale, quiet) = (3, 4);
         let size = modules.len();
         let side = (size + 2 * quiet) * scale;

@@ -18,7 +18,7 @@ pub fn show(cmd: &Command) {
         line.push(' ');
         line.push_str(&quote(word));
     }
-    crate::console::note(&line);
+    crate::report::console::note(&line);
 }
 
 /// Quotes a word for a POSIX shell when it needs it.

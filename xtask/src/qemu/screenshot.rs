@@ -1,7 +1,7 @@
 //! Held runs and their screenshots. With `hold=1` on its command line the
 //! kernel stays up after the run with the results and their QR code on the
 //! screen and says `hold:` on COM1. The host then asks QEMU over QMP for a
-//! screendump (PPM), keeps it as a PNG in `target/artifacts/` (`picture.rs`),
+//! screendump (PPM), keeps it as a PNG in `target/artifacts/` (`report/picture.rs`),
 //! and stops QEMU.
 
 use std::ffi::OsString;
@@ -16,11 +16,11 @@ use anyhow::{Context, Result, bail, ensure};
 use serde_json::{Value, json};
 use testkit::protocol::parse_stream;
 
-use crate::boot::BootConfig;
-use crate::exit::Exit;
-use crate::picture::Rgb;
-use crate::process::{self, Echo, Watch};
-use crate::qemu::{self, End, Outcome};
+use crate::qemu::exit::Exit;
+use crate::qemu::machine::{self, End, Outcome};
+use crate::qemu::process::{self, Echo, Watch};
+use crate::report::picture::Rgb;
+use crate::runner::boot::BootConfig;
 
 /// The kernel word that holds the machine after the run.
 pub const HOLD: &str = "hold=1";
@@ -87,7 +87,7 @@ impl Watch for Held<'_> {
 /// written to the exit device had it not been held); a run that never held
 /// ends as it ended, and a failed screenshot is an error.
 pub fn run_held(args: &[OsString], timeout: Duration, echo: Echo, png: &Path) -> Result<Outcome> {
-    qemu::check_installed()?;
+    machine::check_installed()?;
     static NEXT: AtomicU32 = AtomicU32::new(0);
     let dir = crate::target_dir().join("qmp");
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
@@ -97,7 +97,7 @@ pub fn run_held(args: &[OsString], timeout: Duration, echo: Echo, png: &Path) ->
     let mut qmp = OsString::from("unix:");
     qmp.push(&socket);
     qmp.push(",server=on,wait=off");
-    let mut cmd = Command::new(qemu::PROGRAM);
+    let mut cmd = Command::new(machine::PROGRAM);
     cmd.args(args).arg("-qmp").arg(qmp);
     let _ = std::fs::remove_file(png);
     let mut watch = Held {
@@ -116,7 +116,7 @@ pub fn run_held(args: &[OsString], timeout: Duration, echo: Echo, png: &Path) ->
     let end = match (watch.shot, got.status) {
         (Some(Err(e)), _) => return Err(e.context("taking the screenshot of the held run")),
         (Some(Ok(())), _) => {
-            crate::console::note(&format!(
+            crate::report::console::note(&format!(
                 "hold: screenshot `{}`; QEMU stopped by the host, the run's verdict is its done event's",
                 png.display()
             ));

@@ -1,10 +1,10 @@
-//! `cargo xtask test`: the host unit tests, the boot matrix (`matrix.rs`), the
-//! disk image as disk and USB stick under SeaBIOS and OVMF (`image.rs`), then
+//! `cargo xtask test`: the host unit tests, the boot matrix (`runner/matrix.rs`), the
+//! disk image as disk and USB stick under SeaBIOS and OVMF (`cmd/image.rs`), then
 //! the kernel's registered tests over the wire protocol:
 //!
 //! - one suite per strategy (naive, shift-ist, dr7-guard, linux) and LAPIC
 //!   mode (`-cpu max`: x2APIC, `-cpu qemu64`: xAPIC), each a sequence of PVH
-//!   boots that survives crashes (`sequence.rs`);
+//!   boots that survives crashes (`runner/sequence.rs`);
 //! - the framework's selftests once (`filter=selftest::`, linux, `-cpu max`):
 //!   each crashes the kernel on purpose and must be seen crashing just so;
 //! - `checker::mutant_ignore_rip_is_caught`: with a checker blind to RIP, the
@@ -23,16 +23,16 @@ use anyhow::{Context, Result, bail, ensure};
 use testkit::Strategy;
 use testkit::protocol::{OwnedEvent, parse_stream};
 
-use crate::accel::{self, Accel};
-use crate::boot::{Artifacts, BootConfig, Door};
-use crate::console::{self, Console};
-use crate::jsonlog::JsonLog;
-use crate::limine::{self, Lookup};
-use crate::opts::{self, Common, Switch};
-use crate::process::Echo;
-use crate::sequence::{self, Shared, Spec};
-use crate::suite::{self, Check, Report, Tally, Verdict};
-use crate::{build, junit, matrix, process};
+use crate::cmd::opts::{self, Common, Switch};
+use crate::media::limine::{self, Lookup};
+use crate::qemu::accel::{self, Accel};
+use crate::qemu::process::Echo;
+use crate::report::console::{self, Console};
+use crate::report::jsonlog::JsonLog;
+use crate::runner::boot::{Artifacts, BootConfig, Door};
+use crate::runner::sequence::{self, Shared, Spec};
+use crate::runner::suite::{self, Check, Report, Tally, Verdict};
+use crate::{media::kernel, qemu::process, report::junit, runner::matrix};
 
 /// Run the host unit tests, the QEMU boot matrix, then the kernel's tests
 /// under every strategy and LAPIC mode.
@@ -154,7 +154,7 @@ impl Args {
             jobs.push(Job::Mutant(spec));
         }
         let mut checks = matrix::matrix(self.common.timeout());
-        checks.extend(crate::image::checks(self.common.timeout()));
+        checks.extend(crate::cmd::image::checks(self.common.timeout()));
         let (slow, fast): (Vec<Check>, Vec<Check>) = checks
             .into_iter()
             .filter(|c| self.wanted(&c.name))
@@ -249,7 +249,7 @@ struct Ready {
 /// value; a kernel that does not build fails every job.
 fn prepare(args: &Args, jobs: Vec<Job>) -> Result<(Option<Ready>, Vec<Report>)> {
     let choice = accel::choose(args.common.accel)?;
-    let kernel = match build::kernel_or(args.common.kernel.as_ref()) {
+    let kernel = match kernel::kernel_or(args.common.kernel.as_ref()) {
         Ok(kernel) => kernel,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -401,7 +401,7 @@ fn lock(tally: &Mutex<Tally>) -> std::sync::MutexGuard<'_, Tally> {
 /// another suite. Boot checks share the machine with each other freely.
 static TIMING: std::sync::RwLock<()> = std::sync::RwLock::new(());
 
-fn run_job(job: &Job, shared: &Shared, worker: &crate::console::Worker) {
+fn run_job(job: &Job, shared: &Shared, worker: &crate::report::console::Worker) {
     let (_shared, _alone) = match job {
         Job::Check(_) => (Some(TIMING.read().unwrap_or_else(|p| p.into_inner())), None),
         Job::Suite(_) | Job::Mutant(_) => (
@@ -479,7 +479,7 @@ fn judge_mutant(seen: &[Report]) -> Report {
 
 /// `cargo test` on the host crates; one report for all of them.
 fn host_tests() -> Report {
-    let mut cmd = build::cargo();
+    let mut cmd = kernel::cargo();
     cmd.args(["test", "-p", "testkit", "-p", "xtask"]);
     let verdict = match process::run(&mut cmd) {
         Ok(()) => Verdict::Pass,
@@ -491,7 +491,7 @@ fn host_tests() -> Report {
 /// `--list`: one boot with `list=1`; the names of the `planned` events.
 fn list(args: &Args) -> Result<ExitCode> {
     let choice = accel::choose(args.common.accel)?;
-    let kernel = build::kernel_or(args.common.kernel.as_ref())?;
+    let kernel = kernel::kernel_or(args.common.kernel.as_ref())?;
     let limine = if args.boot.needs_limine() {
         Some(limine::require(args.common.limine_dir.as_deref())?)
     } else {

@@ -10,14 +10,14 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::ValueEnum;
 
-use crate::accel::Accel;
-use crate::image::{self, Medium};
-use crate::limine::Limine;
-use crate::ovmf::{self, Firmware};
-use crate::process::{Echo, Watch};
-use crate::qemu::{self, Live, Machine, Outcome};
-use crate::screenshot;
-use crate::{iso, target_dir};
+use crate::cmd::image::{self, Medium};
+use crate::media::limine::Limine;
+use crate::qemu::accel::Accel;
+use crate::qemu::machine::{self, Live, Machine, Outcome};
+use crate::qemu::ovmf::{self, Firmware};
+use crate::qemu::process::{Echo, Watch};
+use crate::qemu::screenshot;
+use crate::{media::iso, target_dir};
 
 /// How QEMU starts the kernel.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, ValueEnum)]
@@ -255,7 +255,7 @@ impl Artifacts {
         if screenshot::is_held(&config.args) {
             return screenshot::run_held(&args, timeout, echo, &screenshot::png_path(config));
         }
-        qemu::run(&args, timeout, echo)
+        machine::run(&args, timeout, echo)
     }
 
     /// Boots `config` once, handing the serial output to `watch` as it comes.
@@ -266,7 +266,7 @@ impl Artifacts {
         watch: &mut dyn Watch,
     ) -> Result<Live> {
         let (args, _scratch) = self.qemu_args(config, accel)?;
-        qemu::run_watched(&args, watch)
+        machine::run_watched(&args, watch)
     }
 }
 

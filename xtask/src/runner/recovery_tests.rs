@@ -6,7 +6,7 @@ use std::time::Duration;
 use testkit::protocol::{RecordKind, parse_stream};
 
 use super::*;
-use crate::exit::{Ending, Exit};
+use crate::qemu::exit::{Ending, Exit};
 
 const HELLO: &str = r#"@istorm {"type":"hello","version":1,"door":"pvh","machine":"tcg","cpus":4,"lapic":"x2apic","strategy":"linux","seed":1,"build":"t"}"#;
 

@@ -16,7 +16,7 @@ use testkit::Strategy;
 use testkit::protocol::{OwnedEvent, parse_stream};
 
 use super::{Setup, median_u64};
-use crate::{serial, suite};
+use crate::{qemu::serial, runner::suite};
 
 const INT3: &str = "bench::int3_roundtrip";
 const NMI: &str = "bench::nmi_roundtrip";
@@ -32,7 +32,7 @@ fn measure(setup: &Setup, words: &[&str], tests: &[&str]) -> Result<(u64, Vec<u6
         &config,
         setup.accel(),
         setup.timeout(),
-        crate::process::Echo::Quiet,
+        crate::qemu::process::Echo::Quiet,
     )?;
     let line = words.join(" ");
     let transcript = parse_stream(out.serial.as_bytes());

@@ -5,12 +5,12 @@ use std::process::ExitCode;
 
 use anyhow::{Result, bail};
 
-use crate::boot::{Artifacts, BootConfig, Door};
-use crate::exit::Exit;
-use crate::opts::{self, Common};
-use crate::process::Echo;
-use crate::qemu::End;
-use crate::{accel, build, limine};
+use crate::cmd::opts::{self, Common};
+use crate::qemu::exit::Exit;
+use crate::qemu::machine::End;
+use crate::qemu::process::Echo;
+use crate::runner::boot::{Artifacts, BootConfig, Door};
+use crate::{media::kernel, media::limine, qemu::accel};
 
 /// Boot the kernel in QEMU and stream its serial console.
 #[derive(clap::Args, Debug)]
@@ -41,7 +41,7 @@ pub fn main(args: Args) -> Result<ExitCode> {
         single_step: false,
     };
     let choice = accel::choose(args.common.accel)?;
-    let kernel = build::kernel_or(args.common.kernel.as_ref())?;
+    let kernel = kernel::kernel_or(args.common.kernel.as_ref())?;
     let limine = if config.door.needs_limine() {
         Some(limine::require(args.common.limine_dir.as_deref())?)
     } else {

@@ -1,5 +1,5 @@
 //! `cargo xtask image`: the disk image for USB sticks and disks. One raw image
-//! boots under legacy BIOS and UEFI: its EFI system partition (`disk.rs`)
+//! boots under legacy BIOS and UEFI: its EFI system partition (`media/disk.rs`)
 //! holds Limine's EFI loaders, its BIOS stage 3 `limine-bios.sys`, the menu
 //! and the kernel, and `limine bios-install` puts the BIOS stages 1 and 2 in
 //! the MBR and the GPT's partition entries.
@@ -17,13 +17,16 @@ use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
 use testkit::protocol::parse_stream;
 
-use crate::boot::{BootConfig, Door};
-use crate::disk::{self, Entry};
-use crate::exit::Exit;
-use crate::limine::{self, Limine};
-use crate::qemu::{End, Outcome};
-use crate::suite::Check;
-use crate::{build, iso, opts, process, results, screenshot, serial};
+use crate::media::disk::{self, Entry};
+use crate::media::limine::{self, Limine};
+use crate::qemu::exit::Exit;
+use crate::qemu::machine::{End, Outcome};
+use crate::runner::boot::{BootConfig, Door};
+use crate::runner::suite::Check;
+use crate::{
+    cmd::opts, cmd::results, media::iso, media::kernel, qemu::process, qemu::screenshot,
+    qemu::serial,
+};
 
 const TOOL_TIMEOUT: Duration = Duration::from_secs(120);
 pub const DEFAULT_MIB: u32 = 64;
@@ -80,7 +83,7 @@ pub fn main(args: Args) -> Result<ExitCode> {
     let words = args.words();
     opts::check_kernel_args(&words)?;
     let out = args.out.clone().unwrap_or_else(default_path);
-    let kernel = build::kernel_or(args.kernel.as_ref())?;
+    let kernel = kernel::kernel_or(args.kernel.as_ref())?;
     let limine = limine::require(args.limine_dir.as_deref())?;
     let conf = menu(&words, args.no_menu)?;
     build(&kernel, &limine, &conf, args.size, &out)?;
@@ -100,7 +103,7 @@ pub fn main(args: Args) -> Result<ExitCode> {
 /// Builds `target/istorm.img` as `cargo xtask image` does without options
 /// (the menu waits 3 s), for `cargo xtask usb`.
 pub fn build_default(limine_dir: Option<&Path>, kernel: Option<&PathBuf>) -> Result<PathBuf> {
-    let kernel = build::kernel_or(kernel)?;
+    let kernel = kernel::kernel_or(kernel)?;
     let limine = limine::require(limine_dir)?;
     let out = default_path();
     build(&kernel, &limine, &menu(&[], false)?, DEFAULT_MIB, &out)?;

@@ -15,14 +15,14 @@ use std::time::{Duration, Instant};
 
 use testkit::protocol::{OwnedEvent, RecordKind, StreamParser};
 
-use crate::accel::Accel;
-use crate::boot::{Artifacts, BootConfig};
-use crate::console::{self, Worker};
-use crate::crash::BootEnd;
-use crate::jsonlog::{BootTag, JsonLog};
-use crate::process::Watch;
-use crate::recovery::{Sequence, Step, TestRecord};
-use crate::suite::{self, Report, Tally, Verdict};
+use crate::qemu::accel::Accel;
+use crate::qemu::crash::BootEnd;
+use crate::qemu::process::Watch;
+use crate::report::console::{self, Worker};
+use crate::report::jsonlog::{BootTag, JsonLog};
+use crate::runner::boot::{Artifacts, BootConfig};
+use crate::runner::recovery::{Sequence, Step, TestRecord};
+use crate::runner::suite::{self, Report, Tally, Verdict};
 
 /// Beyond a test's `timeout_ms`, the host waits this long before it kills
 /// QEMU itself: the kernel's watchdog (0.5 s of grace) should report first.

@@ -7,12 +7,12 @@ use std::process::ExitCode;
 use anyhow::{Result, bail};
 
 use super::{Args, median};
-use crate::boot::{Artifacts, BootConfig, Door};
-use crate::exit::Exit;
-use crate::limine::{self, Lookup};
-use crate::process::Echo;
-use crate::qemu::{self, End, Machine};
-use crate::{accel, build};
+use crate::media::limine::{self, Lookup};
+use crate::qemu::exit::Exit;
+use crate::qemu::machine::{self, End, Machine};
+use crate::qemu::process::Echo;
+use crate::runner::boot::{Artifacts, BootConfig, Door};
+use crate::{media::kernel, qemu::accel};
 
 /// PVH must stay this close to the floor to count as the fast path.
 const PVH_TARGET: f64 = 1.5;
@@ -24,7 +24,7 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     let (smp, cpu) = (args.smp, args.cpu.as_str());
     let choice = accel::choose(args.common.accel)?;
     let timeout = args.common.timeout();
-    let kernel = build::kernel_or(args.common.kernel.as_ref())?;
+    let kernel = kernel::kernel_or(args.common.kernel.as_ref())?;
     let config = |door| BootConfig {
         door,
         smp,
@@ -60,7 +60,7 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     };
     let floor = median(
         (0..args.runs)
-            .map(|_| qemu::floor(&machine, timeout))
+            .map(|_| machine::floor(&machine, timeout))
             .collect::<Result<_>>()?,
     );
     let mut rows = vec![("floor (-S, quit)".to_string(), floor)];

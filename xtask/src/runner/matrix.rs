@@ -9,11 +9,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use crate::boot::{BootConfig, Door};
-use crate::exit::Exit;
-use crate::qemu::{End, Outcome};
-use crate::serial::{self, Lapic};
-use crate::suite::Check;
+use crate::qemu::exit::Exit;
+use crate::qemu::machine::{End, Outcome};
+use crate::qemu::serial::{self, Lapic};
+use crate::runner::boot::{BootConfig, Door};
+use crate::runner::suite::Check;
 
 /// The kernel words of a matrix boot: the NMI check and nothing else.
 const SMOKE: &str = "filter=boot::";
@@ -132,7 +132,7 @@ fn check_ud2(out: &Outcome) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exit::Ending;
+    use crate::qemu::exit::Ending;
 
     fn out(end: End, serial: &str) -> Outcome {
         Outcome::canned(end, serial)

@@ -20,11 +20,11 @@ use std::time::Duration;
 use anyhow::Result;
 use clap::ValueEnum;
 
-use crate::accel::{self, Accel, Choice};
-use crate::boot::{Artifacts, BootConfig, Door};
-use crate::build;
-use crate::opts::{self, Common, Switch};
-use crate::qemu::Machine;
+use crate::cmd::opts::{self, Common, Switch};
+use crate::media::kernel;
+use crate::qemu::accel::{self, Accel, Choice};
+use crate::qemu::machine::Machine;
+use crate::runner::boot::{Artifacts, BootConfig, Door};
 
 /// Measure boot times, the test runner's costs, or exception-entry round trips.
 #[derive(clap::Args, Debug)]
@@ -78,7 +78,7 @@ struct Setup<'a> {
 impl Setup<'_> {
     fn new(args: &Args) -> Result<Setup<'_>> {
         let choice = accel::choose(args.common.accel)?;
-        let kernel = build::kernel_or(args.common.kernel.as_ref())?;
+        let kernel = kernel::kernel_or(args.common.kernel.as_ref())?;
         eprintln!("{choice}");
         Ok(Setup {
             args,

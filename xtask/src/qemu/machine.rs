@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
-use crate::accel::Accel;
-use crate::crash::BootEnd;
-use crate::exit::Exit;
-use crate::process::{self, Echo, Watch};
+use crate::qemu::accel::Accel;
+use crate::qemu::crash::BootEnd;
+use crate::qemu::exit::Exit;
+use crate::qemu::process::{self, Echo, Watch};
 
 pub const PROGRAM: &str = "qemu-system-x86_64";
 const MIN_MAJOR: u32 = 10;

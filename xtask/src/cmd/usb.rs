@@ -1,5 +1,5 @@
 //! `cargo xtask usb DEVICE`: writes the disk image to a USB stick. The device
-//! is judged first (`sysfs.rs`: whole, removable, on USB, unmounted, not too
+//! is judged first (`media/sysfs.rs`: whole, removable, on USB, unmounted, not too
 //! large) and the user confirms by typing its model name; then the image is
 //! written with a progress bar, flushed with fsync, read back past the page
 //! cache (O_DIRECT) and compared by SHA-256.
@@ -15,8 +15,8 @@ use anyhow::{Context, Result, bail, ensure};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use sha2::{Digest, Sha256};
 
-use crate::image;
-use crate::sysfs::{self, Disk, Node, Policy};
+use crate::cmd::image;
+use crate::media::sysfs::{self, Disk, Node, Policy};
 
 const CHUNK: usize = 1 << 20;
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail, ensure};
 use sha2::{Digest, Sha256};
 
-use crate::process;
+use crate::qemu::process;
 
 pub const VERSION: &str = "8.2.0";
 const TAG: &str = "v8.2.0-binary";

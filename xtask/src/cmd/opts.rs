@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::{Result, ensure};
 
-use crate::accel;
+use crate::qemu::accel;
 
 /// QEMU and Limine options common to `run`, `test` and `bench`.
 #[derive(clap::Args, Clone, Debug)]

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
-use crate::limine::Limine;
-use crate::process;
+use crate::media::limine::Limine;
+use crate::qemu::process;
 
 const TOOL_TIMEOUT: Duration = Duration::from_secs(120);
 

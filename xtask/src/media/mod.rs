@@ -1,0 +1,10 @@
+//! What the kernel boots from: the kernel ELF (`kernel`), Limine's binaries
+//! (`limine`), the ISO (`iso`), the raw disk image (`disk`), and the judgement
+//! of a USB stick before it is overwritten (`sysfs`). Imports `qemu` (its
+//! `process`, through which every external tool runs) and `report`.
+
+pub mod disk;
+pub mod iso;
+pub mod kernel;
+pub mod limine;
+pub mod sysfs;

@@ -1,0 +1,14 @@
+//! QEMU and the processes around it: starting a machine (`machine`) on an
+//! accelerator (`accel`) and firmware (`ovmf`), running any child process
+//! under a timeout (`process`), reading how it ended (`exit`, `crash`), the
+//! serial lines the host checks (`serial`), and the screenshot of a held run
+//! over QMP (`screenshot`). Imports only `report`.
+
+pub mod accel;
+pub mod crash;
+pub mod exit;
+pub mod machine;
+pub mod ovmf;
+pub mod process;
+pub mod screenshot;
+pub mod serial;
