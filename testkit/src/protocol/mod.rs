@@ -22,6 +22,7 @@
 mod decode;
 mod encode;
 mod hex;
+pub mod host;
 #[cfg(feature = "std")]
 mod stream;
 #[cfg(all(test, feature = "std"))]
@@ -88,6 +89,20 @@ pub enum Event<S> {
     },
     /// Iterations done so far: tells slow from stuck.
     Progress { test: S, done: u32 },
+    /// The kernel asks the host for a machine check on one CPU now (QEMU's
+    /// monitor `mce CPU BANK STATUS MCG_STATUS ADDR MISC`), while that CPU
+    /// loops `during` ("db", "nmi", "idle"...). The host picks the moment,
+    /// injects, and answers on COM1's receive line with a [`host::Reply`]
+    /// carrying the same `seq`; a host that cannot inject answers `refused`.
+    Inject {
+        test: S,
+        seq: u32,
+        cpu: u32,
+        bank: u32,
+        status: Hex,
+        mcg_status: Hex,
+        during: S,
+    },
     Result {
         test: S,
         strategy: Strategy,
@@ -263,6 +278,23 @@ impl<S> Event<S> {
                 test: f(test),
                 done,
             },
+            Event::Inject {
+                test,
+                seq,
+                cpu,
+                bank,
+                status,
+                mcg_status,
+                during,
+            } => Event::Inject {
+                test: f(test),
+                seq,
+                cpu,
+                bank,
+                status,
+                mcg_status,
+                during: f(during),
+            },
             Event::Result {
                 test,
                 strategy,
@@ -339,6 +371,7 @@ impl<S> Event<S> {
             Event::Planned { .. } => "planned",
             Event::Start { .. } => "start",
             Event::Progress { .. } => "progress",
+            Event::Inject { .. } => "inject",
             Event::Result { .. } => "result",
             Event::Corruption { .. } => "corruption",
             Event::Panic { .. } => "panic",
@@ -353,6 +386,7 @@ impl<S> Event<S> {
             Event::Planned { test, .. }
             | Event::Start { test, .. }
             | Event::Progress { test, .. }
+            | Event::Inject { test, .. }
             | Event::Result { test, .. }
             | Event::Corruption { test, .. } => Some(test),
             Event::Panic { test, .. } | Event::Hang { test, .. } => test.as_ref(),

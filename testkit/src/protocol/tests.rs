@@ -103,6 +103,15 @@ pub(super) fn every_event() -> Vec<Event<&'static str>> {
             failed: 1,
             skipped: 2,
         },
+        Event::Inject {
+            test: "scenarios::db_mce_db",
+            seq: 3,
+            cpu: 1,
+            bank: 1,
+            status: Hex(0xb200_0000_0000_0000),
+            mcg_status: Hex(0x5),
+            during: "db",
+        },
     ]
 }
 
@@ -138,6 +147,7 @@ fn every_event_round_trips() {
         "done",
         "hang",
         "hello",
+        "inject",
         "panic",
         "plan",
         "planned",
