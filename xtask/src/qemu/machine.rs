@@ -12,6 +12,7 @@ use anyhow::{Context, Result, bail};
 use crate::qemu::accel::Accel;
 use crate::qemu::crash::BootEnd;
 use crate::qemu::exit::Exit;
+use crate::qemu::inject::{Injecting, Injector, QemuMonitor};
 use crate::qemu::process::{self, Echo, Watch};
 
 pub const PROGRAM: &str = "qemu-system-x86_64";
@@ -163,12 +164,18 @@ pub struct Live {
 }
 
 /// Runs QEMU with `args` (serial port on stdio), handing the serial output to
-/// `watch` as it arrives and killing QEMU at `watch`'s deadline.
+/// `watch` as it arrives and killing QEMU at `watch`'s deadline. The run has
+/// a QMP socket, through which the kernel's `inject` requests are served.
 pub fn run_watched(args: &[OsString], watch: &mut dyn Watch) -> Result<Live> {
     check_installed()?;
+    let (monitor, qmp_args) = QemuMonitor::new()?;
     let mut cmd = Command::new(PROGRAM);
-    cmd.args(args);
-    let got = process::run_watched(&mut cmd, watch)?;
+    cmd.args(args).args(qmp_args);
+    let mut watch = Injecting {
+        inner: watch,
+        injector: Injector::new(monitor),
+    };
+    let got = process::run_watched(&mut cmd, &mut watch)?;
     let end = match (got.status, got.killed) {
         (Some(status), _) => BootEnd::Exited(Exit::from_status(status)),
         (None, why) => BootEnd::Killed {

@@ -7,8 +7,10 @@
 pub mod accel;
 pub mod crash;
 pub mod exit;
+pub mod inject;
 pub mod machine;
 pub mod ovmf;
 pub mod process;
+pub mod qmp;
 pub mod screenshot;
 pub mod serial;

@@ -184,6 +184,11 @@ pub trait Watch {
     fn output(&mut self, bytes: &[u8]);
     /// When the child must be killed, and the reason, if there is a deadline.
     fn deadline(&self) -> Option<(Instant, String)>;
+    /// Bytes to write to the child's stdin now (asked after every chunk of
+    /// output): the runner's answers to the kernel (`inject.rs`).
+    fn input(&mut self) -> Vec<u8> {
+        Vec::new()
+    }
 }
 
 /// A streamed child that has ended.
@@ -201,13 +206,14 @@ pub struct Watched {
 /// which may move as the output comes in.
 pub fn run_watched(cmd: &mut Command, watch: &mut dyn Watch) -> Result<Watched> {
     show(cmd);
-    cmd.stdin(Stdio::null())
+    cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let start = Instant::now();
     let mut guard = Guard::spawn(cmd)?;
     let child = &mut guard.0;
     let err = child.stderr.take().map(|s| drain(s, Echo::Quiet, true));
+    let mut stdin = child.stdin.take();
     let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
     if let Some(mut pipe) = child.stdout.take() {
         thread::spawn(move || {
@@ -237,7 +243,14 @@ pub fn run_watched(cmd: &mut Command, watch: &mut dyn Watch) -> Result<Watched> 
             at.saturating_duration_since(Instant::now()).min(tick)
         });
         match rx.recv_timeout(wait) {
-            Ok(chunk) => watch.output(&chunk),
+            Ok(chunk) => {
+                watch.output(&chunk);
+                let input = watch.input();
+                if let (false, Some(pipe)) = (input.is_empty(), stdin.as_mut()) {
+                    // A child that stopped reading is about to exit: not an error.
+                    let _ = pipe.write_all(&input).and_then(|()| pipe.flush());
+                }
+            }
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
         }
@@ -380,6 +393,40 @@ mod tests {
         assert!(got.status.is_none());
         assert_eq!(got.killed.as_deref(), Some("test"));
         assert!(got.elapsed < Duration::from_secs(5));
+    }
+
+    /// Answers `ask` with `yes` on the child's stdin.
+    struct Answer {
+        out: Vec<u8>,
+        pending: Vec<u8>,
+    }
+
+    impl Watch for Answer {
+        fn output(&mut self, bytes: &[u8]) {
+            self.out.extend_from_slice(bytes);
+            if bytes.ends_with(b"ask\n") {
+                self.pending.extend_from_slice(b"yes\n");
+            }
+        }
+        fn deadline(&self) -> Option<(Instant, String)> {
+            None
+        }
+        fn input(&mut self) -> Vec<u8> {
+            std::mem::take(&mut self.pending)
+        }
+    }
+
+    #[test]
+    fn a_watch_answers_on_stdin() {
+        let mut watch = Answer {
+            out: Vec::new(),
+            pending: Vec::new(),
+        };
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "echo ask; read x; echo got $x"]);
+        let got = run_watched(&mut cmd, &mut watch).unwrap();
+        assert_eq!(got.status.and_then(|s| s.code()), Some(0));
+        assert_eq!(watch.out, b"ask\ngot yes\n");
     }
 
     #[test]

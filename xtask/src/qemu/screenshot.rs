@@ -5,26 +5,24 @@
 //! and stops QEMU.
 
 use std::ffi::OsString;
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::net::UnixStream;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail, ensure};
-use serde_json::{Value, json};
+use anyhow::{Context, Result};
+use serde_json::json;
 use testkit::protocol::parse_stream;
 
 use crate::qemu::exit::Exit;
 use crate::qemu::machine::{self, End, Outcome};
 use crate::qemu::process::{self, Echo, Watch};
+use crate::qemu::qmp::{self, Qmp};
 use crate::report::picture::Rgb;
 use crate::runner::boot::BootConfig;
 
 /// The kernel word that holds the machine after the run.
 pub const HOLD: &str = "hold=1";
-const QMP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Whether a boot is held (and so ends with a screenshot).
 pub fn is_held(args: &[String]) -> bool {
@@ -88,17 +86,9 @@ impl Watch for Held<'_> {
 /// ends as it ended, and a failed screenshot is an error.
 pub fn run_held(args: &[OsString], timeout: Duration, echo: Echo, png: &Path) -> Result<Outcome> {
     machine::check_installed()?;
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let dir = crate::target_dir().join("qmp");
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    let socket = dir.join(format!("{}-{n}.sock", std::process::id()));
-    let _ = std::fs::remove_file(&socket);
-    let mut qmp = OsString::from("unix:");
-    qmp.push(&socket);
-    qmp.push(",server=on,wait=off");
+    let (socket, qmp_args) = qmp::socket()?;
     let mut cmd = Command::new(machine::PROGRAM);
-    cmd.args(args).arg("-qmp").arg(qmp);
+    cmd.args(args).args(qmp_args);
     let _ = std::fs::remove_file(png);
     let mut watch = Held {
         serial: Vec::new(),
@@ -142,54 +132,22 @@ fn verdict(serial: &str) -> Exit {
     }
 }
 
-/// One QMP conversation: the greeting, capabilities, a screendump, quit.
+/// One QMP conversation: a screendump, then quit.
 fn capture(socket: &Path, png: &Path) -> Result<()> {
     let ppm = png.with_extension("ppm");
-    let stream = UnixStream::connect(socket)
-        .with_context(|| format!("cannot connect to QMP at `{}`", socket.display()))?;
-    stream.set_read_timeout(Some(QMP_TIMEOUT))?;
-    let mut reader = BufReader::new(stream.try_clone()?);
-    let mut writer = stream;
-    let greeting = read_reply(&mut reader)?;
-    ensure!(
-        greeting.get("QMP").is_some(),
-        "QMP greeting expected, got {greeting}"
-    );
-    let mut ask = |command: Value| -> Result<()> {
-        writeln!(writer, "{command}").context("writing to QMP")?;
-        let reply = read_reply(&mut reader)?;
-        match reply.get("error") {
-            Some(error) => bail!("QMP {}: {error}", command["execute"]),
-            None => Ok(()),
-        }
-    };
-    ask(json!({ "execute": "qmp_capabilities" }))?;
+    let mut qmp = Qmp::connect(socket)?;
     if let Some(dir) = png.parent() {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create `{}`", dir.display()))?;
     }
     let filename = ppm.to_string_lossy();
-    ask(json!({ "execute": "screendump", "arguments": { "filename": filename } }))?;
+    qmp.execute(json!({ "execute": "screendump", "arguments": { "filename": filename } }))?;
     // QEMU may close the socket before it answers `quit`.
-    let _ = ask(json!({ "execute": "quit" }));
+    let _ = qmp.execute(json!({ "execute": "quit" }));
     let data = std::fs::read(&ppm).with_context(|| format!("cannot read `{}`", ppm.display()))?;
     let _ = std::fs::remove_file(&ppm);
     let image = Rgb::from_ppm(&data).context("QEMU's screendump")?;
     image.write_png(png)
-}
-
-/// The next QMP reply, skipping asynchronous events.
-fn read_reply(reader: &mut impl BufRead) -> Result<Value> {
-    loop {
-        let mut line = String::new();
-        let n = reader.read_line(&mut line).context("reading from QMP")?;
-        ensure!(n > 0, "QMP closed the connection");
-        let value: Value =
-            serde_json::from_str(&line).with_context(|| format!("QMP sent `{}`", line.trim()))?;
-        if value.get("event").is_none() {
-            return Ok(value);
-        }
-    }
 }
 
 #[cfg(test)]
