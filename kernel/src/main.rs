@@ -12,6 +12,7 @@ mod cmdline;
 mod console;
 mod entry;
 mod harness;
+mod inject;
 mod mm;
 mod scenarios;
 mod trace;

@@ -181,3 +181,12 @@ pub fn switch_stack_and_call(stack_top: u64, entry: extern "C" fn(u64) -> !, arg
         )
     }
 }
+
+/// The stack pointer of the caller (approximately: its frame's RSP).
+#[inline(always)]
+pub fn stack_pointer() -> u64 {
+    let rsp: u64;
+    // SAFETY: reading RSP has no side effects.
+    unsafe { asm!("mov {}, rsp", out(reg) rsp, options(nomem, nostack, preserves_flags)) };
+    rsp
+}

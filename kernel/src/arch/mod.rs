@@ -12,6 +12,8 @@ pub mod framebuffer;
 pub mod gdt;
 pub mod idt;
 pub mod lapic;
+pub mod mc_entry;
+pub mod mce;
 pub mod paging;
 pub mod park;
 pub mod percpu;

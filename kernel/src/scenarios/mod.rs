@@ -9,6 +9,7 @@ pub mod icebp_dr6;
 pub mod int3_forms;
 pub mod ist_overflow_df;
 pub mod kernel_text_breakpoints;
+pub mod mce_plain;
 pub mod movss_entry_db;
 pub mod nmi_all_to_all;
 pub mod nmi_from_user_latch;
