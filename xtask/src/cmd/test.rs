@@ -29,9 +29,11 @@ use crate::qemu::accel::{self, Accel};
 use crate::qemu::process::Echo;
 use crate::report::console::{self, Console};
 use crate::report::jsonlog::JsonLog;
+use crate::report::tally::Tally;
+use crate::report::verdict::{Report, Verdict};
 use crate::runner::boot::{Artifacts, BootConfig, Door};
 use crate::runner::sequence::{self, Shared, Spec};
-use crate::runner::suite::{self, Check, Report, Tally, Verdict};
+use crate::runner::suite::{self, Check};
 use crate::{media::kernel, qemu::process, report::junit, runner::matrix};
 
 /// Run the host unit tests, the QEMU boot matrix, then the kernel's tests
@@ -154,7 +156,7 @@ impl Args {
             jobs.push(Job::Mutant(spec));
         }
         let mut checks = matrix::matrix(self.common.timeout());
-        checks.extend(crate::cmd::image::checks(self.common.timeout()));
+        checks.extend(crate::runner::image_checks::checks(self.common.timeout()));
         let (slow, fast): (Vec<Check>, Vec<Check>) = checks
             .into_iter()
             .filter(|c| self.wanted(&c.name))

@@ -15,7 +15,7 @@ use anyhow::{Context, Result, bail, ensure};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use sha2::{Digest, Sha256};
 
-use crate::cmd::image;
+use crate::media::image;
 use crate::media::sysfs::{self, Disk, Node, Policy};
 
 const CHUNK: usize = 1 << 20;

@@ -4,6 +4,7 @@
 //! `process`, through which every external tool runs) and `report`.
 
 pub mod disk;
+pub mod image;
 pub mod iso;
 pub mod kernel;
 pub mod limine;

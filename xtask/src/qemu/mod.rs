@@ -7,6 +7,7 @@
 
 pub mod accel;
 pub mod crash;
+pub mod drive;
 pub mod exit;
 pub mod inject;
 pub mod machine;

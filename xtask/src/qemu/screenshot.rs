@@ -19,7 +19,6 @@ use crate::qemu::machine::{self, End, Outcome};
 use crate::qemu::process::{self, Echo, Watch};
 use crate::qemu::qmp::{self, Qmp};
 use crate::report::picture::Rgb;
-use crate::runner::boot::BootConfig;
 
 /// The kernel word that holds the machine after the run.
 pub const HOLD: &str = "hold=1";
@@ -32,11 +31,6 @@ pub fn is_held(args: &[String]) -> bool {
 /// Where screenshots and other run artifacts go.
 pub fn artifacts_dir() -> PathBuf {
     crate::target_dir().join("artifacts")
-}
-
-/// The screenshot of a held boot: one per door.
-pub fn png_path(config: &BootConfig) -> PathBuf {
-    artifacts_dir().join(format!("screen-{}.png", config.door.ident()))
 }
 
 /// Follows a held boot's serial output and, at the kernel's `hold:` line,

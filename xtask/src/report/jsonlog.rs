@@ -25,7 +25,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use testkit::protocol::OwnedEvent;
 
-use crate::runner::suite::{Report, Verdict};
+use crate::report::verdict::{Report, Verdict};
 
 /// Which boot a line belongs to.
 #[derive(Clone, Debug, Serialize)]

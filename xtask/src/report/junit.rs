@@ -12,7 +12,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
-use crate::runner::suite::{Report, Verdict};
+use crate::report::verdict::{Report, Verdict};
 
 /// The `classname` of a report: `istorm` and its labels, dot-separated.
 pub fn classname(report: &Report) -> String {

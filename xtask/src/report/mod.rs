@@ -6,3 +6,6 @@ pub mod console;
 pub mod jsonlog;
 pub mod junit;
 pub mod picture;
+pub mod summary;
+pub mod tally;
+pub mod verdict;

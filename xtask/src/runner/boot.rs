@@ -10,9 +10,10 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::ValueEnum;
 
-use crate::cmd::image::{self, Medium};
+use crate::media::image;
 use crate::media::limine::Limine;
 use crate::qemu::accel::Accel;
+use crate::qemu::drive::{self, Medium};
 use crate::qemu::machine::{self, Live, Machine, Outcome};
 use crate::qemu::ovmf::{self, Firmware};
 use crate::qemu::process::{Echo, Watch};
@@ -219,7 +220,7 @@ impl Artifacts {
                     .find(|(a, _)| *a == config.args)
                     .map(|(_, path)| path)
                     .context("the disk image was not prepared")?;
-                args.extend(image::drive_args(medium, image));
+                args.extend(drive::drive_args(medium, image));
             }
             (_, None) => {
                 let isos = self.isos.lock().unwrap_or_else(|p| p.into_inner());
@@ -253,7 +254,7 @@ impl Artifacts {
     ) -> Result<Outcome> {
         let (args, _scratch) = self.qemu_args(config, accel)?;
         if screenshot::is_held(&config.args) {
-            return screenshot::run_held(&args, timeout, echo, &screenshot::png_path(config));
+            return screenshot::run_held(&args, timeout, echo, &png_path(config));
         }
         machine::run(&args, timeout, echo)
     }
@@ -268,6 +269,11 @@ impl Artifacts {
         let (args, _scratch) = self.qemu_args(config, accel)?;
         machine::run_watched(&args, watch)
     }
+}
+
+/// The screenshot of a held boot: one per door.
+pub fn png_path(config: &BootConfig) -> PathBuf {
+    screenshot::artifacts_dir().join(format!("screen-{}.png", config.door.ident()))
 }
 
 /// QEMU's qboot, when installed, as the firmware of PVH boots: it only loads

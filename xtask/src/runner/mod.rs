@@ -4,6 +4,8 @@
 //! (`sequence`, its rules in `recovery`). Imports `media`, `qemu` and `report`.
 
 pub mod boot;
+pub mod held_check;
+pub mod image_checks;
 pub mod matrix;
 pub mod recovery;
 pub mod sequence;

@@ -24,7 +24,7 @@ use testkit::protocol::{Outcome, OwnedEvent, StreamError};
 
 use crate::qemu::crash::{self, BootEnd, Crash};
 use crate::qemu::exit::Exit;
-use crate::runner::suite::Verdict;
+use crate::report::verdict::Verdict;
 
 /// A final result for one test of the sequence.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -20,9 +20,11 @@ use crate::qemu::crash::BootEnd;
 use crate::qemu::process::Watch;
 use crate::report::console::{self, Worker};
 use crate::report::jsonlog::{BootTag, JsonLog};
+use crate::report::tally::Tally;
+use crate::report::verdict::{Report, Verdict};
 use crate::runner::boot::{Artifacts, BootConfig};
 use crate::runner::recovery::{Sequence, Step, TestRecord};
-use crate::runner::suite::{self, Report, Tally, Verdict};
+use crate::runner::suite;
 
 /// Beyond a test's `timeout_ms`, the host waits this long before it kills
 /// QEMU itself: the kernel's watchdog (0.5 s of grace) should report first.

@@ -22,9 +22,10 @@ use crate::qemu::exit::Exit;
 use crate::qemu::machine::End;
 use crate::qemu::process::Echo;
 use crate::report::console::Console;
+use crate::report::tally::Tally;
+use crate::report::verdict::{Report, Verdict};
 use crate::runner::boot::BootConfig;
 use crate::runner::sequence::{self, Shared, Spec};
-use crate::runner::suite::{Report, Tally, Verdict};
 
 const EMPTY_TESTS: u32 = 8;
 

@@ -1,0 +1,83 @@
+//! A test's verdict as the host reports it, and the one line a human reads
+//! for it (`test NAME [labels] ... ok`). Every writer (console, `--json`,
+//! JUnit) and every runner speaks these types.
+
+use std::time::Duration;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Pass,
+    Fail(String),
+    Skip(String),
+}
+
+/// A verdict with its name and, for failures, the lines worth reading.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Report {
+    pub name: String,
+    /// Where it ran (strategy, LAPIC mode): printed after the name in
+    /// brackets, and the JUnit class name.
+    pub labels: Vec<String>,
+    pub verdict: Verdict,
+    /// What a passing test has to say (the kernel's `details`), printed after
+    /// `ok`; a failure or a skip says it in its verdict.
+    pub note: String,
+    /// Lines worth reading after a failure (the serial tail).
+    pub detail: Vec<String>,
+    /// Host time from the test's start to its result.
+    pub duration: Option<Duration>,
+}
+
+impl Report {
+    pub fn new(name: impl Into<String>, verdict: Verdict) -> Report {
+        Report {
+            name: name.into(),
+            labels: Vec::new(),
+            verdict,
+            note: String::new(),
+            detail: Vec::new(),
+            duration: None,
+        }
+    }
+
+    /// `NAME [label, label]`, or the bare name.
+    pub fn title(&self) -> String {
+        if self.labels.is_empty() {
+            self.name.clone()
+        } else {
+            format!("{} [{}]", self.name, self.labels.join(", "))
+        }
+    }
+
+    /// The line a human reads: `test NAME [labels] ... ok (note)`.
+    pub fn line(&self) -> String {
+        let title = self.title();
+        match &self.verdict {
+            Verdict::Pass if self.note.is_empty() => format!("test {title} ... ok"),
+            Verdict::Pass => format!("test {title} ... ok ({})", self.note),
+            Verdict::Fail(why) => format!("test {title} ... FAILED ({why})"),
+            Verdict::Skip(why) => format!("test {title} ... skipped ({why})"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_read_like_cargo_test_with_labels_and_notes() {
+        let mut r = Report::new("scenarios::db_kernel_nmi_db", Verdict::Pass);
+        assert_eq!(r.line(), "test scenarios::db_kernel_nmi_db ... ok");
+        r.labels = vec!["naive".into(), "x2apic".into()];
+        r.note = "window_coverage=57/57 (100%)".into();
+        assert_eq!(
+            r.line(),
+            "test scenarios::db_kernel_nmi_db [naive, x2apic] ... ok (window_coverage=57/57 (100%))"
+        );
+        r.verdict = Verdict::Skip("hw-only".into());
+        assert!(r.line().ends_with("... skipped (hw-only)"));
+        r.verdict = Verdict::Fail("rip differs".into());
+        assert!(r.line().ends_with("... FAILED (rip differs)"));
+    }
+}
