@@ -1,0 +1,256 @@
+//! `cargo xtask test`: the host unit tests, the boot matrix
+//! (`runner/matrix.rs`), the disk image as disk and USB stick under SeaBIOS
+//! and OVMF (`runner/image_checks.rs`), then the kernel's registered tests
+//! over the wire protocol:
+//!
+//! - one suite per strategy (naive, shift-ist, dr7-guard, linux) and LAPIC
+//!   mode (`-cpu max`: x2APIC, `-cpu qemu64`: xAPIC), each a sequence of PVH
+//!   boots that survives crashes (`runner/sequence.rs`);
+//! - the framework's selftests once (`filter=selftest::`, linux, `-cpu max`):
+//!   each crashes the kernel on purpose and must be seen crashing just so;
+//! - `checker::mutant_ignore_rip_is_caught`: with a checker blind to RIP, the
+//!   naive strategy must not pass `scenarios::db_kernel_nmi_db`.
+//!
+//! All of it runs on `--jobs` QEMU instances side by side (`pool.rs`) and
+//! ends with one line `N passed, N failed, N skipped`.
+
+mod list;
+mod mutant;
+mod pool;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use anyhow::Result;
+use testkit::Strategy;
+
+use self::list::list;
+use self::mutant::MUTANT;
+use self::pool::{lock, prepare, run_jobs};
+
+use crate::cmd::opts::{self, Common, Switch};
+use crate::media::kernel;
+use crate::qemu::process;
+use crate::report::console::Console;
+use crate::report::jsonlog::JsonLog;
+use crate::report::junit;
+use crate::report::tally::Tally;
+use crate::report::verdict::{Report, Verdict};
+use crate::runner::boot::{BootConfig, Door};
+use crate::runner::matrix;
+use crate::runner::sequence::Spec;
+use crate::runner::suite::Check;
+
+/// Run the host unit tests, the QEMU boot matrix, then the kernel's tests
+/// under every strategy and LAPIC mode.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Run only the tests whose name contains this text: given to the kernel
+    /// as `filter=` and applied to the host checks' names. Tests tagged
+    /// selftest, crash or bench run only when a filter names them.
+    #[arg(long, value_name = "SUBSTR")]
+    filter: Option<String>,
+    /// Iterations for every kernel test (each test caps it).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    iterations: Option<u32>,
+    /// Seed of the kernel's randomised sweeps.
+    #[arg(long, value_name = "N")]
+    seed: Option<u64>,
+    /// Run the suites under this entry strategy only: naive, shift-ist,
+    /// dr7-guard or linux [default: all four].
+    #[arg(long, value_name = "STRATEGY", value_parser = opts::parse_strategy)]
+    entry: Option<Strategy>,
+    /// How QEMU starts the kernel for the suites.
+    #[arg(long, value_enum, default_value_t = Door::Pvh)]
+    boot: Door,
+    /// CPUs for the suites (1 to 64).
+    #[arg(long, default_value_t = 4, value_parser = opts::smp_parser())]
+    smp: u32,
+    /// Run the suites on this QEMU CPU model only [default: `max` (x2APIC
+    /// under TCG) and `qemu64` (xAPIC)].
+    #[arg(long, value_name = "MODEL", value_parser = opts::parse_cpu)]
+    cpu: Option<String>,
+    /// Under TCG, run the suites with `-accel tcg,one-insn-per-tb=on`. TCG
+    /// delivers NMIs only between translation blocks; one instruction per
+    /// block lets them land on every instruction of the entry path (measured:
+    /// the NMI sweep's coverage of the #DB entry window goes from 6% to
+    /// 100%). It costs speed only where CPUs work: idle CPUs halt. The boot
+    /// matrix always runs plain `tcg`.
+    #[arg(long, value_enum, value_name = "on|off", default_value_t = Switch::On)]
+    tcg_single_step: Switch,
+    /// Write every event of every boot (annotated with boot, strategy and
+    /// LAPIC mode) and one result per test to PATH as JSON lines.
+    #[arg(long, value_name = "PATH")]
+    json: Option<PathBuf>,
+    /// Write the results to PATH as JUnit XML.
+    #[arg(long, value_name = "PATH")]
+    junit: Option<PathBuf>,
+    /// Boot once with `list=1`, print the kernel's test names and exit.
+    #[arg(long)]
+    list: bool,
+    /// QEMU instances run side by side [default: the number of cores].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=64))]
+    jobs: Option<u32>,
+    #[command(flatten)]
+    common: Common,
+}
+
+const HOST_TESTS: &str = "host::unit_tests";
+const SUITE_TIMEOUT: Duration = Duration::from_secs(300);
+const SELFTEST_FILTER: &str = "selftest::";
+
+/// One unit of work for the pool.
+enum Job {
+    Check(Check),
+    Suite(Spec),
+    /// A suite whose results decide one check, named by the string.
+    Mutant(Spec),
+}
+
+impl Args {
+    fn wanted(&self, name: &str) -> bool {
+        self.filter.as_deref().is_none_or(|f| name.contains(f))
+    }
+
+    fn cpus(&self) -> Vec<String> {
+        match &self.cpu {
+            Some(cpu) => vec![cpu.clone()],
+            None => vec!["max".into(), "qemu64".into()],
+        }
+    }
+
+    /// The kernel words of a suite, `skip=` excepted.
+    fn kernel_args(&self, strategy: Strategy, filter: Option<&str>) -> Vec<String> {
+        let mut words = vec![format!("entry={}", strategy.name())];
+        words.extend(filter.map(|f| format!("filter={f}")));
+        words.extend(self.iterations.map(|n| format!("iterations={n}")));
+        words.extend(self.seed.map(|n| format!("seed={n}")));
+        words
+    }
+
+    fn spec(&self, strategy: Strategy, cpu: &str, args: Vec<String>) -> Spec {
+        Spec {
+            strategy: strategy.name().into(),
+            lapic: opts::lapic_label(cpu),
+            config: BootConfig {
+                door: self.boot,
+                smp: self.smp,
+                cpu: cpu.into(),
+                args,
+                single_step: self.tcg_single_step == Switch::On,
+            },
+            retry: true,
+            boot_timeout: self.common.timeout_or(SUITE_TIMEOUT),
+            counted: true,
+        }
+    }
+
+    /// Every job, the longest first so that the pool ends sooner.
+    fn jobs(&self) -> Vec<Job> {
+        let mut jobs = Vec::new();
+        let cpus = self.cpus();
+        if self.wanted(MUTANT) {
+            let mut args = self.kernel_args(Strategy::Naive, Some("db_kernel_nmi_db"));
+            args.push("checker=ignore-rip".into());
+            let cpu = cpus.first().map_or("max", String::as_str);
+            let mut spec = self.spec(Strategy::Naive, cpu, args);
+            spec.retry = false;
+            spec.counted = false;
+            jobs.push(Job::Mutant(spec));
+        }
+        let mut checks = matrix::matrix(self.common.timeout());
+        checks.extend(crate::runner::image_checks::checks(self.common.timeout()));
+        let (slow, fast): (Vec<Check>, Vec<Check>) = checks
+            .into_iter()
+            .filter(|c| self.wanted(&c.name))
+            .partition(|c| c.config.door.is_uefi());
+        jobs.extend(slow.into_iter().map(Job::Check));
+        let strategies = match self.entry {
+            Some(strategy) => vec![strategy],
+            None => Strategy::ALL.to_vec(),
+        };
+        for cpu in &cpus {
+            for &strategy in &strategies {
+                let args = self.kernel_args(strategy, self.filter.as_deref());
+                jobs.push(Job::Suite(self.spec(strategy, cpu, args)));
+            }
+        }
+        if self.filter.is_none() {
+            let args = self.kernel_args(Strategy::Linux, Some(SELFTEST_FILTER));
+            let cpu = cpus.first().map_or("max", String::as_str);
+            jobs.push(Job::Suite(self.spec(Strategy::Linux, cpu, args)));
+        }
+        jobs.extend(fast.into_iter().map(Job::Check));
+        jobs
+    }
+}
+
+pub fn main(args: Args) -> Result<ExitCode> {
+    if let Some(filter) = &args.filter {
+        opts::check_kernel_args(&[format!("filter={filter}")])?;
+    }
+    if args.list {
+        return list(&args);
+    }
+    let json = args.json.as_deref().map(JsonLog::create).transpose()?;
+    if let Some(path) = &args.junit {
+        // Fail now on a path that cannot be written, not after the run.
+        junit::write(path, &[])?;
+    }
+    let host = args.wanted(HOST_TESTS).then(host_tests);
+    let jobs = args.jobs();
+    // Build and prepare before the progress bars start: cargo and xorriso
+    // write to the terminal themselves.
+    let (ready, early) = if jobs.is_empty() {
+        (None, Vec::new())
+    } else {
+        prepare(&args, jobs)?
+    };
+    let tally = Mutex::new(Tally::new(Console::for_stdout()));
+    {
+        let mut tally = lock(&tally);
+        tally.expect(usize::from(host.is_some()) + early.len());
+        for report in host.into_iter().chain(early) {
+            tally.record(report);
+        }
+    }
+    if let Some(ready) = ready {
+        run_jobs(&args, ready, &tally, json.as_ref());
+    }
+    let tally = tally.into_inner().unwrap_or_else(|p| p.into_inner());
+    let mut failed_output = false;
+    if let Some(json) = &json {
+        for report in tally.reports() {
+            json.result(report);
+        }
+        if let Err(e) = json.finish() {
+            eprintln!("error: {e:#}");
+            failed_output = true;
+        }
+    }
+    if let Some(path) = &args.junit
+        && let Err(e) = junit::write(path, tally.reports())
+    {
+        eprintln!("error: {e:#}");
+        failed_output = true;
+    }
+    let code = tally.finish();
+    Ok(if failed_output {
+        ExitCode::FAILURE
+    } else {
+        code
+    })
+}
+
+/// `cargo test` on the host crates; one report for all of them.
+fn host_tests() -> Report {
+    let mut cmd = kernel::cargo();
+    cmd.args(["test", "-p", "testkit", "-p", "xtask"]);
+    let verdict = match process::run(&mut cmd) {
+        Ok(()) => Verdict::Pass,
+        Err(e) => Verdict::Fail(format!("{e:#}")),
+    };
+    Report::new(HOST_TESTS, verdict)
+}

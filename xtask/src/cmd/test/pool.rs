@@ -1,0 +1,224 @@
+//! The pool of `cargo xtask test`: what the jobs need is built first, then
+//! the jobs run on `--jobs` threads, each its own QEMU, the kernel suites
+//! alone (their NMI timing needs the cores), and every report goes to the
+//! tally as soon as it is known.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use anyhow::Result;
+
+use super::list::list_boot;
+use super::mutant::{MUTANT, judge_mutant};
+use super::{Args, Job};
+use crate::cmd::opts::Switch;
+use crate::media::kernel;
+use crate::media::limine::{self, Lookup};
+use crate::qemu::accel::{self, Accel};
+use crate::qemu::process::Echo;
+use crate::report::console::{self, Worker};
+use crate::report::jsonlog::JsonLog;
+use crate::report::tally::Tally;
+use crate::report::verdict::{Report, Verdict};
+use crate::runner::boot::{Artifacts, Door};
+use crate::runner::sequence::{self, Shared};
+use crate::runner::suite;
+
+/// What the pool needs: the accelerator, the files, and the jobs that can run.
+pub(super) struct Ready {
+    choice: accel::Choice,
+    artifacts: Artifacts,
+    jobs: Vec<Job>,
+}
+
+/// Builds what the jobs need. A job whose files cannot be made fails (or,
+/// without Limine, is skipped) on its own: its report is among the second
+/// value; a kernel that does not build fails every job.
+pub(super) fn prepare(args: &Args, jobs: Vec<Job>) -> Result<(Option<Ready>, Vec<Report>)> {
+    let choice = accel::choose(args.common.accel)?;
+    let kernel = match kernel::kernel_or(args.common.kernel.as_ref()) {
+        Ok(kernel) => kernel,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            let failed = jobs
+                .into_iter()
+                .map(|job| {
+                    let (name, labels) = match job {
+                        Job::Check(check) => (check.name, Vec::new()),
+                        Job::Suite(spec) => ("suite::build".to_string(), spec.labels()),
+                        Job::Mutant(spec) => (MUTANT.to_string(), spec.labels()),
+                    };
+                    Report {
+                        labels,
+                        ..Report::new(name, Verdict::Fail("the kernel did not build".into()))
+                    }
+                })
+                .collect();
+            return Ok((None, failed));
+        }
+    };
+    let needs_limine = |job: &Job| match job {
+        Job::Check(check) => check.config.door.needs_limine(),
+        Job::Suite(spec) | Job::Mutant(spec) => spec.config.door.needs_limine(),
+    };
+    let limine = if args.boot.needs_limine() {
+        Some(limine::require(args.common.limine_dir.as_deref())?)
+    } else if jobs.iter().any(needs_limine) {
+        match limine::locate(args.common.limine_dir.as_deref())? {
+            Lookup::Found(limine) => Some(limine),
+            Lookup::Missing(why) => {
+                eprintln!("limine: {why}");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let artifacts = Artifacts::new(kernel).with_limine(limine);
+    let jobs = drop_empty_suites(args, jobs, &artifacts, choice.accel);
+    let mut runnable = Vec::new();
+    let mut early = Vec::new();
+    for job in jobs {
+        let Job::Check(check) = job else {
+            runnable.push(job);
+            continue;
+        };
+        let verdict = if check.config.door.needs_limine() && !artifacts.has_limine() {
+            Some(Verdict::Skip(
+                "Limine cannot be had, see the `limine:` line above".into(),
+            ))
+        } else {
+            let prepared = artifacts.prepare(&check.config);
+            prepared.err().map(|e| Verdict::Fail(format!("{e:#}")))
+        };
+        match verdict {
+            None => runnable.push(Job::Check(check)),
+            Some(verdict) => early.push(Report::new(check.name, verdict)),
+        }
+    }
+    let ready = Ready {
+        choice,
+        artifacts,
+        jobs: runnable,
+    };
+    Ok((Some(ready), early))
+}
+
+/// Runs the jobs on `--jobs` threads, each its own QEMU, recording each
+/// report as soon as it is known.
+pub(super) fn run_jobs(args: &Args, ready: Ready, tally: &Mutex<Tally>, json: Option<&JsonLog>) {
+    let Ready {
+        choice,
+        artifacts,
+        jobs: runnable,
+    } = ready;
+    let threads = match args.jobs {
+        Some(n) => n as usize,
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
+    let checks = runnable
+        .iter()
+        .filter(|j| matches!(j, Job::Check(_)))
+        .count();
+    let step = match (choice.accel, args.tcg_single_step) {
+        (Accel::Tcg, Switch::On) => ", suites with one-insn-per-tb",
+        _ => "",
+    };
+    console::note(&format!(
+        "{choice}; {checks} boot checks and {} suites on {threads} jobs{step}",
+        runnable.len() - checks
+    ));
+    let mutants = runnable
+        .iter()
+        .filter(|j| matches!(j, Job::Mutant(_)))
+        .count();
+    lock(tally).expect(checks + mutants);
+    let boots = AtomicUsize::new(0);
+    let shared = Shared {
+        artifacts: &artifacts,
+        accel: choice.accel,
+        tally,
+        json,
+        boots: &boots,
+    };
+    let next = AtomicUsize::new(0);
+    let workers = threads.clamp(1, runnable.len().max(1));
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| {
+                let worker = lock(tally).console().worker();
+                while let Some(job) = runnable.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    run_job(job, &shared, &worker);
+                }
+            });
+        }
+    });
+}
+
+/// With a filter that no kernel test matches (one naming a boot check, say),
+/// the suites would each boot to run nothing: one `list=1` boot tells.
+fn drop_empty_suites(args: &Args, jobs: Vec<Job>, artifacts: &Artifacts, accel: Accel) -> Vec<Job> {
+    let Some(filter) = &args.filter else {
+        return jobs;
+    };
+    if !jobs.iter().any(|j| matches!(j, Job::Suite(_))) {
+        return jobs;
+    }
+    let names = match list_boot(args, artifacts, accel, Door::Pvh) {
+        Ok(names) => names,
+        // Let the suites run and say what is wrong.
+        Err(_) => return jobs,
+    };
+    if names.iter().any(|(name, _)| name.contains(filter.as_str())) {
+        return jobs;
+    }
+    eprintln!("no kernel test name contains `{filter}`: no suite to run");
+    jobs.into_iter()
+        .filter(|j| !matches!(j, Job::Suite(_)))
+        .collect()
+}
+
+pub(super) fn lock(tally: &Mutex<Tally>) -> std::sync::MutexGuard<'_, Tally> {
+    tally.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Kernel suites run alone: their NMI timing sweeps need the two vCPUs they
+/// keep busy to run at once, and under TCG every vCPU is a host thread.
+/// Measured on 2 cores: a suite boot takes ~2 s alone and 80-166 s next to
+/// another suite. Boot checks share the machine with each other freely.
+static TIMING: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+fn run_job(job: &Job, shared: &Shared, worker: &Worker) {
+    let (_shared, _alone) = match job {
+        Job::Check(_) => (Some(TIMING.read().unwrap_or_else(|p| p.into_inner())), None),
+        Job::Suite(_) | Job::Mutant(_) => (
+            None,
+            Some(TIMING.write().unwrap_or_else(|p| p.into_inner())),
+        ),
+    };
+    match job {
+        Job::Check(check) => {
+            worker.set(check.name.clone());
+            let run =
+                shared
+                    .artifacts
+                    .boot(&check.config, shared.accel, check.timeout, Echo::Quiet);
+            let report = suite::judge(check, run);
+            lock(shared.tally).record(report);
+        }
+        Job::Suite(spec) => {
+            sequence::run(spec, shared, worker, &mut |report| {
+                lock(shared.tally).record(report)
+            });
+        }
+        Job::Mutant(spec) => {
+            let mut seen = Vec::new();
+            sequence::run(spec, shared, worker, &mut |report| seen.push(report));
+            let report = Report {
+                labels: spec.labels(),
+                ..judge_mutant(&seen)
+            };
+            lock(shared.tally).record(report);
+        }
+    }
+}
