@@ -24,3 +24,6 @@ pub mod smp;
 pub mod time;
 pub mod traps;
 pub mod user;
+
+/// Most CPUs the kernel brings up; per-CPU tables are static arrays of this size.
+pub const MAX_CPUS: usize = 64;

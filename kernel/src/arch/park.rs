@@ -12,9 +12,9 @@
 use core::arch::global_asm;
 use core::sync::atomic::{AtomicU64, Ordering};
 
+use super::MAX_CPUS;
 use super::percpu;
 use super::traps::TrapFrame;
-use crate::boot::MAX_CPUS;
 
 /// Where a CPU's parked context is (`parked_rsp` 0: none); layout used by asm.
 #[repr(C)]

@@ -8,7 +8,7 @@ use x2apic::lapic::LocalApic;
 use x86_64::structures::gdt::GlobalDescriptorTable;
 use x86_64::structures::tss::TaskStateSegment;
 
-use crate::boot::MAX_CPUS;
+use super::MAX_CPUS;
 
 /// IST slots (1-based, as IDT gates name them). Every vector that can nest has
 /// its own stack: one stack shared by #DB, NMI, #DF and #MC is the bug the

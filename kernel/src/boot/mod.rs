@@ -8,8 +8,8 @@ pub mod pvh;
 
 use heapless::Vec;
 
-/// Most CPUs the kernel brings up; per-CPU tables are static arrays of this size.
-pub const MAX_CPUS: usize = 64;
+use crate::arch::MAX_CPUS;
+
 const MAX_REGIONS: usize = 64;
 const CMDLINE_MAX: usize = 4096;
 

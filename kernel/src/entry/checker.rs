@@ -19,10 +19,10 @@
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 
+use crate::arch::MAX_CPUS;
 use crate::arch::debugreg;
 use crate::arch::percpu::{self, IST_COUNT, StackBounds};
 use crate::arch::traps::TrapFrame;
-use crate::boot::MAX_CPUS;
 
 /// The frame the IST stubs build; see `stubs.rs` for the picture.
 #[repr(C)]

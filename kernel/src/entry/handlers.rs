@@ -9,9 +9,9 @@ use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use super::checker::{self, IstFrame};
 use super::strategy::DR7_GUARD;
+use crate::arch::MAX_CPUS;
 use crate::arch::debugreg::{self, RFLAGS_RF};
 use crate::arch::percpu;
-use crate::boot::MAX_CPUS;
 
 /// What a #DB hook learns: DR6 as read (then cleared), the frame's RIP.
 #[derive(Clone, Copy, Debug)]

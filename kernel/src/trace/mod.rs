@@ -7,8 +7,8 @@
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
+use crate::arch::MAX_CPUS;
 use crate::arch::percpu;
-use crate::boot::MAX_CPUS;
 use crate::entry::checker::IstFrame;
 
 const RFLAGS_IF: u64 = 1 << 9;
