@@ -18,11 +18,11 @@ mod scenarios;
 mod trace;
 mod watchdog;
 
+use arch::boot_info::BootInfo;
 use arch::exit::{ExitCode, exit};
 use arch::percpu::{IST_COUNT, IST_STACK_PAGES, StackBounds};
 use arch::smp::CpuStacks;
 use arch::{lapic, smp};
-use boot::BootInfo;
 
 const KERNEL_STACK_PAGES: u64 = 16;
 const RING0_STACK_PAGES: u64 = 4;

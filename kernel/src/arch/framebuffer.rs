@@ -8,7 +8,7 @@
 
 use core::sync::atomic::{AtomicBool, Ordering};
 
-use crate::boot::Framebuffer;
+use super::boot_info::Framebuffer;
 
 /// A colour as `0x00RRGGBB`: the 32-bit layout Limine and UEFI GOP hand over.
 pub type Rgb = u32;

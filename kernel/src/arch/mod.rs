@@ -4,6 +4,7 @@
 //! the safe wrappers.
 
 pub mod ap_trampoline;
+pub mod boot_info;
 pub mod cpu;
 pub mod cpuinfo;
 pub mod debugreg;

@@ -9,9 +9,9 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use spin::Mutex;
 
 use super::MAX_CPUS;
+use super::boot_info::{ApLaunch, BootInfo};
 use super::percpu::{self, IST_COUNT, StackBounds};
 use super::{gdt, idt, lapic, time};
-use crate::boot::{ApLaunch, BootInfo};
 
 /// How long an AP may take to check in after its SIPI or goto.
 const AP_START_TIMEOUT_US: u64 = 1_000_000;

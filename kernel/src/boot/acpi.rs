@@ -7,8 +7,8 @@ use acpi::madt::{Madt, MadtEntry};
 use acpi::{AcpiHandler, AcpiTables, PhysicalMapping};
 use heapless::Vec;
 
-use super::CpuEntry;
 use crate::arch::MAX_CPUS;
+use crate::arch::boot_info::CpuEntry;
 
 /// Maps ACPI tables through the HHDM, which covers them in both doors.
 #[derive(Clone)]

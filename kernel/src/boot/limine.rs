@@ -13,8 +13,8 @@ use limine::request::{
 };
 use spin::Once;
 
-use super::{ApLaunch, ApStarter, BootInfo, CpuEntry, Framebuffer};
 use crate::arch::MAX_CPUS;
+use crate::arch::boot_info::{ApLaunch, ApStarter, BootInfo, CpuEntry, Framebuffer};
 
 /// Low memory stays untouched (real-mode structures, firmware leftovers).
 const LOW_FLOOR: u64 = 1 << 20;

@@ -5,8 +5,8 @@
 
 use heapless::{String, Vec};
 
-use super::{ApLaunch, ApStarter, BootInfo, CpuEntry};
 use crate::arch::ap_trampoline::{self, TRAMPOLINE_BASE, TrampolineParams};
+use crate::arch::boot_info::{ApLaunch, ApStarter, BootInfo, CpuEntry};
 use crate::arch::{cpu, lapic};
 
 /// The boot page tables map physical 0..4 GiB here, as Limine's HHDM does.

@@ -17,8 +17,8 @@ use spin::Mutex;
 use testkit::protocol::PREFIX;
 
 use super::font;
+use crate::arch::boot_info::Framebuffer;
 use crate::arch::framebuffer::{Rgb, Surface};
-use crate::boot::Framebuffer;
 use crate::kprintln;
 
 pub const BACKGROUND: Rgb = 0x10_14_1c;

@@ -1,7 +1,7 @@
 //! A bump allocator over the usable regions of the memory map. The kernel never
 //! frees memory: it allocates stacks and tables at boot and runs until it exits.
 
-use crate::boot::MemoryRegion;
+use crate::arch::boot_info::MemoryRegion;
 
 use super::PAGE_SIZE;
 

@@ -8,9 +8,9 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use spin::Mutex;
 
+use crate::arch::boot_info::BootInfo;
 use crate::arch::paging::{self, Access, Caching};
 use crate::arch::percpu::StackBounds;
-use crate::boot::BootInfo;
 
 pub use frames::FrameAllocator;
 
