@@ -19,7 +19,6 @@ pub mod paging;
 pub mod park;
 pub mod percpu;
 pub mod port;
-pub mod pvh_start;
 pub mod serial;
 pub mod smp;
 pub mod time;

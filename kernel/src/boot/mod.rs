@@ -5,3 +5,4 @@
 mod acpi;
 pub mod limine;
 pub mod pvh;
+mod pvh_start;

@@ -1,5 +1,5 @@
 //! The PVH door: QEMU `-kernel` with the Xen PHYS32_ENTRY note. The 32-bit entry
-//! and the switch to long mode are in `arch::pvh_start`; this is what follows:
+//! and the switch to long mode are in `boot::pvh_start`; this is what follows:
 //! read `hvm_start_info`, list the CPUs from the ACPI MADT, and start APs with
 //! INIT-SIPI-SIPI through the real-mode trampoline.
 

@@ -136,5 +136,5 @@ pvh_entry64_high:
     ud2
     .popsection
 "#,
-    pvh_main = sym crate::boot::pvh::pvh_main,
+    pvh_main = sym super::pvh::pvh_main,
 );
