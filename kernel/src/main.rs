@@ -15,7 +15,6 @@ mod harness;
 mod inject;
 mod mm;
 mod scenarios;
-mod trace;
 mod watchdog;
 
 use arch::boot_info::BootInfo;

@@ -7,7 +7,7 @@ pub use crate::arch::debugreg::{Breakpoint, BreakpointError, Kind};
 
 /// Arms `bp` on the running CPU after the deny-list check.
 pub fn arm(bp: Breakpoint, force: bool) -> Result<(), BreakpointError> {
-    debugreg::validate(&bp, force, &[crate::trace::text_range()])?;
+    debugreg::validate(&bp, force, &[super::trace::text_range()])?;
     debugreg::arm(&bp);
     Ok(())
 }

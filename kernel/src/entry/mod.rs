@@ -7,6 +7,7 @@ pub mod df;
 pub mod handlers;
 pub mod strategy;
 mod stubs;
+pub mod trace;
 
 use core::sync::atomic::Ordering;
 

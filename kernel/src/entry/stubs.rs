@@ -305,7 +305,7 @@ nmi_nested_quiet:
     ist_exit = sym super::checker::ist_exit,
     db_body = sym super::handlers::db_body,
     nmi_body = sym super::handlers::nmi_body,
-    trace_hook = sym crate::trace::trace_irqs_off,
+    trace_hook = sym super::trace::trace_irqs_off,
 );
 
 unsafe extern "C" {

@@ -17,7 +17,7 @@ use super::common;
 use crate::arch::percpu;
 use crate::entry::breakpoint::{self, Breakpoint, BreakpointError, Kind};
 use crate::entry::checker::{self, RECURSION_CAP};
-use crate::trace;
+use crate::entry::trace;
 
 testkit::test! {
     name: "scenarios::trace_irq_recursion",
@@ -54,7 +54,7 @@ fn run(ctx: &mut Context<'_>) -> TestResult {
         if let Err(e) = breakpoint::arm(bp, true) {
             return Err(ctx.fail(format_args!("forcing the breakpoint: {e:?}")));
         }
-        crate::trace::trace_irqs_off(&checker::EMPTY_FRAME);
+        crate::entry::trace::trace_irqs_off(&checker::EMPTY_FRAME);
     }
     breakpoint::reset();
 

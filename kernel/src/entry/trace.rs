@@ -7,9 +7,9 @@
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
+use super::checker::IstFrame;
 use crate::arch::MAX_CPUS;
 use crate::arch::percpu;
-use crate::entry::checker::IstFrame;
 
 const RFLAGS_IF: u64 = 1 << 9;
 
