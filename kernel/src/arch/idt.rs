@@ -5,7 +5,8 @@
 use core::cell::UnsafeCell;
 
 use super::percpu::{IST_DB, IST_DF, IST_MC, IST_NMI};
-use super::traps;
+use super::vectors::{EXCEPTION_VECTORS, SPURIOUS_VECTOR, TIMER_VECTOR, WAKEUP_VECTOR};
+use crate::entry::traps;
 
 const INTERRUPT_GATE: u8 = 0x8e; // present, DPL 0, 64-bit interrupt gate
 const USER_GATE: u8 = 0xee; //      present, DPL 3: ring 3 may use `int n` on it
@@ -76,11 +77,11 @@ fn ist_for(vector: usize) -> u8 {
 pub fn build() {
     // SAFETY: no CPU has loaded the IDT yet, so nothing reads it concurrently.
     let gates = unsafe { &mut *IDT.0.get() };
-    for (vector, gate) in gates.iter_mut().enumerate().take(traps::EXCEPTION_VECTORS) {
+    for (vector, gate) in gates.iter_mut().enumerate().take(EXCEPTION_VECTORS) {
         *gate = Gate::new(traps::stub_address(vector), ist_for(vector));
     }
-    gates[traps::SPURIOUS_VECTOR as usize] = Gate::new(traps::spurious_stub_address(), 0);
-    for vector in [traps::WAKEUP_VECTOR, traps::TIMER_VECTOR] {
+    gates[SPURIOUS_VECTOR as usize] = Gate::new(traps::spurious_stub_address(), 0);
+    for vector in [WAKEUP_VECTOR, TIMER_VECTOR] {
         gates[vector as usize] = Gate::new(traps::irq_stub_address(vector), 0);
     }
     // Ring 3 may come back through `int 0x80`, and may execute INT3.

@@ -9,9 +9,9 @@ use x2apic::lapic::{LocalApic, LocalApicBuilder};
 use super::percpu::{self, PerCpu};
 use super::{cpu, time};
 
-const TIMER_VECTOR: usize = super::traps::TIMER_VECTOR as usize;
+const TIMER_VECTOR: usize = super::vectors::TIMER_VECTOR as usize;
 const ERROR_VECTOR: usize = 0xfe;
-const SPURIOUS_VECTOR: usize = super::traps::SPURIOUS_VECTOR as usize;
+const SPURIOUS_VECTOR: usize = super::vectors::SPURIOUS_VECTOR as usize;
 /// SIPI and INIT delivery is slow on real hardware; QEMU is instant.
 const ICR_IDLE_TIMEOUT_US: u64 = 10_000;
 

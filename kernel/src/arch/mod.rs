@@ -22,8 +22,8 @@ pub mod port;
 pub mod serial;
 pub mod smp;
 pub mod time;
-pub mod traps;
 pub mod user;
+pub mod vectors;
 
 /// Most CPUs the kernel brings up; per-CPU tables are static arrays of this size.
 pub const MAX_CPUS: usize = 64;

@@ -14,7 +14,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use super::MAX_CPUS;
 use super::percpu;
-use super::traps::TrapFrame;
+use super::vectors::TrapFrame;
 
 /// Where a CPU's parked context is (`parked_rsp` 0: none); layout used by asm.
 #[repr(C)]

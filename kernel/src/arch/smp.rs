@@ -146,7 +146,7 @@ pub fn start_on(index: usize, job: Job, arg: u64) -> Result<(), RunError> {
     }
     mailbox.posted.fetch_add(1, Ordering::AcqRel);
     *mailbox.work.lock() = Some((job, arg));
-    lapic::send_ipi(percpu::cpu(index).lapic_id(), super::traps::WAKEUP_VECTOR);
+    lapic::send_ipi(percpu::cpu(index).lapic_id(), super::vectors::WAKEUP_VECTOR);
     Ok(())
 }
 

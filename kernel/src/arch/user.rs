@@ -9,7 +9,7 @@ use core::sync::atomic::AtomicU64;
 
 use super::gdt::{USER_CODE_SELECTOR, USER_DATA_SELECTOR};
 use super::park;
-use super::traps::TrapFrame;
+use super::vectors::TrapFrame;
 
 /// The vector a user program uses to come back (`int 0x80`).
 pub const RETURN_VECTOR: u8 = 0x80;

@@ -22,7 +22,7 @@ use core::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 use crate::arch::MAX_CPUS;
 use crate::arch::debugreg;
 use crate::arch::percpu::{self, IST_COUNT, StackBounds};
-use crate::arch::traps::TrapFrame;
+use crate::arch::vectors::TrapFrame;
 
 /// The frame the IST stubs build; see `stubs.rs` for the picture.
 #[repr(C)]

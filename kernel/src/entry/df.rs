@@ -9,7 +9,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use crate::arch::MAX_CPUS;
 use crate::arch::park::{self, Parked};
 use crate::arch::percpu;
-use crate::arch::traps::TrapFrame;
+use crate::arch::vectors::TrapFrame;
 
 /// What the #DF handler saw.
 #[derive(Clone, Copy, Debug, Default)]

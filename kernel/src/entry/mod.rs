@@ -1,5 +1,5 @@
 //! The entry layer: strategies, the IST stubs, the integrity checker, and the
-//! dispatcher for the vectors that use the plain stubs in `arch::traps`.
+//! dispatcher for the vectors that use the plain stubs in `traps`.
 
 pub mod breakpoint;
 pub mod checker;
@@ -8,13 +8,14 @@ pub mod handlers;
 pub mod strategy;
 mod stubs;
 pub mod trace;
+pub mod traps;
 
 use core::sync::atomic::Ordering;
 
 use crate::arch::exit::{ExitCode, exit};
 use crate::arch::idt;
 use crate::arch::percpu::{self, IST_DB, IST_NMI};
-use crate::arch::traps::{self, TrapFrame};
+use crate::arch::vectors::{self, TrapFrame};
 use crate::console;
 pub use strategy::Strategy;
 
@@ -54,11 +55,11 @@ pub extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
     if frame.vector == DOUBLE_FAULT && df::land(frame) {
         return;
     }
-    if frame.vector == u64::from(traps::WAKEUP_VECTOR) {
+    if frame.vector == u64::from(vectors::WAKEUP_VECTOR) {
         crate::arch::lapic::end_of_interrupt();
         return;
     }
-    if frame.vector == u64::from(traps::TIMER_VECTOR) {
+    if frame.vector == u64::from(vectors::TIMER_VECTOR) {
         crate::arch::lapic::end_of_interrupt();
         crate::watchdog::tick();
         return;

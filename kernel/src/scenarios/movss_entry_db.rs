@@ -19,9 +19,10 @@ use core::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 
 use testkit::{Context, Observed, TestResult, tags};
 
-use crate::arch::{cpu, traps};
+use crate::arch::cpu;
 use crate::entry::breakpoint::{self, Breakpoint, Kind};
 use crate::entry::handlers::{self, DbEvent};
+use crate::entry::traps;
 
 const DR6_BS: u64 = 1 << 14;
 const SLOT: usize = 1;

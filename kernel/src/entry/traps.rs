@@ -1,6 +1,6 @@
 //! The exception entry stubs: one tiny stub per vector that makes every frame
 //! look the same, then one common path that saves the registers and calls
-//! `crate::entry::trap_dispatch`.
+//! `super::trap_dispatch`.
 //!
 //! Stack on entry to `trap_common` (the CPU aligned RSP to 16 before pushing):
 //!
@@ -19,39 +19,7 @@
 
 use core::arch::global_asm;
 
-pub const EXCEPTION_VECTORS: usize = 32;
-/// The LAPIC's spurious-interrupt vector.
-pub const SPURIOUS_VECTOR: u8 = 0xff;
-
-/// The registers as `trap_common` leaves them, lowest address first.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct TrapFrame {
-    pub r15: u64,
-    pub r14: u64,
-    pub r13: u64,
-    pub r12: u64,
-    pub r11: u64,
-    pub r10: u64,
-    pub r9: u64,
-    pub r8: u64,
-    pub rbp: u64,
-    pub rdi: u64,
-    pub rsi: u64,
-    pub rdx: u64,
-    pub rcx: u64,
-    pub rbx: u64,
-    pub rax: u64,
-    pub vector: u64,
-    pub error_code: u64,
-    pub rip: u64,
-    pub cs: u64,
-    pub rflags: u64,
-    pub rsp: u64,
-    pub ss: u64,
-}
-const _: () = assert!(core::mem::size_of::<TrapFrame>() == 22 * 8);
-const _: () = assert!(core::mem::size_of::<TrapFrame>().is_multiple_of(16));
+use crate::arch::vectors::{EXCEPTION_VECTORS, WAKEUP_VECTOR};
 
 global_asm!(
     r#"
@@ -138,7 +106,7 @@ trap_irq_table:
     .quad trap_stub_128, trap_stub_129, trap_stub_240, trap_stub_253
     .popsection
 "#,
-    dispatch = sym crate::entry::trap_dispatch,
+    dispatch = sym super::trap_dispatch,
 );
 
 unsafe extern "C" {
@@ -146,11 +114,6 @@ unsafe extern "C" {
     static trap_spurious_ptr: u64;
     static trap_irq_table: [u64; 4];
 }
-
-/// The wake-up IPI an idle AP sleeps for (`smp::start_on` sends it).
-pub const WAKEUP_VECTOR: u8 = 0xf0;
-/// The local APIC timer, which drives the watchdog.
-pub const TIMER_VECTOR: u8 = 0xfd;
 
 /// The stub of the user-return gate (0x80), the SYSCALL landing (0x81), the
 /// wake-up IPI or the timer.

@@ -1,0 +1,42 @@
+//! Interrupt vectors the kernel uses, and the frame the plain entry stubs
+//! (`entry/traps.rs`) build: the shapes shared by the stubs, the dispatcher, and
+//! the code that lands or redirects a trap (`park`, `user`).
+
+pub const EXCEPTION_VECTORS: usize = 32;
+/// The LAPIC's spurious-interrupt vector.
+pub const SPURIOUS_VECTOR: u8 = 0xff;
+
+/// The registers as `trap_common` leaves them, lowest address first.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TrapFrame {
+    pub r15: u64,
+    pub r14: u64,
+    pub r13: u64,
+    pub r12: u64,
+    pub r11: u64,
+    pub r10: u64,
+    pub r9: u64,
+    pub r8: u64,
+    pub rbp: u64,
+    pub rdi: u64,
+    pub rsi: u64,
+    pub rdx: u64,
+    pub rcx: u64,
+    pub rbx: u64,
+    pub rax: u64,
+    pub vector: u64,
+    pub error_code: u64,
+    pub rip: u64,
+    pub cs: u64,
+    pub rflags: u64,
+    pub rsp: u64,
+    pub ss: u64,
+}
+const _: () = assert!(core::mem::size_of::<TrapFrame>() == 22 * 8);
+const _: () = assert!(core::mem::size_of::<TrapFrame>().is_multiple_of(16));
+
+/// The wake-up IPI an idle AP sleeps for (`smp::start_on` sends it).
+pub const WAKEUP_VECTOR: u8 = 0xf0;
+/// The local APIC timer, which drives the watchdog.
+pub const TIMER_VECTOR: u8 = 0xfd;
