@@ -59,6 +59,7 @@ pub fn kernel_main(boot: &BootInfo) -> ! {
     arch::time::calibrate();
     mm::init(boot);
     let mode = lapic::select_mode(mm::map_mmio);
+    entry::traps::install();
     smp::init_bsp(boot.cpus[0].lapic_id, alloc_cpu_stacks());
     entry::install(strategy);
     let online = smp::start_aps(boot, alloc_cpu_stacks);

@@ -4,10 +4,6 @@
 
 use core::cell::UnsafeCell;
 
-use super::percpu::{IST_DB, IST_DF, IST_MC, IST_NMI};
-use super::vectors::{EXCEPTION_VECTORS, SPURIOUS_VECTOR, TIMER_VECTOR, WAKEUP_VECTOR};
-use crate::entry::traps;
-
 const INTERRUPT_GATE: u8 = 0x8e; // present, DPL 0, 64-bit interrupt gate
 const USER_GATE: u8 = 0xee; //      present, DPL 3: ring 3 may use `int n` on it
 const KERNEL_CS: u16 = 0x08;
@@ -62,49 +58,21 @@ unsafe impl Sync for Idt {}
 
 static IDT: Idt = Idt(UnsafeCell::new([Gate::MISSING; 256]));
 
-fn ist_for(vector: usize) -> u8 {
-    match vector {
-        1 => IST_DB,
-        2 => IST_NMI,
-        8 => IST_DF,
-        18 => IST_MC,
-        _ => 0,
-    }
-}
-
-/// Fills the gates for the 32 exception vectors and the spurious vector.
-/// BSP only, before any CPU runs `load`.
-pub fn build() {
-    // SAFETY: no CPU has loaded the IDT yet, so nothing reads it concurrently.
-    let gates = unsafe { &mut *IDT.0.get() };
-    for (vector, gate) in gates.iter_mut().enumerate().take(EXCEPTION_VECTORS) {
-        *gate = Gate::new(traps::stub_address(vector), ist_for(vector));
-    }
-    gates[SPURIOUS_VECTOR as usize] = Gate::new(traps::spurious_stub_address(), 0);
-    for vector in [WAKEUP_VECTOR, TIMER_VECTOR] {
-        gates[vector as usize] = Gate::new(traps::irq_stub_address(vector), 0);
-    }
-    // Ring 3 may come back through `int 0x80`, and may execute INT3.
-    gates[usize::from(super::user::RETURN_VECTOR)] = Gate::with_type(
-        traps::irq_stub_address(super::user::RETURN_VECTOR),
-        0,
-        USER_GATE,
-    );
-    gates[3] = Gate::with_type(traps::stub_address(3), 0, USER_GATE);
-    // The SYSCALL entry's way back to the parked kernel context (ring 0 only).
-    gates[usize::from(super::user::SYSCALL_LANDING_VECTOR)] = Gate::new(
-        traps::irq_stub_address(super::user::SYSCALL_LANDING_VECTOR),
-        0,
-    );
-}
-
-/// Points `vector` at `handler` on IST slot `ist` (0 = no IST). Used by the
-/// entry layer to install its stubs; BSP only, before the APs start.
+/// Points `vector` at `handler` on IST slot `ist` (0 = no IST). The entry layer
+/// installs its stubs with it; BSP only, before the APs start.
 pub fn set_gate(vector: u8, handler: u64, ist: u8) {
     // SAFETY: only the BSP writes gates, before any AP runs; a 16-byte gate is
     // written whole before the vector can next fire on this CPU (interrupts off,
     // and the NMI/#DB gates are installed before any NMI or breakpoint is armed).
     unsafe { (*IDT.0.get())[vector as usize] = Gate::new(handler, ist) };
+}
+
+/// Points `vector` at `handler` with DPL 3, so that ring 3 may raise it with
+/// `int n` (no IST). BSP only, before the APs start.
+pub fn set_user_gate(vector: u8, handler: u64) {
+    // SAFETY: as in `set_gate`: the BSP writes a whole gate before anything can
+    // raise this vector.
+    unsafe { (*IDT.0.get())[vector as usize] = Gate::with_type(handler, 0, USER_GATE) };
 }
 
 /// Lets ring 3 use `int3`/`int 3` (DPL 3, the default) or not (DPL 0: both

@@ -36,10 +36,10 @@ pub fn init_this_cpu(index: usize) {
     cpu.set_online();
 }
 
-/// Sets up the BSP (index 0); the IDT is built here, once.
+/// Sets up the BSP (index 0). The IDT's gates are filled before this
+/// (`entry::traps::install`); this loads it.
 pub fn init_bsp(lapic_id: u32, stacks: CpuStacks) {
     mask_legacy_pic();
-    idt::build();
     percpu::cpu(0).prepare(0, lapic_id, stacks.ist, stacks.ring0);
     init_this_cpu(0);
 }

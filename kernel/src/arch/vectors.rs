@@ -2,6 +2,8 @@
 //! (`entry/traps.rs`) build: the shapes shared by the stubs, the dispatcher, and
 //! the code that lands or redirects a trap (`park`, `user`).
 
+use super::percpu::{IST_DB, IST_DF, IST_MC, IST_NMI};
+
 pub const EXCEPTION_VECTORS: usize = 32;
 /// The LAPIC's spurious-interrupt vector.
 pub const SPURIOUS_VECTOR: u8 = 0xff;
@@ -40,3 +42,15 @@ const _: () = assert!(core::mem::size_of::<TrapFrame>().is_multiple_of(16));
 pub const WAKEUP_VECTOR: u8 = 0xf0;
 /// The local APIC timer, which drives the watchdog.
 pub const TIMER_VECTOR: u8 = 0xfd;
+
+/// The IST slot an exception vector's gate uses: #DB, NMI, #DF and #MC each
+/// get their own stack; everything else runs on the stack it interrupted.
+pub fn ist_for(vector: usize) -> u8 {
+    match vector {
+        1 => IST_DB,
+        2 => IST_NMI,
+        8 => IST_DF,
+        18 => IST_MC,
+        _ => 0,
+    }
+}

@@ -19,7 +19,11 @@
 
 use core::arch::global_asm;
 
-use crate::arch::vectors::{EXCEPTION_VECTORS, WAKEUP_VECTOR};
+use crate::arch::idt;
+use crate::arch::user::{RETURN_VECTOR, SYSCALL_LANDING_VECTOR};
+use crate::arch::vectors::{
+    EXCEPTION_VECTORS, SPURIOUS_VECTOR, TIMER_VECTOR, WAKEUP_VECTOR, ist_for,
+};
 
 global_asm!(
     r#"
@@ -136,4 +140,26 @@ pub fn stub_address(vector: usize) -> u64 {
 pub fn spurious_stub_address() -> u64 {
     // SAFETY: as above.
     unsafe { trap_spurious_ptr }
+}
+
+/// Points the 32 exception vectors, the spurious vector and the kernel's own
+/// interrupt vectors at these stubs. BSP only, before any CPU loads the IDT;
+/// `entry::install` then puts the strategy's #DB and NMI stubs over 1 and 2.
+pub fn install() {
+    for vector in 0..EXCEPTION_VECTORS {
+        idt::set_gate(vector as u8, stub_address(vector), ist_for(vector));
+    }
+    idt::set_gate(SPURIOUS_VECTOR, spurious_stub_address(), 0);
+    for vector in [WAKEUP_VECTOR, TIMER_VECTOR] {
+        idt::set_gate(vector, irq_stub_address(vector), 0);
+    }
+    // Ring 3 may come back through `int 0x80`, and may execute INT3.
+    idt::set_user_gate(RETURN_VECTOR, irq_stub_address(RETURN_VECTOR));
+    idt::set_user_gate(3, stub_address(3));
+    // The SYSCALL entry's way back to the parked kernel context (ring 0 only).
+    idt::set_gate(
+        SYSCALL_LANDING_VECTOR,
+        irq_stub_address(SYSCALL_LANDING_VECTOR),
+        0,
+    );
 }
