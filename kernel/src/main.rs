@@ -62,7 +62,9 @@ pub fn kernel_main(boot: &BootInfo) -> ! {
     entry::traps::install();
     smp::init_bsp(boot.cpus[0].lapic_id, alloc_cpu_stacks());
     entry::install(strategy);
-    let online = smp::start_aps(boot, alloc_cpu_stacks);
+    let online = smp::start_aps(boot, alloc_cpu_stacks, |index, lapic_id| {
+        kprintln!("smp: cpu {index} (lapic id {lapic_id}) did not start");
+    });
     kprintln!(
         "boot: door={} cpus={} lapic={}",
         boot.door,

@@ -54,8 +54,13 @@ fn mask_legacy_pic() {
 }
 
 /// Starts every AP in `boot.cpus[1..]`, one at a time; returns how many CPUs are
-/// online (the BSP included). A CPU that never checks in is reported and skipped.
-pub fn start_aps(boot: &BootInfo, mut alloc_stacks: impl FnMut() -> CpuStacks) -> usize {
+/// online (the BSP included). A CPU that never checks in is handed to
+/// `did_not_start` (index, LAPIC ID) and skipped.
+pub fn start_aps(
+    boot: &BootInfo,
+    mut alloc_stacks: impl FnMut() -> CpuStacks,
+    mut did_not_start: impl FnMut(usize, u32),
+) -> usize {
     for (index, entry) in boot.cpus.iter().enumerate().skip(1).take(MAX_CPUS - 1) {
         let stacks = alloc_stacks();
         let cpu = percpu::cpu(index);
@@ -67,10 +72,7 @@ pub fn start_aps(boot: &BootInfo, mut alloc_stacks: impl FnMut() -> CpuStacks) -
         };
         boot.ap_starter.start(entry, launch);
         if !time::wait_until(AP_START_TIMEOUT_US, || cpu.is_online()) {
-            crate::kprintln!(
-                "smp: cpu {index} (lapic id {}) did not start",
-                entry.lapic_id
-            );
+            did_not_start(index, entry.lapic_id);
         }
     }
     online_count()
