@@ -1,22 +1,16 @@
-//! The kernel side of testkit: the `Platform` the tests run on, the wire writer,
-//! and the suite runner called by `kernel_main`.
-//!
-//! Every event goes to COM1 as one `@istorm {json}` line; a result also gets a
-//! line for humans (`test NAME ... ok`). Fatal paths (panic, unexpected
-//! exception) report through `report_fatal`, which names the running test.
+//! The kernel side of testkit: the `Platform` the tests run on and the suite
+//! runner called by `kernel_main`. Events go out through `report`; this layer
+//! adds the watchdog's arming around each test.
 
 use core::fmt::Write;
 
 use spin::Mutex;
-use testkit::protocol::{self, Door, Event, LapicMode, Outcome};
+use testkit::protocol::{self, Door, Event, LapicMode};
 use testkit::run::{RunConfig, run_tests};
 use testkit::{Job, Machine, Platform, RunError, Selection, Strategy, TESTS};
 
 use crate::arch::{cpu, lapic, percpu, smp};
-use crate::{console, kprintln};
-
-/// The test running now, for fatal reports (copied: events borrow their text).
-static CURRENT_TEST: Mutex<heapless::String<96>> = Mutex::new(heapless::String::new());
+use crate::{console, report, watchdog};
 
 struct KernelPlatform;
 
@@ -61,92 +55,19 @@ impl Platform for KernelPlatform {
     }
 }
 
-/// Writes one event on the wire, plus a human line for starts and results.
-pub fn emit(event: &Event<&str>) {
-    console::results::record(event);
-    match event {
-        Event::Start {
-            test,
-            cpu,
-            timeout_ms,
-            ..
-        } => {
-            let mut current = CURRENT_TEST.lock();
-            current.clear();
-            let _ = current.push_str(test);
-            crate::watchdog::arm(*cpu as usize, *timeout_ms);
-        }
-        Event::Result {
-            test,
-            strategy,
-            outcome,
-            details,
-            ..
-        } => {
-            let word = match outcome {
-                Outcome::Pass => "ok",
-                Outcome::Fail => "FAILED",
-                Outcome::Skip => "skipped",
-            };
-            crate::watchdog::disarm();
-            kprintln!(
-                "test {test} [{strategy}] ... {word}{}{details}",
-                if details.is_empty() { "" } else { ": " }
-            );
-            CURRENT_TEST.lock().clear();
-        }
-        _ => {}
+/// Arms the watchdog for a test's start and disarms it at its result, around
+/// writing the event.
+fn emit(event: &Event<&str>) {
+    if let Event::Result { .. } = event {
+        watchdog::disarm();
     }
-    write_event(event, false);
-}
-
-fn write_event(event: &Event<&str>, fatal: bool) {
-    let mut line = [0u8; protocol::LINE_MAX];
-    let text = match protocol::encode_line(event, &mut line) {
-        Ok(len) => core::str::from_utf8(&line[..len]).unwrap_or(""),
-        Err(_) => "",
-    };
-    if fatal {
-        console::print_fatal(format_args!("{text}"));
-    } else {
-        console::print_fmt(format_args!("{text}"));
+    report::emit(event);
+    if let Event::Start {
+        cpu, timeout_ms, ..
+    } = event
+    {
+        watchdog::arm(*cpu as usize, *timeout_ms);
     }
-}
-
-/// Reports a panic or an unexpected exception on the wire, naming the running
-/// test. Called on the dying CPU; never blocks on the test-name lock.
-pub fn report_fatal(message: &str, rip: Option<u64>, vector: Option<u8>) {
-    let mut name: heapless::String<96> = heapless::String::new();
-    if let Some(current) = CURRENT_TEST.try_lock() {
-        let _ = name.push_str(&current);
-    }
-    let cpu = percpu::try_index().unwrap_or(0) as u32;
-    let event = Event::Panic {
-        test: (!name.is_empty()).then_some(name.as_str()),
-        cpu,
-        message,
-        rip: rip.map(protocol::Hex),
-        vector,
-    };
-    write_event(&event, true);
-}
-
-/// Reports a hung test (from the watchdog CPU) and names it.
-pub fn report_hang(cpu: usize, rip: u64) {
-    let mut name: heapless::String<96> = heapless::String::new();
-    if let Some(current) = CURRENT_TEST.try_lock() {
-        let _ = name.push_str(&current);
-    }
-    console::print_fatal(format_args!(
-        "hang: test {} on cpu {cpu} at rip {rip:#x}\n",
-        name.as_str()
-    ));
-    let event = Event::Hang {
-        test: (!name.is_empty()).then_some(name.as_str()),
-        cpu: cpu as u32,
-        rip: protocol::Hex(rip),
-    };
-    write_event(&event, true);
 }
 
 static CMDLINE: Mutex<heapless::String<4096>> = Mutex::new(heapless::String::new());

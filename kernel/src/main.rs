@@ -14,6 +14,7 @@ mod entry;
 mod harness;
 mod inject;
 mod mm;
+mod report;
 mod scenarios;
 mod watchdog;
 
@@ -98,10 +99,5 @@ pub fn kernel_main(boot: &BootInfo) -> ! {
 
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {
-    let cpu = arch::percpu::try_index().map_or(-1, |i| i as i64);
-    console::print_fatal(format_args!("panic: cpu={cpu} {info}\n"));
-    let mut text: heapless::String<256> = heapless::String::new();
-    let _ = core::fmt::Write::write_fmt(&mut text, format_args!("{}", info.message()));
-    harness::report_fatal(&text, None, None);
-    exit(ExitCode::Failure)
+    report::panic(info)
 }

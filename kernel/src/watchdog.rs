@@ -64,6 +64,6 @@ pub fn tick() {
     handlers::request_probe(stuck);
     lapic::send_nmi(percpu::cpu(stuck).lapic_id());
     time::wait_until(PROBE_WAIT_US, || handlers::probed_rip(stuck) != 0);
-    crate::harness::report_hang(stuck, handlers::probed_rip(stuck));
+    crate::report::hang(stuck, handlers::probed_rip(stuck));
     exit(ExitCode::Failure)
 }

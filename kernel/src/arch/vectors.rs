@@ -5,6 +5,27 @@
 use super::percpu::{IST_DB, IST_DF, IST_MC, IST_NMI};
 
 pub const EXCEPTION_VECTORS: usize = 32;
+pub const DEBUG: u8 = 1;
+pub const NMI: u8 = 2;
+pub const BREAKPOINT: u8 = 3;
+pub const DOUBLE_FAULT: u8 = 8;
+pub const PAGE_FAULT: u8 = 14;
+pub const MACHINE_CHECK: u8 = 18;
+
+const NAMES: [&str; EXCEPTION_VECTORS] = [
+    "#DE", "#DB", "NMI", "#BP", "#OF", "#BR", "#UD", "#NM", "#DF", "CSO", "#TS", "#NP", "#SS",
+    "#GP", "#PF", "RSVD15", "#MF", "#AC", "#MC", "#XM", "#VE", "#CP", "RSVD22", "RSVD23", "RSVD24",
+    "RSVD25", "RSVD26", "RSVD27", "#HV", "#VC", "#SX", "RSVD31",
+];
+
+/// The SDM's short name of an exception vector (`#DB`, `NMI`...), `?` above 31.
+pub fn name(vector: u64) -> &'static str {
+    usize::try_from(vector)
+        .ok()
+        .and_then(|v| NAMES.get(v))
+        .copied()
+        .unwrap_or("?")
+}
 /// The LAPIC's spurious-interrupt vector.
 pub const SPURIOUS_VECTOR: u8 = 0xff;
 
@@ -46,11 +67,11 @@ pub const TIMER_VECTOR: u8 = 0xfd;
 /// The IST slot an exception vector's gate uses: #DB, NMI, #DF and #MC each
 /// get their own stack; everything else runs on the stack it interrupted.
 pub fn ist_for(vector: usize) -> u8 {
-    match vector {
-        1 => IST_DB,
-        2 => IST_NMI,
-        8 => IST_DF,
-        18 => IST_MC,
+    match u8::try_from(vector) {
+        Ok(DEBUG) => IST_DB,
+        Ok(NMI) => IST_NMI,
+        Ok(DOUBLE_FAULT) => IST_DF,
+        Ok(MACHINE_CHECK) => IST_MC,
         _ => 0,
     }
 }
