@@ -27,6 +27,7 @@ pub fn start(cpus: usize) -> Option<usize> {
         return None;
     }
     let watch = cpus - 1;
+    crate::entry::set_timer_hook(tick);
     smp::run_on(
         watch,
         |_| {

@@ -30,6 +30,15 @@ pub fn install(strategy: Strategy) {
 
 pub use stubs::{WindowEntry, db_window};
 
+/// What the local APIC timer interrupt runs: the watchdog's tick, set by the
+/// watchdog before it starts the timer (it sits above this layer).
+static TIMER_HOOK: spin::Once<fn()> = spin::Once::new();
+
+/// Sets what the timer interrupt runs; the first caller wins.
+pub fn set_timer_hook(hook: fn()) {
+    TIMER_HOOK.call_once(|| hook);
+}
+
 /// Called by `trap_common` (the plain stubs) with the saved registers.
 ///
 /// Reentrancy: an NMI can arrive while any other vector runs here (own IST).
@@ -49,7 +58,9 @@ pub extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
     }
     if frame.vector == u64::from(vectors::TIMER_VECTOR) {
         crate::arch::lapic::end_of_interrupt();
-        crate::watchdog::tick();
+        if let Some(tick) = TIMER_HOOK.get() {
+            tick();
+        }
         return;
     }
     if frame.vector == u64::from(crate::arch::user::RETURN_VECTOR) && crate::arch::user::land(frame)
