@@ -4,7 +4,6 @@
 
 use core::fmt::Write;
 
-use spin::Mutex;
 use testkit::protocol::{self, Door, Event, LapicMode};
 use testkit::run::{RunConfig, run_tests};
 use testkit::{Job, Machine, Platform, RunError, Selection, Strategy, TESTS};
@@ -70,14 +69,6 @@ fn emit(event: &Event<&str>) {
     }
 }
 
-static CMDLINE: Mutex<heapless::String<4096>> = Mutex::new(heapless::String::new());
-
-/// Whether this boot's command line skips `test` (`skip=` from the runner).
-pub fn selection_skips(test: &str) -> bool {
-    let cmdline = CMDLINE.lock();
-    Selection::parse(&cmdline).is_ok_and(|s| s.is_skipped(test))
-}
-
 /// `list=1`: name every registered test (with its crash expectation) and stop.
 fn list_tests() {
     let mut names: heapless::Vec<&testkit::TestDesc, 256> = TESTS.iter().collect();
@@ -117,11 +108,6 @@ pub fn machine() -> Machine {
 
 /// Runs the selected suite; true when nothing failed.
 pub fn run_suite(door: &str, cmdline: &str, selection: &Selection<'_>, strategy: Strategy) -> bool {
-    {
-        let mut saved = CMDLINE.lock();
-        saved.clear();
-        let _ = saved.push_str(cmdline);
-    }
     let seed = selection.seed.unwrap_or(1);
     let machine = machine();
     let mut build: heapless::String<32> = heapless::String::new();

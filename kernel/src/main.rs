@@ -47,6 +47,7 @@ pub fn kernel_main(boot: &BootInfo) -> ! {
         "istorm {}: x86-64 exception entry torture tests",
         env!("CARGO_PKG_VERSION")
     );
+    cmdline::save(boot.cmdline());
     let cmdline = cmdline::Cmdline::new(boot.cmdline());
     let selection =
         testkit::Selection::parse(boot.cmdline()).unwrap_or_else(|e| panic!("command line: {e}"));

@@ -55,7 +55,7 @@ testkit::test! {
 /// Passes only in a boot that the runner started after `crashed` killed an
 /// earlier one: the runner resumes with `skip=` naming it.
 fn resumed_after(ctx: &mut Context<'_>, crashed: &str) -> TestResult {
-    let skipped = crate::harness::selection_skips(crashed);
+    let skipped = crate::cmdline::skips(crashed);
     if skipped {
         Ok(Observed::Survived)
     } else {
