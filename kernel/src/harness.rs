@@ -8,7 +8,7 @@ use testkit::protocol::{self, Door, Event, LapicMode};
 use testkit::run::{RunConfig, run_tests};
 use testkit::{Job, Machine, Platform, RunError, Selection, Strategy, TESTS};
 
-use crate::arch::{cpu, lapic, percpu, smp};
+use crate::arch::{boot_info, cpu, lapic, percpu, smp};
 use crate::{console, report, watchdog};
 
 struct KernelPlatform;
@@ -107,17 +107,21 @@ pub fn machine() -> Machine {
 }
 
 /// Runs the selected suite; true when nothing failed.
-pub fn run_suite(door: &str, cmdline: &str, selection: &Selection<'_>, strategy: Strategy) -> bool {
+pub fn run_suite(
+    door: boot_info::Door,
+    cmdline: &str,
+    selection: &Selection<'_>,
+    strategy: Strategy,
+) -> bool {
     let seed = selection.seed.unwrap_or(1);
     let machine = machine();
     let mut build: heapless::String<32> = heapless::String::new();
     let _ = write!(build, "istorm-{}", env!("CARGO_PKG_VERSION"));
     emit(&Event::Hello {
         version: protocol::PROTOCOL_VERSION,
-        door: if door == "pvh" {
-            Door::Pvh
-        } else {
-            Door::Limine
+        door: match door {
+            boot_info::Door::Pvh => Door::Pvh,
+            boot_info::Door::Limine => Door::Limine,
         },
         machine,
         cpus: smp::online_count() as u32,

@@ -48,10 +48,34 @@ pub struct Framebuffer {
     pub bpp: u16,
 }
 
+/// Which front door the kernel came in through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Door {
+    /// QEMU `-kernel` through the ELF's PVH note.
+    Pvh,
+    /// Limine (BIOS or UEFI, ISO or disk).
+    Limine,
+}
+
+impl Door {
+    pub fn name(self) -> &'static str {
+        match self {
+            Door::Pvh => "pvh",
+            Door::Limine => "limine",
+        }
+    }
+}
+
+impl core::fmt::Display for Door {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// Everything the rest of the kernel needs from the loader.
 pub struct BootInfo {
-    /// `pvh` or `limine`: reported in the `boot:` line, never branched on.
-    pub door: &'static str,
+    /// Reported in the `boot:` line and the `hello` event, never branched on.
+    pub door: Door,
     /// Virtual address of physical 0 in the higher-half direct map.
     pub hhdm_offset: u64,
     pub memory: Vec<MemoryRegion, MAX_REGIONS>,

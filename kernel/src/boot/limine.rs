@@ -14,7 +14,7 @@ use limine::request::{
 use spin::Once;
 
 use crate::arch::MAX_CPUS;
-use crate::arch::boot_info::{ApLaunch, ApStarter, BootInfo, CpuEntry, Framebuffer};
+use crate::arch::boot_info::{ApLaunch, ApStarter, BootInfo, CpuEntry, Door, Framebuffer};
 
 /// Low memory stays untouched (real-mode structures, firmware leftovers).
 const LOW_FLOOR: u64 = 1 << 20;
@@ -70,7 +70,7 @@ pub extern "C" fn limine_entry() -> ! {
         .offset();
 
     let mut boot = BootInfo {
-        door: "limine",
+        door: Door::Limine,
         hhdm_offset,
         memory: Vec::new(),
         rsdp_phys: RSDP

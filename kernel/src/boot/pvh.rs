@@ -6,7 +6,7 @@
 use heapless::{String, Vec};
 
 use crate::arch::ap_trampoline::{self, TRAMPOLINE_BASE, TrampolineParams};
-use crate::arch::boot_info::{ApLaunch, ApStarter, BootInfo, CpuEntry};
+use crate::arch::boot_info::{ApLaunch, ApStarter, BootInfo, CpuEntry, Door};
 use crate::arch::{cpu, lapic};
 
 /// The boot page tables map physical 0..4 GiB here, as Limine's HHDM does.
@@ -61,7 +61,7 @@ pub extern "C" fn pvh_main(start_info_phys: u32) -> ! {
     );
 
     let mut boot = BootInfo {
-        door: "pvh",
+        door: Door::Pvh,
         hhdm_offset: PVH_HHDM,
         memory: Vec::new(),
         rsdp_phys: (info.rsdp_paddr != 0).then_some(info.rsdp_paddr),
