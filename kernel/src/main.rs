@@ -1,6 +1,26 @@
 //! istorm: a unikernel that torture-tests x86-64 exception entry.
 //!
 //! Data flows one way: boot (two doors) -> arch -> entry -> scenarios -> wire.
+//!
+//! The modules are layers; a module imports only from layers below it (the
+//! layering test in `xtask/tests/` holds the tree to this list), bottom first:
+//!
+//! 1. `arch`: the CPU and the machine: descriptors, IDT gates, APIC, SMP,
+//!    debug registers, vectors and IST slots, `MAX_CPUS`, and `BootInfo`, the
+//!    shape in which both doors hand over what the loader said.
+//! 2. `cmdline`: this boot's command line.
+//! 3. `mm`: frames, stacks with guard pages, MMIO and user mappings.
+//! 4. `console`: serial and framebuffer text, the results screen.
+//! 5. `report`: the wire writer and the fatal paths (panic, unexpected
+//!    exception, hang), which name the running test.
+//! 6. `entry`: every stub (plain and IST), the dispatcher, the checker, the
+//!    strategies, the tracing hook, breakpoints with their deny-list.
+//! 7. `watchdog`: the LAPIC-timer watchdog (sets `entry`'s timer hook).
+//! 8. `scenarios`: the tests.
+//! 9. `harness`: testkit's `Platform` and the suite runner.
+//! 10. the crate root (`kernel_main`, the panic handler).
+//! 11. `boot`: the doors. They run first, but sit on top: each fills a
+//!     `BootInfo` and calls `kernel_main`; nothing below knows which door ran.
 #![no_std]
 #![no_main]
 #![deny(unsafe_op_in_unsafe_fn)]

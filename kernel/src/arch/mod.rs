@@ -1,7 +1,9 @@
-//! Everything that touches the CPU directly: descriptor tables, entry stubs,
-//! debug and control registers, the local APIC, SMP start-up, port I/O.
-//! Unsafe code and asm live here and in `entry/`; the rest of the kernel calls
-//! the safe wrappers.
+//! Everything that touches the CPU directly: descriptor tables, IDT gates,
+//! debug and control registers, the local APIC, SMP start-up, port I/O, and
+//! the shapes the layers above share (`BootInfo`, vector numbers, `TrapFrame`).
+//! The bottom layer: it imports nothing from the rest of the kernel. Unsafe
+//! code and asm live here, in `entry/`, `boot/` and `mm/`; the rest of the
+//! kernel calls the safe wrappers.
 
 pub mod ap_trampoline;
 pub mod boot_info;

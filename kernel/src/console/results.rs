@@ -46,7 +46,7 @@ static RUN: Mutex<Run> = Mutex::new(Run {
     lost: 0,
 });
 
-/// Notes what the summary needs from `event` (called by `harness::emit`).
+/// Notes what the summary needs from `event` (called by `report::emit`).
 pub fn record(event: &Event<&str>) {
     match *event {
         Event::Hello {
