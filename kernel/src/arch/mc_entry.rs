@@ -25,8 +25,8 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use super::mce::{self, Found};
 use super::percpu::{self, IST_MC};
-use super::traps::TrapFrame;
-use crate::boot::MAX_CPUS;
+use super::vectors::TrapFrame;
+use super::MAX_CPUS;
 
 const MACHINE_CHECK: u8 = 18;
 
