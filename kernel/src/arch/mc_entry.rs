@@ -23,10 +23,10 @@
 use core::arch::global_asm;
 use core::sync::atomic::{AtomicU64, Ordering};
 
+use super::MAX_CPUS;
 use super::mce::{self, Found};
 use super::percpu::{self, IST_MC};
 use super::vectors::TrapFrame;
-use super::MAX_CPUS;
 
 const MACHINE_CHECK: u8 = 18;
 
