@@ -1,9 +1,9 @@
 //! QEMU and the processes around it: starting a machine (`machine`) on an
-//! accelerator (`accel`) and firmware (`ovmf`), running any child process
-//! under a timeout (`process`), reading how it ended (`exit`, `crash`), the
-//! serial lines the host checks (`serial`), the monitor over QMP (`qmp`), the
-//! screenshot of a held run (`screenshot`), and machine checks injected on
-//! the kernel's request (`inject`). Imports only `report`.
+//! accelerator (`accel`), firmware (`ovmf`) and drives (`drive`), running any
+//! child process under a timeout (`process`), reading how it ended (`exit`,
+//! `crash`), the serial lines the host checks (`serial`), the monitor over QMP
+//! (`qmp`), the screenshot of a held run (`screenshot`), and machine checks
+//! injected on the kernel's request (`inject`). Imports only `report`.
 
 pub mod accel;
 pub mod crash;
