@@ -1,0 +1,367 @@
+//! xtask's rooms, held: every module lives in one of the five rooms of
+//! `src/main.rs`, imports run down the room order only, one subcommand never
+//! imports another, and the module graph has no cycle.
+//!
+//! The check reads the `crate::` paths of every source file (use trees with
+//! nested braces included, comments skipped) and resolves each to the longest
+//! module it names. Edges between a module and its own ancestors (`super::`, a
+//! `mod.rs` using its children) are the module tree itself and are not counted;
+//! neither are uses of the crate root's own items (`crate::root()`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::Path;
+
+/// The rooms, highest first: a room may import the rooms after it.
+const ROOMS: [&str; 5] = ["cmd", "runner", "media", "qemu", "report"];
+
+/// Modules of `cmd` that every subcommand may import.
+const CMD_SHARED: [&str; 1] = ["cmd::opts"];
+
+/// One `crate::` path and where it was written.
+struct Edge {
+    from: String,
+    to: String,
+    file: String,
+    line: usize,
+}
+
+/// The module a source file defines: `a/b.rs` and `a/b/mod.rs` are `a::b`,
+/// `main.rs` the root (""), and `a/x_tests.rs` (a `#[path]` test module) `a::x`.
+fn module_of(rel: &str) -> String {
+    let stem = rel.strip_suffix(".rs").unwrap_or(rel);
+    let mut parts: Vec<&str> = stem.split('/').collect();
+    if matches!(parts.last(), Some(&"mod") | Some(&"main")) {
+        parts.pop();
+    }
+    let mut module = parts.join("::");
+    if let Some(base) = module.strip_suffix("_tests") {
+        module = base.to_string();
+    }
+    module
+}
+
+/// The code of a line, without its `//` comment.
+fn code(line: &str) -> &str {
+    line.find("//").map_or(line, |at| &line[..at])
+}
+
+/// Splits code into identifiers and the punctuation a use tree needs.
+fn tokens(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let chars: Vec<char> = text.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c.is_alphanumeric() || c == '_' {
+            let start = i;
+            while i < chars.len() && (chars[i].is_alphanumeric() || chars[i] == '_') {
+                i += 1;
+            }
+            out.push(chars[start..i].iter().collect());
+            continue;
+        }
+        if c == ':' && chars.get(i + 1) == Some(&':') {
+            out.push("::".into());
+            i += 2;
+            continue;
+        }
+        if matches!(c, '{' | '}' | ',' | '*' | '$') {
+            out.push(c.to_string());
+        } else if !c.is_whitespace() {
+            out.push(" ".into());
+        }
+        i += 1;
+    }
+    out
+}
+
+/// Reads a path or use tree at `at` (just after `crate::`), pushing every
+/// full path it names onto `out`; returns the index after it.
+fn tree(t: &[String], mut at: usize, prefix: &str, out: &mut Vec<String>) -> usize {
+    let mut path = prefix.to_string();
+    loop {
+        match t.get(at).map(String::as_str) {
+            Some("{") => {
+                at += 1;
+                while !matches!(t.get(at).map(String::as_str), Some("}") | None) {
+                    at = tree(t, at, &path, out);
+                    if t.get(at).map(String::as_str) == Some(",") {
+                        at += 1;
+                    }
+                }
+                return at + 1;
+            }
+            Some(word) if word.chars().all(|c| c.is_alphanumeric() || c == '_') => {
+                if word != "self" {
+                    path = if path.is_empty() {
+                        word.to_string()
+                    } else {
+                        format!("{path}::{word}")
+                    };
+                }
+                at += 1;
+                if t.get(at).map(String::as_str) == Some("::") {
+                    at += 1;
+                    continue;
+                }
+                if t.get(at).map(String::as_str) == Some("as") {
+                    at += 2;
+                }
+                out.push(path);
+                return at;
+            }
+            _ => {
+                out.push(path);
+                return at;
+            }
+        }
+    }
+}
+
+/// Every `crate::` path of a file, with its line.
+fn crate_paths(text: &str) -> Vec<(usize, String)> {
+    let mut found = Vec::new();
+    let lines: Vec<&str> = text.lines().collect();
+    for (n, line) in lines.iter().enumerate() {
+        if !code(line).contains("crate::") {
+            continue;
+        }
+        // A use tree may run over several lines: read on to its end.
+        let rest: String = lines[n..]
+            .iter()
+            .take(12)
+            .map(|l| code(l))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let first = code(line);
+        let t = tokens(&rest);
+        let here = tokens(first).len();
+        let mut i = 0;
+        while i + 1 < here {
+            if t[i] == "crate" && t[i + 1] == "::" && (i == 0 || t[i - 1] != "$") {
+                let mut paths = Vec::new();
+                i = tree(&t, i + 2, "", &mut paths);
+                found.extend(paths.into_iter().map(|p| (n + 1, p)));
+            } else {
+                i += 1;
+            }
+        }
+    }
+    found
+}
+
+/// The longest module of `modules` that `path` starts with.
+fn resolve(path: &str, modules: &BTreeSet<String>) -> Option<String> {
+    let parts: Vec<&str> = path.split("::").collect();
+    (1..=parts.len())
+        .rev()
+        .map(|n| parts[..n].join("::"))
+        .find(|m| modules.contains(m))
+}
+
+fn room(module: &str) -> Option<usize> {
+    let top = module.split("::").next()?;
+    ROOMS.iter().position(|r| *r == top)
+}
+
+fn is_ancestor(a: &str, b: &str) -> bool {
+    a.is_empty() || b.starts_with(&format!("{a}::"))
+}
+
+/// The subcommand a `cmd` module belongs to (`cmd::test::pool` -> `cmd::test`).
+fn subcommand(module: &str) -> Option<String> {
+    let parts: Vec<&str> = module.split("::").collect();
+    (parts.len() >= 2 && parts[0] == "cmd").then(|| parts[..2].join("::"))
+}
+
+/// Checks a source tree given as `(path under src/, text)`; returns every
+/// violation as one line, and the number of edges it looked at.
+fn check(files: &[(String, String)]) -> (Vec<String>, usize) {
+    let modules: BTreeSet<String> = files.iter().map(|(rel, _)| module_of(rel)).collect();
+    let mut problems = Vec::new();
+    for module in &modules {
+        if !module.is_empty() && room(module).is_none() {
+            problems.push(format!(
+                "module `{module}` is in no room: put it under one of {ROOMS:?} (see src/main.rs)"
+            ));
+        }
+    }
+    let mut edges = Vec::new();
+    for (rel, text) in files {
+        let from = module_of(rel);
+        for (line, path) in crate_paths(text) {
+            let Some(to) = resolve(&path, &modules) else {
+                continue;
+            };
+            if to.is_empty() || to == from || is_ancestor(&to, &from) || is_ancestor(&from, &to) {
+                continue;
+            }
+            edges.push(Edge {
+                from: from.clone(),
+                to,
+                file: rel.clone(),
+                line,
+            });
+        }
+    }
+    for e in &edges {
+        if let (Some(a), Some(b)) = (room(&e.from), room(&e.to))
+            && b < a
+        {
+            problems.push(format!(
+                "src/{}:{}: `{}` imports `{}`: room `{}` is above room `{}`",
+                e.file, e.line, e.from, e.to, ROOMS[b], ROOMS[a]
+            ));
+        }
+        if let (Some(a), Some(b)) = (subcommand(&e.from), subcommand(&e.to))
+            && a != b
+            && !CMD_SHARED
+                .iter()
+                .any(|s| e.to == *s || e.to.starts_with(&format!("{s}::")))
+        {
+            problems.push(format!(
+                "src/{}:{}: subcommand `{a}` imports subcommand `{b}`: move what they share down",
+                e.file, e.line
+            ));
+        }
+    }
+    problems.extend(cycles(&edges));
+    (problems, edges.len())
+}
+
+/// One line per strongly connected component of more than one module.
+fn cycles(edges: &[Edge]) -> Vec<String> {
+    let mut graph: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for e in edges {
+        graph.entry(&e.from).or_default().insert(&e.to);
+        graph.entry(&e.to).or_default();
+    }
+    let reach = |start: &str| {
+        let mut seen = BTreeSet::new();
+        let mut todo = vec![start];
+        while let Some(m) = todo.pop() {
+            for &next in &graph[m] {
+                if seen.insert(next) {
+                    todo.push(next);
+                }
+            }
+        }
+        seen
+    };
+    let reaches: BTreeMap<&str, BTreeSet<&str>> = graph.keys().map(|&m| (m, reach(m))).collect();
+    let mut done = BTreeSet::new();
+    let mut out = Vec::new();
+    for &m in graph.keys() {
+        if done.contains(m) || !reaches[m].contains(m) {
+            continue;
+        }
+        let component: Vec<&str> = reaches[m]
+            .iter()
+            .copied()
+            .filter(|other| reaches[other].contains(m))
+            .collect();
+        done.extend(component.iter().copied());
+        out.push(format!("import cycle: {}", component.join(" <-> ")));
+    }
+    out
+}
+
+fn read_tree(dir: &Path, base: &Path, out: &mut Vec<(String, String)>) {
+    for entry in fs::read_dir(dir).unwrap_or_else(|e| panic!("reading {}: {e}", dir.display())) {
+        let path = entry.expect("directory entry").path();
+        if path.is_dir() {
+            read_tree(&path, base, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            let rel = path.strip_prefix(base).expect("under src/");
+            let text = fs::read_to_string(&path).expect("readable source");
+            out.push((rel.to_string_lossy().into_owned(), text));
+        }
+    }
+}
+
+#[test]
+fn xtask_imports_run_down_the_rooms_without_a_cycle() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    read_tree(&src, &src, &mut files);
+    let (problems, edges) = check(&files);
+    assert!(
+        edges > 100,
+        "only {edges} imports found: the parser is broken"
+    );
+    assert!(problems.is_empty(), "\n{}", problems.join("\n"));
+}
+
+fn fixture(files: &[(&str, &str)]) -> Vec<String> {
+    let files: Vec<(String, String)> = files
+        .iter()
+        .map(|(p, t)| (p.to_string(), t.to_string()))
+        .collect();
+    check(&files).0
+}
+
+#[test]
+fn an_upward_import_is_rejected_with_its_line() {
+    let ok = [
+        ("main.rs", "mod report;\nmod runner;\n"),
+        ("runner/mod.rs", "pub mod suite;\n"),
+        ("runner/suite.rs", "use crate::report::verdict::Report;\n"),
+        ("report/mod.rs", "pub mod verdict;\n"),
+        ("report/verdict.rs", "pub struct Report;\n"),
+    ];
+    assert_eq!(fixture(&ok), Vec::<String>::new());
+    let mut bad = ok;
+    bad[4].1 =
+        "// crate::runner in a comment is fine\nfn f() {\n    crate::runner::suite::g();\n}\n";
+    let problems = fixture(&bad);
+    // The upward edge, and the cycle it closes with the downward one.
+    assert_eq!(problems.len(), 2, "{problems:?}");
+    assert_eq!(
+        problems[1],
+        "import cycle: report::verdict <-> runner::suite"
+    );
+    assert!(
+        problems[0]
+            .starts_with("src/report/verdict.rs:3: `report::verdict` imports `runner::suite`"),
+        "{problems:?}"
+    );
+}
+
+#[test]
+fn nested_use_trees_are_read_and_cycles_found() {
+    let files = [
+        ("main.rs", ""),
+        (
+            "qemu/a.rs",
+            "use crate::{\n    qemu::{b::{self, X}, c},\n    report::d as e,\n};\n",
+        ),
+        ("qemu/b.rs", "use crate::qemu::c::Y;\n"),
+        ("qemu/c.rs", "fn f() { crate::qemu::a::g() }\n"),
+        ("report/d.rs", ""),
+    ];
+    let problems = fixture(&files);
+    assert_eq!(problems, ["import cycle: qemu::a <-> qemu::b <-> qemu::c"]);
+}
+
+#[test]
+fn subcommands_share_only_opts_and_every_module_has_a_room() {
+    let files = [
+        ("main.rs", ""),
+        ("cmd/opts.rs", ""),
+        ("cmd/run.rs", "use crate::cmd::opts::Common;\n"),
+        ("cmd/test/mod.rs", "use crate::cmd::run::main;\nmod pool;\n"),
+        ("cmd/test/pool.rs", "use super::Args;\n"),
+        ("setup.rs", ""),
+    ];
+    let problems = fixture(&files);
+    assert_eq!(problems.len(), 2, "{problems:?}");
+    assert!(
+        problems[0].contains("`setup` is in no room"),
+        "{problems:?}"
+    );
+    assert!(
+        problems[1].contains("subcommand `cmd::test` imports subcommand `cmd::run`"),
+        "{problems:?}"
+    );
+}
