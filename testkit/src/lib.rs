@@ -15,6 +15,7 @@ extern crate std;
 
 mod context;
 mod desc;
+pub mod exit;
 mod expect;
 mod message;
 pub mod protocol;

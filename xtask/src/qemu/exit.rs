@@ -1,29 +1,19 @@
-//! The exit protocol between the kernel and the host, in one place.
-//!
-//! The kernel ends a run by writing one byte to QEMU's isa-debug-exit device, and
-//! QEMU exits with status `2 * byte + 1`. So success is never 0, and 1 stays QEMU's
-//! own error. Any status that is not one of the two kernel values means the kernel
-//! never reached its exit path.
+//! The host's reading of how QEMU ended. The exit codes themselves (the byte
+//! the kernel writes, the status QEMU exits with) are `testkit::exit`, shared
+//! with the kernel. Any status that is not one of the kernel's means the
+//! kernel never reached its exit path.
 
 use std::fmt;
 use std::process::ExitStatus;
 
-/// The byte the kernel writes for success.
-pub const SUCCESS_BYTE: u8 = 0x10;
-/// The byte the kernel writes for failure.
-pub const FAILURE_BYTE: u8 = 0x11;
-
-/// The QEMU exit status for a byte written to isa-debug-exit.
-pub const fn qemu_status(byte: u8) -> i32 {
-    2 * byte as i32 + 1
-}
+use testkit::exit::ExitCode;
 
 /// What a finished QEMU process says about the kernel.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Exit {
-    /// The kernel wrote [`SUCCESS_BYTE`].
+    /// The kernel wrote [`ExitCode::Success`].
     Success,
-    /// The kernel wrote [`FAILURE_BYTE`].
+    /// The kernel wrote [`ExitCode::Failure`].
     Failure,
     /// QEMU ended some other way: triple fault or reset (status 0 with
     /// `-no-reboot`), QEMU's own error (1), another status, or a signal.
@@ -41,9 +31,11 @@ impl Exit {
     /// Classifies a QEMU exit from its status code, or from the signal that ended it.
     pub fn classify(code: Option<i32>, signal: Option<i32>) -> Exit {
         match (code, signal) {
-            (Some(c), _) if c == qemu_status(SUCCESS_BYTE) => Exit::Success,
-            (Some(c), _) if c == qemu_status(FAILURE_BYTE) => Exit::Failure,
-            (Some(c), _) => Exit::NeverExited(Ending::Status(c)),
+            (Some(c), _) => match ExitCode::from_qemu_status(c) {
+                Some(ExitCode::Success) => Exit::Success,
+                Some(ExitCode::Failure) => Exit::Failure,
+                None => Exit::NeverExited(Ending::Status(c)),
+            },
             (None, Some(s)) => Exit::NeverExited(Ending::Signal(s)),
             // Unix always gives one of the two; keep a value rather than panic.
             (None, None) => Exit::NeverExited(Ending::Status(-1)),
@@ -62,12 +54,12 @@ impl fmt::Display for Exit {
             Exit::Success => write!(
                 f,
                 "kernel reported success (QEMU exit status {})",
-                qemu_status(SUCCESS_BYTE)
+                ExitCode::Success.qemu_status()
             ),
             Exit::Failure => write!(
                 f,
                 "kernel reported failure (QEMU exit status {})",
-                qemu_status(FAILURE_BYTE)
+                ExitCode::Failure.qemu_status()
             ),
             Exit::NeverExited(ending) => {
                 f.write_str("the kernel never reached its exit path: ")?;
@@ -88,12 +80,6 @@ impl fmt::Display for Exit {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn kernel_bytes_map_to_odd_statuses() {
-        assert_eq!(qemu_status(SUCCESS_BYTE), 33);
-        assert_eq!(qemu_status(FAILURE_BYTE), 35);
-    }
 
     #[test]
     fn kernel_statuses_are_recognised() {

@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
+use testkit::exit::ISA_DEBUG_EXIT_PORT;
+
 use crate::qemu::accel::Accel;
 use crate::qemu::crash::BootEnd;
 use crate::qemu::exit::Exit;
@@ -43,6 +45,7 @@ impl Machine {
     pub fn args(&self) -> Vec<OsString> {
         let smp = self.smp.to_string();
         let accel = self.accel_arg();
+        let exit = format!("isa-debug-exit,iobase={ISA_DEBUG_EXIT_PORT:#x},iosize=0x04");
         [
             "-machine",
             "q35",
@@ -58,7 +61,7 @@ impl Machine {
             "-display",
             "none",
             "-device",
-            "isa-debug-exit,iobase=0xf4,iosize=0x04",
+            &exit,
         ]
         .iter()
         .map(OsString::from)
