@@ -1,4 +1,5 @@
-//! `cargo xtask test`: the host unit tests, the boot matrix
+//! `cargo xtask test`: the host unit tests and the gates (`gates.rs`: fmt,
+//! clippy), the boot matrix
 //! (`runner/matrix.rs`), the disk image as disk and USB stick under SeaBIOS
 //! and OVMF (`runner/image_checks.rs`), then the kernel's registered tests
 //! over the wire protocol:
@@ -14,6 +15,7 @@
 //! All of it runs on `--jobs` QEMU instances side by side (`pool.rs`) and
 //! ends with one line `N passed, N failed, N skipped`.
 
+mod gates;
 mod list;
 mod mutant;
 mod pool;
@@ -200,6 +202,7 @@ pub fn main(args: Args) -> Result<ExitCode> {
         junit::write(path, &[])?;
     }
     let host = args.wanted(HOST_TESTS).then(host_tests);
+    let gates = gates::run(|name| args.wanted(name));
     let jobs = args.jobs();
     // Build and prepare before the progress bars start: cargo and xorriso
     // write to the terminal themselves.
@@ -211,8 +214,8 @@ pub fn main(args: Args) -> Result<ExitCode> {
     let tally = Mutex::new(Tally::new(Console::for_stdout()));
     {
         let mut tally = lock(&tally);
-        tally.expect(usize::from(host.is_some()) + early.len());
-        for report in host.into_iter().chain(early) {
+        tally.expect(usize::from(host.is_some()) + gates.len() + early.len());
+        for report in host.into_iter().chain(gates).chain(early) {
             tally.record(report);
         }
     }
