@@ -4,11 +4,11 @@
 
 use core::fmt::Write;
 
-use testkit::protocol::{self, Door, Event, LapicMode};
+use testkit::protocol::{Door, Event, LapicMode, Setting};
 use testkit::run::{RunConfig, run_tests};
 use testkit::{Job, Machine, Platform, RunError, Selection, Strategy, TESTS};
 
-use crate::arch::{boot_info, cpu, lapic, percpu, smp};
+use crate::arch::{boot_info, cpu, lapic, percpu, smp, time};
 use crate::{console, report, watchdog};
 
 struct KernelPlatform;
@@ -117,8 +117,7 @@ pub fn run_suite(
     let machine = machine();
     let mut build: heapless::String<32> = heapless::String::new();
     let _ = write!(build, "istorm-{}", env!("CARGO_PKG_VERSION"));
-    emit(&Event::Hello {
-        version: protocol::PROTOCOL_VERSION,
+    let setting = Setting {
         door: match door {
             boot_info::Door::Pvh => Door::Pvh,
             boot_info::Door::Limine => Door::Limine,
@@ -131,8 +130,8 @@ pub fn run_suite(
         },
         strategy,
         seed,
-        build: &build,
-    });
+    };
+    emit(&setting.hello(time::ticks_per_us(), build.as_str()));
     if crate::cmdline::Cmdline::new(cmdline).value("list") == Some("1") {
         list_tests();
         return true;

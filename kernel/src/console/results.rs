@@ -3,9 +3,8 @@
 //! no heap; normal context only (the harness emits from the test runner).
 
 use spin::{Mutex, MutexGuard};
-use testkit::protocol::{Counters, Door, Event, LapicMode, Outcome};
+use testkit::protocol::{Counters, Event, Outcome, Setting};
 use testkit::summary::{Entry, Header};
-use testkit::{Machine, Strategy};
 
 /// More than the suite has tests: one result per test and boot.
 const MAX_RESULTS: usize = 128;
@@ -19,18 +18,8 @@ const REASON_MAX: usize = testkit::MESSAGE_LEN;
 pub type Name = heapless::String<NAME_MAX>;
 pub type Reason = heapless::String<REASON_MAX>;
 
-/// Where the run happens, from `hello`.
-#[derive(Clone, Copy)]
-pub struct Setting {
-    pub door: Door,
-    pub lapic: LapicMode,
-    pub machine: Machine,
-    pub cpus: u32,
-    pub seed: u64,
-    pub strategy: Strategy,
-}
-
 pub struct Run {
+    /// Where the run happens, from `hello`.
     pub setting: Option<Setting>,
     pub results: heapless::Vec<Entry<Name>, MAX_RESULTS>,
     /// Why the first failures failed, by index in `results`.
@@ -49,24 +38,9 @@ static RUN: Mutex<Run> = Mutex::new(Run {
 /// Notes what the summary needs from `event` (called by `report::emit`).
 pub fn record(event: &Event<&str>) {
     match *event {
-        Event::Hello {
-            door,
-            machine,
-            cpus,
-            lapic,
-            strategy,
-            seed,
-            ..
-        } => {
+        Event::Hello { .. } => {
             let mut run = RUN.lock();
-            run.setting = Some(Setting {
-                door,
-                lapic,
-                machine,
-                cpus,
-                seed,
-                strategy,
-            });
+            run.setting = event.setting();
             run.results.clear();
             run.reasons.clear();
             run.lost = 0;

@@ -69,6 +69,7 @@ fn run(ctx: &mut Context<'_>) -> TestResult {
     kprintln!("nmi: sent={sent} received={received}");
     let expected = (cpus * cpus.saturating_sub(1)) as u64;
     ctx.counters.nmis = Some(received);
+    ctx.counters.nmis_sent = Some(sent);
     if stuck == 0 && sent == received && sent == expected {
         Ok(Observed::Survived)
     } else {

@@ -23,6 +23,7 @@ mod decode;
 mod encode;
 mod hex;
 pub mod host;
+mod setting;
 #[cfg(feature = "std")]
 mod stream;
 #[cfg(all(test, feature = "std"))]
@@ -34,6 +35,7 @@ mod tests;
 pub use decode::{LineKind, OwnedEvent, parse_line};
 pub use encode::{EncodeError, LINE_MAX, encode_line};
 pub use hex::Hex;
+pub use setting::Setting;
 #[cfg(feature = "std")]
 pub use stream::{Record, RecordKind, StreamError, StreamParser, Transcript, parse_stream};
 
@@ -65,6 +67,10 @@ pub enum Event<S> {
         lapic: LapicMode,
         strategy: Strategy,
         seed: u64,
+        /// TSC ticks per microsecond as the kernel calibrated them, for turning
+        /// cycle counts into time (0: not calibrated).
+        #[serde(default)]
+        tsc_mhz: u64,
         /// Identifies the kernel build (e.g. a git describe or a hash).
         build: S,
     },
@@ -207,6 +213,10 @@ pub struct Counters {
     pub corruptions: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nmis: Option<u64>,
+    /// NMIs a test sent by its own count; with `nmis` (received) it proves
+    /// delivery (`boot::nmi_all_to_all`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nmis_sent: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dbs: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -245,6 +255,7 @@ impl<S> Event<S> {
                 lapic,
                 strategy,
                 seed,
+                tsc_mhz,
                 build,
             } => Event::Hello {
                 version,
@@ -254,6 +265,7 @@ impl<S> Event<S> {
                 lapic,
                 strategy,
                 seed,
+                tsc_mhz,
                 build: f(build),
             },
             Event::Plan { count } => Event::Plan { count },

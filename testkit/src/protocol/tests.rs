@@ -17,6 +17,7 @@ pub(super) fn every_event() -> Vec<Event<&'static str>> {
             lapic: LapicMode::X2apic,
             strategy: Strategy::ShiftIst,
             seed: u64::MAX,
+            tsc_mhz: u64::MAX,
             build: "v0.1.0-3-gabc \"dirty\"",
         },
         Event::Plan { count: 2 },
@@ -49,6 +50,7 @@ pub(super) fn every_event() -> Vec<Event<&'static str>> {
                 overlaps: Some(1),
                 corruptions: Some(3),
                 nmis: Some(1000),
+                nmis_sent: Some(1000),
                 dbs: None,
                 max_depth: Some(2),
                 ..Counters::default()
@@ -210,6 +212,7 @@ fn every_enum_value_round_trips() {
                     lapic,
                     strategy: Strategy::Linux,
                     seed: 0,
+                    tsc_mhz: 2400,
                     build: "",
                 };
                 assert_eq!(parse_line(&encode(&event)), LineKind::Event(owned(&event)));
@@ -236,6 +239,7 @@ fn worst_printable_result_fits_line_max() {
         counters: Counters {
             corruptions: Some(u64::MAX),
             nmis: Some(u64::MAX),
+            nmis_sent: Some(u64::MAX),
             dbs: Some(u64::MAX),
             max_depth: Some(u64::MAX),
             frame_mismatches: Some(u64::MAX),
@@ -292,6 +296,16 @@ fn absent_optional_fields_decode() {
             skipped: 0
         })
     );
+    // A hello from a kernel that did not calibrate its TSC says 0.
+    let hello = format!(
+        "@istorm {{\"type\":\"hello\",\"version\":{PROTOCOL_VERSION},\"door\":\"pvh\",\
+         \"machine\":\"tcg\",\"cpus\":1,\"lapic\":\"xapic\",\"strategy\":\"linux\",\"seed\":1,\
+         \"build\":\"b\"}}"
+    );
+    let LineKind::Event(Event::Hello { tsc_mhz, .. }) = parse_line(&hello) else {
+        panic!("{hello}")
+    };
+    assert_eq!(tsc_mhz, 0);
 }
 
 #[test]
