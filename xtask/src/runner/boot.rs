@@ -42,11 +42,11 @@ pub enum Door {
 }
 
 impl Door {
-    /// The door's name in the kernel's `boot:` line.
-    pub fn kernel_name(self) -> &'static str {
+    /// The door the kernel's `hello` names: PVH, or Limine for all the others.
+    pub fn wire(self) -> testkit::protocol::Door {
         match self {
-            Door::Pvh => "pvh",
-            _ => "limine",
+            Door::Pvh => testkit::protocol::Door::Pvh,
+            _ => testkit::protocol::Door::Limine,
         }
     }
 
@@ -296,8 +296,8 @@ mod tests {
     #[test]
     fn door_names() {
         assert_eq!(Door::default(), Door::LimineBios);
-        assert_eq!(Door::LimineUefi.kernel_name(), "limine");
-        assert_eq!(Door::Pvh.kernel_name(), "pvh");
+        assert_eq!(Door::LimineUefi.wire(), testkit::protocol::Door::Limine);
+        assert_eq!(Door::Pvh.wire(), testkit::protocol::Door::Pvh);
         assert_eq!(Door::LimineBios.ident(), "limine_bios");
         for door in Door::value_variants() {
             assert_eq!(Door::from_str(door.label(), false), Ok(*door));

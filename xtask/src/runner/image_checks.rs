@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use testkit::protocol::parse_stream;
+use testkit::summary::door_name;
 
 use crate::qemu::exit::Exit;
 use crate::qemu::machine::{End, Outcome};
@@ -68,7 +69,6 @@ fn screenshot_check(timeout: Duration) -> Check {
 /// A quick run from the image: kernel success, Limine's door with every CPU,
 /// and a complete wire stream whose `done` counts no failure.
 fn check_run(out: &Outcome) -> Result<(), String> {
-    let boot = serial::boot_line(&out.serial);
     if out.end != End::Exited(Exit::Success) {
         let last = serial::tail(&out.serial, 1);
         let last = last.first().map_or("no serial output".into(), |l| {
@@ -76,16 +76,17 @@ fn check_run(out: &Outcome) -> Result<(), String> {
         });
         return Err(format!("{} (wanted kernel success); {last}", out.end));
     }
-    let boot = boot?;
-    if boot.door != "limine" || boot.cpus != u64::from(CHECK_SMP) {
-        return Err(format!(
-            "boot line: door={} cpus={} (wanted limine and {CHECK_SMP})",
-            boot.door, boot.cpus
-        ));
-    }
     let transcript = parse_stream(out.serial.as_bytes());
     if let Some((line, error)) = transcript.errors().next() {
         return Err(format!("serial line {line}: {error}"));
+    }
+    let setting = transcript.setting().ok_or("no hello event")?;
+    if setting.door != Door::DiskBios.wire() || setting.cpus != CHECK_SMP {
+        return Err(format!(
+            "hello: door={} cpus={} (wanted limine and {CHECK_SMP})",
+            door_name(setting.door),
+            setting.cpus
+        ));
     }
     let done = transcript.done();
     match done {
@@ -101,14 +102,22 @@ fn check_run(out: &Outcome) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use testkit::protocol::PROTOCOL_VERSION;
 
     fn out(end: End, serial: &str) -> Outcome {
         Outcome::canned(end, serial)
     }
 
-    const GOOD: &str = "boot: door=limine cpus=2 lapic=x2apic\r\n\
-        test boot::nmi_all_to_all [linux] ... ok\r\n\
-        @istorm {\"type\":\"done\",\"passed\":1,\"failed\":0,\"skipped\":0}\r\n";
+    fn good() -> String {
+        format!(
+            "boot: door=limine cpus=2 lapic=x2apic\r\n\
+             @istorm {{\"type\":\"hello\",\"version\":{PROTOCOL_VERSION},\"door\":\"limine\",\
+             \"machine\":\"tcg\",\"cpus\":2,\"lapic\":\"x2apic\",\"strategy\":\"linux\",\"seed\":1,\
+             \"build\":\"t\"}}\r\n\
+             test boot::nmi_all_to_all [linux] ... ok\r\n\
+             @istorm {{\"type\":\"done\",\"passed\":1,\"failed\":0,\"skipped\":0}}\r\n"
+        )
+    }
 
     #[test]
     fn the_image_checks_are_named_as_promised() {
@@ -135,16 +144,21 @@ mod tests {
     fn a_quick_run_passes_and_each_fault_is_named() {
         let ok = |end: End, serial: &str| check_run(&out(end, serial));
         let success = || End::Exited(Exit::Success);
-        assert_eq!(ok(success(), GOOD), Ok(()));
-        let err = ok(End::Hang(Duration::from_secs(9)), GOOD).unwrap_err();
+        let good = good();
+        assert_eq!(ok(success(), &good), Ok(()));
+        let err = ok(End::Hang(Duration::from_secs(9)), &good).unwrap_err();
         assert!(err.starts_with("hang after 9 s"), "{err}");
-        let err = ok(success(), &GOOD.replace("door=limine", "door=pvh")).unwrap_err();
+        let err = ok(
+            success(),
+            &good.replace(r#""door":"limine""#, r#""door":"pvh""#),
+        )
+        .unwrap_err();
         assert!(err.contains("door=pvh"), "{err}");
-        let err = ok(success(), &GOOD.replace("\"failed\":0", "\"failed\":2")).unwrap_err();
+        let err = ok(success(), &good.replace("\"failed\":0", "\"failed\":2")).unwrap_err();
         assert!(err.contains("2 failed"), "{err}");
-        let err = ok(success(), &GOOD.replace("\"passed\":1", "\"passed\":0")).unwrap_err();
+        let err = ok(success(), &good.replace("\"passed\":1", "\"passed\":0")).unwrap_err();
         assert!(err.contains("no passed"), "{err}");
-        let cut = GOOD.rsplit_once("@istorm").unwrap().0;
+        let cut = good.rsplit_once("@istorm").unwrap().0;
         let err = ok(success(), cut).unwrap_err();
         assert!(err.contains("done"), "{err}");
     }

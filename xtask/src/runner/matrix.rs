@@ -1,22 +1,27 @@
-//! The boot matrix (issue 8): every door with x2APIC (`-cpu max`) and xAPIC
-//! (`-cpu qemu64`) on 4 CPUs, PVH also on 1 and 8, each checked on its plain
-//! `boot:` and `nmi:` lines; one negative check proves that a kernel failure
-//! is seen as one. These boots use plain `-accel tcg`: they check booting,
-//! not timing. They run only the `boot::` tests (`filter=boot::`, the
-//! smoke entry of limine.conf); the kernel's suites are `sequence.rs`'s.
+//! The boot matrix: every door with x2APIC (`-cpu max`) and xAPIC (`-cpu
+//! qemu64`) on 4 CPUs, PVH also on 1 and 8, each checked on its `hello` event
+//! and the NMI counts of `boot::nmi_all_to_all`'s result; one negative check
+//! proves that a kernel failure is seen as one. These boots use plain
+//! `-accel tcg`: they check booting, not timing. They run only the `boot::`
+//! tests (`filter=boot::`, the smoke entry of limine.conf); the kernel's
+//! suites are `sequence.rs`'s.
 
 use std::time::Duration;
 
 use anyhow::Context;
+use testkit::protocol::{LapicMode, OwnedEvent, parse_stream};
+use testkit::summary::{door_name, lapic_name};
 
 use crate::qemu::exit::Exit;
 use crate::qemu::machine::{End, Outcome};
-use crate::qemu::serial::{self, Lapic};
+use crate::qemu::serial;
 use crate::runner::boot::{BootConfig, Door};
 use crate::runner::suite::Check;
 
 /// The kernel words of a matrix boot: the NMI check and nothing else.
 const SMOKE: &str = "filter=boot::";
+/// The test whose result carries the NMI counts.
+const NMI_TEST: &str = "boot::nmi_all_to_all";
 /// The kernel must report the #UD of `selftest=ud2` this fast.
 const NEGATIVE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -25,9 +30,9 @@ pub fn matrix(timeout: Duration) -> Vec<Check> {
     let mut checks = Vec::new();
     let mut add = |door: Door, cpu: &str, smp: u32| {
         let lapic = if cpu == "max" {
-            Lapic::X2apic
+            LapicMode::X2apic
         } else {
-            Lapic::Xapic
+            LapicMode::Xapic
         };
         checks.push(Check {
             name: format!("boot::{}_{cpu}_smp{smp}", door.ident()),
@@ -74,44 +79,54 @@ fn unexpected_end(out: &Outcome, want: &str) -> String {
     }
 }
 
-/// A normal boot: kernel success, the right `boot:` line, and every CPU's NMI to
-/// every other CPU received.
-fn check_boot(out: &Outcome, door: Door, smp: u32, lapic: Lapic) -> Result<(), String> {
+/// A normal boot: kernel success, the right `hello`, and every CPU's NMI to
+/// every other CPU sent and received.
+fn check_boot(out: &Outcome, door: Door, smp: u32, lapic: LapicMode) -> Result<(), String> {
     if out.end != End::Exited(Exit::Success) {
         return Err(unexpected_end(out, "kernel success"));
     }
-    let boot = serial::boot_line(&out.serial)?;
+    let transcript = parse_stream(out.serial.as_bytes());
+    let setting = transcript.setting().ok_or("no hello event")?;
     let mut wrong = Vec::new();
-    if boot.door != door.kernel_name() {
+    if setting.door != door.wire() {
         wrong.push(format!(
             "door={} (wanted {})",
-            boot.door,
-            door.kernel_name()
+            door_name(setting.door),
+            door_name(door.wire())
         ));
     }
-    if boot.cpus != u64::from(smp) {
-        wrong.push(format!("cpus={} (wanted {smp})", boot.cpus));
+    if setting.cpus != smp {
+        wrong.push(format!("cpus={} (wanted {smp})", setting.cpus));
     }
-    if boot.lapic != lapic {
+    if setting.lapic != lapic {
         wrong.push(format!(
             "lapic={} (wanted {})",
-            boot.lapic.name(),
-            lapic.name()
+            lapic_name(setting.lapic),
+            lapic_name(lapic)
         ));
     }
     if !wrong.is_empty() {
-        return Err(format!("boot line: {}", wrong.join(", ")));
+        return Err(format!("hello: {}", wrong.join(", ")));
     }
-    // One CPU has nobody to send an NMI to: the kernel skips the check.
-    let nmi = match serial::nmi_line(&out.serial) {
-        Err(_) if smp == 1 => return Ok(()),
-        nmi => nmi?,
-    };
+    // One CPU has nobody to send an NMI to: the kernel skips the test.
+    if smp == 1 {
+        return Ok(());
+    }
+    let counters = transcript
+        .events()
+        .find_map(|(_, e)| match e {
+            OwnedEvent::Result { test, counters, .. } if test == NMI_TEST => Some(*counters),
+            _ => None,
+        })
+        .ok_or(format!("no result for {NMI_TEST}"))?;
     let want = u64::from(smp) * u64::from(smp - 1);
-    if nmi.sent != want || nmi.received != want {
+    let (sent, received) = (counters.nmis_sent, counters.nmis);
+    if sent != Some(want) || received != Some(want) {
+        let show = |n: Option<u64>| n.map_or("none".to_string(), |n| n.to_string());
         return Err(format!(
-            "nmi: sent={} received={} (wanted {want} each)",
-            nmi.sent, nmi.received
+            "{NMI_TEST}: sent={} received={} (wanted {want} each)",
+            show(sent),
+            show(received)
         ));
     }
     Ok(())
@@ -133,13 +148,30 @@ fn check_ud2(out: &Outcome) -> Result<(), String> {
 mod tests {
     use super::*;
     use crate::qemu::exit::Ending;
+    use testkit::protocol::PROTOCOL_VERSION;
 
     fn out(end: End, serial: &str) -> Outcome {
         Outcome::canned(end, serial)
     }
 
-    const OK4: &str =
-        "istorm\r\nboot: door=pvh cpus=4 lapic=x2apic\r\nnmi: sent=12 received=12\r\n";
+    /// A boot's wire: its `hello` and, given `(sent, received)`, the NMI
+    /// test's result.
+    fn wire(door: &str, cpus: u32, lapic: &str, nmis: Option<(u64, u64)>) -> String {
+        let mut serial = format!(
+            "istorm\r\n@istorm {{\"type\":\"hello\",\"version\":{PROTOCOL_VERSION},\"door\":\"{door}\",\
+             \"machine\":\"tcg\",\"cpus\":{cpus},\"lapic\":\"{lapic}\",\"strategy\":\"linux\",\
+             \"seed\":1,\"tsc_mhz\":2000,\"build\":\"t\"}}\r\n"
+        );
+        if let Some((sent, received)) = nmis {
+            serial += &format!(
+                "@istorm {{\"type\":\"result\",\"test\":\"{NMI_TEST}\",\"strategy\":\"linux\",\
+                 \"outcome\":\"pass\",\"expected\":\"survive\",\"iterations\":1,\"cycles\":1,\
+                 \"cycles_per_iteration\":1,\"details\":\"\",\
+                 \"counters\":{{\"nmis\":{received},\"nmis_sent\":{sent}}}}}\r\n"
+            );
+        }
+        serial
+    }
 
     #[test]
     fn the_matrix_has_the_named_checks() {
@@ -173,25 +205,25 @@ mod tests {
                 &out(End::Exited(Exit::Success), serial),
                 Door::Pvh,
                 4,
-                Lapic::X2apic,
+                LapicMode::X2apic,
             )
         };
-        assert_eq!(ok(OK4), Ok(()));
-        let err = ok(&OK4
-            .replace("door=pvh", "door=limine")
-            .replace("x2apic", "xapic"))
-        .unwrap_err();
+        assert_eq!(ok(&wire("pvh", 4, "x2apic", Some((12, 12)))), Ok(()));
+        let err = ok(&wire("limine", 4, "xapic", Some((12, 12)))).unwrap_err();
         assert_eq!(
             err,
-            "boot line: door=limine (wanted pvh), lapic=xapic (wanted x2apic)"
+            "hello: door=limine (wanted pvh), lapic=xapic (wanted x2apic)"
         );
-        let err = ok(&OK4.replace("received=12", "received=11")).unwrap_err();
-        assert!(err.contains("wanted 12 each"), "{err}");
-        assert!(
-            ok("boot: door=pvh cpus=4 lapic=x2apic\n")
-                .unwrap_err()
-                .contains("no `nmi:`")
+        let err = ok(&wire("pvh", 4, "x2apic", Some((12, 11)))).unwrap_err();
+        assert_eq!(
+            err,
+            "boot::nmi_all_to_all: sent=12 received=11 (wanted 12 each)"
         );
+        let err = ok(&wire("pvh", 4, "x2apic", None)).unwrap_err();
+        assert_eq!(err, "no result for boot::nmi_all_to_all");
+        // The text lines the kernel prints for people prove nothing.
+        let err = ok("boot: door=pvh cpus=4 lapic=x2apic\nnmi: sent=12 received=12\n");
+        assert_eq!(err.unwrap_err(), "no hello event");
     }
 
     #[test]
@@ -200,43 +232,32 @@ mod tests {
             End::Exited(Exit::NeverExited(Ending::Status(0))),
             "boot: door=pvh\r\nlast words\r\n",
         );
-        let err = check_boot(&triple, Door::Pvh, 4, Lapic::X2apic).unwrap_err();
+        let err = check_boot(&triple, Door::Pvh, 4, LapicMode::X2apic).unwrap_err();
         assert!(
             err.contains("triple fault") && err.contains("`last words`"),
             "{err}"
         );
         let hang = out(End::Hang(Duration::from_secs(30)), "");
-        let err = check_boot(&hang, Door::Pvh, 4, Lapic::X2apic).unwrap_err();
+        let err = check_boot(&hang, Door::Pvh, 4, LapicMode::X2apic).unwrap_err();
         assert!(err.starts_with("hang after 30 s"), "{err}");
     }
 
     #[test]
     fn one_cpu_expects_no_nmis() {
-        let serial = "boot: door=pvh cpus=1 lapic=x2apic\nnmi: sent=0 received=0\n";
-        assert_eq!(
-            check_boot(
-                &out(End::Exited(Exit::Success), serial),
-                Door::Pvh,
-                1,
-                Lapic::X2apic
-            ),
-            Ok(())
-        );
-        // The kernel skips its NMI test on one CPU and prints no `nmi:` line.
-        let serial = "boot: door=pvh cpus=1 lapic=x2apic\n";
+        // The kernel skips its NMI test on one CPU: no result to read.
         let one = |smp| {
             check_boot(
                 &out(
                     End::Exited(Exit::Success),
-                    serial.replace("cpus=1", &format!("cpus={smp}")).as_str(),
+                    &wire("pvh", smp, "x2apic", None),
                 ),
                 Door::Pvh,
                 smp,
-                Lapic::X2apic,
+                LapicMode::X2apic,
             )
         };
         assert_eq!(one(1), Ok(()));
-        assert!(one(2).unwrap_err().contains("no `nmi:`"));
+        assert!(one(2).unwrap_err().contains("no result"));
     }
 
     #[test]

@@ -6,8 +6,8 @@
 //! - `scenarios::db_kernel_nmi_db`: one iteration is a nested #DB plus a
 //!   cross-CPU NMI, so the NMI round trip is the floor it is measured against.
 //!
-//! Each test reports `cycles_per_iteration`; the kernel's `time: tsc_mhz=N`
-//! line turns cycles into iterations per second.
+//! Each test reports `cycles_per_iteration`; the TSC rate in the kernel's
+//! `hello` turns cycles into iterations per second.
 
 use std::process::ExitCode;
 
@@ -16,7 +16,7 @@ use testkit::Strategy;
 use testkit::protocol::{OwnedEvent, parse_stream};
 
 use super::{Setup, median_u64};
-use crate::{qemu::serial, runner::suite};
+use crate::runner::suite;
 
 const INT3: &str = "bench::int3_roundtrip";
 const NMI: &str = "bench::nmi_roundtrip";
@@ -44,9 +44,14 @@ fn measure(setup: &Setup, words: &[&str], tests: &[&str]) -> Result<(u64, Vec<u6
             tail.last().map_or("", String::as_str)
         );
     }
-    let mhz = serial::tsc_mhz(&out.serial)
-        .map_err(anyhow::Error::msg)
-        .with_context(|| format!("the boot with `{line}`"))?;
+    let mhz = transcript
+        .events()
+        .find_map(|(_, e)| match e {
+            OwnedEvent::Hello { tsc_mhz, .. } => Some(*tsc_mhz),
+            _ => None,
+        })
+        .filter(|&mhz| mhz > 0)
+        .with_context(|| format!("the boot with `{line}` names no TSC rate in its hello"))?;
     let mut cycles = Vec::new();
     for test in tests {
         let found = transcript.events().find_map(|(_, e)| match e {
