@@ -15,7 +15,6 @@ pub mod framebuffer;
 pub mod gdt;
 pub mod idt;
 pub mod lapic;
-pub mod mc_entry;
 pub mod mce;
 pub mod paging;
 pub mod park;

@@ -5,6 +5,7 @@ pub mod breakpoint;
 pub mod checker;
 pub mod df;
 pub mod handlers;
+pub mod mc_entry;
 pub mod strategy;
 mod stubs;
 pub mod trace;

@@ -18,8 +18,8 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use testkit::{Context, Observed, TestResult, tags};
 
-use crate::arch::mc_entry;
 use crate::arch::{cpu, mce};
+use crate::entry::mc_entry;
 use crate::inject::{self, Answer};
 
 testkit::test! {

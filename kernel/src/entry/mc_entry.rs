@@ -23,10 +23,10 @@
 use core::arch::global_asm;
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use super::MAX_CPUS;
-use super::mce::{self, Found};
-use super::percpu::{self, IST_MC};
-use super::vectors::TrapFrame;
+use crate::arch::MAX_CPUS;
+use crate::arch::mce::{self, Found};
+use crate::arch::percpu::{self, IST_MC};
+use crate::arch::vectors::TrapFrame;
 
 const MACHINE_CHECK: u8 = 18;
 
@@ -103,7 +103,7 @@ static LANDINGS: [[AtomicU64; 8]; MAX_CPUS] =
 /// the machine-check tests before they arm anything (no #MC can be raised
 /// before `mce::enable`, so the gate is never read while it changes).
 pub fn install() {
-    super::idt::set_gate(MACHINE_CHECK, &raw const mc_entry_plain as u64, IST_MC);
+    crate::arch::idt::set_gate(MACHINE_CHECK, &raw const mc_entry_plain as u64, IST_MC);
 }
 
 /// The last #MC on `cpu` (with `count` of them so far).
