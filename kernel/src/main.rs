@@ -28,14 +28,21 @@
 
 mod arch;
 mod boot;
+#[forbid(unsafe_code)]
 mod cmdline;
+#[forbid(unsafe_code)]
 mod console;
 mod entry;
+#[forbid(unsafe_code)]
 mod harness;
+#[forbid(unsafe_code)]
 mod inject;
 mod mm;
+#[forbid(unsafe_code)]
 mod report;
+#[forbid(unsafe_code)]
 mod scenarios;
+#[forbid(unsafe_code)]
 mod watchdog;
 
 use arch::boot_info::BootInfo;
