@@ -2,8 +2,9 @@
 //!
 //! Data flows one way: boot (two doors) -> arch -> entry -> scenarios -> wire.
 //!
-//! The modules are layers; a module imports only from layers below it (the
-//! layering test in `xtask/tests/` holds the tree to this list), bottom first:
+//! The modules are layers; a module imports only from layers below it
+//! (`xtask/tests/layering.rs` holds the tree to this list; docs/architecture.md
+//! says why), bottom first:
 //!
 //! 1. `arch`: the CPU and the machine: descriptors, IDT gates, APIC, SMP,
 //!    debug registers, vectors and IST slots, `MAX_CPUS`, and `BootInfo`, the
@@ -16,10 +17,11 @@
 //! 6. `entry`: every stub (plain and IST), the dispatcher, the checker, the
 //!    strategies, the tracing hook, breakpoints with their deny-list.
 //! 7. `watchdog`: the LAPIC-timer watchdog (sets `entry`'s timer hook).
-//! 8. `scenarios`: the tests.
-//! 9. `harness`: testkit's `Platform` and the suite runner.
-//! 10. the crate root (`kernel_main`, the panic handler).
-//! 11. `boot`: the doors. They run first, but sit on top: each fills a
+//! 8. `inject`: machine checks on request from the host.
+//! 9. `scenarios`: the tests.
+//! 10. `harness`: testkit's `Platform` and the suite runner.
+//! 11. the crate root (`kernel_main`, the panic handler).
+//! 12. `boot`: the doors. They run first, but sit on top: each fills a
 //!     `BootInfo` and calls `kernel_main`; nothing below knows which door ran.
 #![no_std]
 #![no_main]

@@ -3,7 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
-/// An entry-code strategy (DESIGN.md section 4), chosen at boot with `entry=NAME`.
+/// An entry-code strategy, chosen at boot with `entry=NAME` (what each one
+/// survives: the README's strategy table; how results are judged: docs/verdicts.md).
 /// The wire and the command line spell them the same way.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

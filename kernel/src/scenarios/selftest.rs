@@ -3,8 +3,9 @@
 //! that the host runner booted again and resumed after it. They run only when a
 //! filter names them (`filter=selftest::`).
 //!
-//! `selftest=ud2` / `selftest=panic` on the command line (issue 8's check that a
-//! broken kernel ends with a clear report) are kept as well.
+//! `selftest=ud2` / `selftest=panic` on the command line (the check that a
+//! broken kernel ends with a clear report: docs/verdicts.md, Crashes) are kept
+//! as well.
 
 use testkit::{Context, Observed, TestResult, tags};
 
