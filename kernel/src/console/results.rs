@@ -102,17 +102,12 @@ impl Run {
 
     /// The summary header for this run; counts are of the results kept.
     pub fn header<'a>(&self, cpu: &'a str, ucode: Option<u32>) -> Option<Header<&'a str>> {
-        let s = self.setting?;
+        let setting = self.setting?;
         let count = |o| self.results.iter().filter(|e| e.outcome == o).count() as u32;
         Some(Header {
             cpu,
             ucode,
-            door: s.door,
-            lapic: s.lapic,
-            machine: s.machine,
-            cpus: s.cpus,
-            seed: s.seed,
-            strategy: s.strategy,
+            setting,
             passed: count(Outcome::Pass),
             failed: count(Outcome::Fail),
             skipped: count(Outcome::Skip),

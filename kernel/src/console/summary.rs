@@ -142,7 +142,7 @@ fn draw(s: &mut Surface, l: &Layout, h: &Header<&str>, run: &Run, code: Option<&
     pen.y += detail * font::HEIGHT / 2;
     pen.fmt(
         detail,
-        format_args!("strategy {}, seed {}", h.strategy, h.seed),
+        format_args!("strategy {}, seed {}", h.setting.strategy, h.setting.seed),
     );
     pen.fmt(detail, format_args!("cpu {}", h.cpu));
     match h.ucode {
@@ -153,10 +153,10 @@ fn draw(s: &mut Surface, l: &Layout, h: &Header<&str>, run: &Run, code: Option<&
         detail,
         format_args!(
             "{} cpus, {} boot, {}, vm: {}",
-            h.cpus,
-            summary::door_name(h.door),
-            summary::lapic_name(h.lapic),
-            summary::machine_name(h.machine)
+            h.setting.cpus,
+            summary::door_name(h.setting.door),
+            summary::lapic_name(h.setting.lapic),
+            summary::machine_name(h.setting.machine)
         ),
     );
     pen.y += detail * font::HEIGHT / 2;

@@ -8,7 +8,7 @@ use std::vec::Vec;
 
 use super::{DOORS, Entry, Header, LAPICS, MACHINES, MAGIC};
 use crate::expect::Strategy;
-use crate::protocol::{Counters, Outcome};
+use crate::protocol::{Counters, Outcome, Setting};
 
 /// A decoded summary.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -99,12 +99,14 @@ pub fn decode(text: &str) -> Result<Decoded, DecodeError> {
     let header = Header {
         cpu,
         ucode,
-        door,
-        lapic,
-        machine,
-        cpus,
-        seed,
-        strategy,
+        setting: Setting {
+            door,
+            machine,
+            cpus,
+            lapic,
+            strategy,
+            seed,
+        },
         passed,
         failed,
         skipped,

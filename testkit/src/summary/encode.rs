@@ -39,7 +39,7 @@ pub fn encode<H: AsRef<str>, T: AsRef<str>>(
     };
     write_header(&mut w, header).map_err(|_| too_small)?;
     let results_start = w.len;
-    if write_entries(&mut w, header.strategy, entries) == entries.len() {
+    if write_entries(&mut w, header.setting.strategy, entries) == entries.len() {
         return Ok(w.len);
     }
     // Not everything fits: again, keeping room for the `...<n>` field.
@@ -49,7 +49,7 @@ pub fn encode<H: AsRef<str>, T: AsRef<str>>(
     if w.limit < results_start {
         return Err(too_small);
     }
-    let written = write_entries(&mut w, header.strategy, entries);
+    let written = write_entries(&mut w, header.setting.strategy, entries);
     w.limit = capacity;
     write!(w, "|...{}", entries.len() - written).map_err(|_| too_small)?;
     Ok(w.len)
@@ -65,12 +65,12 @@ fn write_header<S: AsRef<str>>(w: &mut Out<'_>, h: &Header<S>) -> fmt::Result {
     write!(
         w,
         "|door={}|lapic={}|vm={}|cpus={}|seed={}|strategy={}|pass={}|fail={}|skip={}",
-        name_of(&DOORS, h.door),
-        name_of(&LAPICS, h.lapic),
-        name_of(&MACHINES, h.machine),
-        h.cpus,
-        h.seed,
-        h.strategy.name(),
+        name_of(&DOORS, h.setting.door),
+        name_of(&LAPICS, h.setting.lapic),
+        name_of(&MACHINES, h.setting.machine),
+        h.setting.cpus,
+        h.setting.seed,
+        h.setting.strategy.name(),
         h.passed,
         h.failed,
         h.skipped,

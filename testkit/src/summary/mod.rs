@@ -53,7 +53,7 @@ pub use decode::{DecodeError, Decoded, decode};
 pub use encode::{EncodeError, encode};
 
 use crate::expect::{Machine, Strategy};
-use crate::protocol::{Counters, Door, LapicMode, Outcome};
+use crate::protocol::{Counters, Door, LapicMode, Outcome, Setting};
 
 /// The first field: format and version.
 pub const MAGIC: &str = "IST1";
@@ -68,13 +68,9 @@ pub struct Header<S> {
     pub cpu: S,
     /// The microcode revision, when the kernel could read it.
     pub ucode: Option<u32>,
-    pub door: Door,
-    pub lapic: LapicMode,
-    pub machine: Machine,
-    pub cpus: u32,
-    pub seed: u64,
-    /// The boot's strategy; results under another one say so.
-    pub strategy: Strategy,
+    /// Where the run ran, as its `hello` said; results under a strategy other
+    /// than the setting's say so.
+    pub setting: Setting,
     pub passed: u32,
     pub failed: u32,
     pub skipped: u32,

@@ -8,12 +8,14 @@ fn header(passed: u32, failed: u32, skipped: u32) -> Header<&'static str> {
     Header {
         cpu: "Intel(R) Core(TM) i7-8650U CPU @ 1.90GHz",
         ucode: Some(0xf4),
-        door: Door::Limine,
-        lapic: LapicMode::X2apic,
-        machine: Machine::NoHypervisor,
-        cpus: 8,
-        seed: 1,
-        strategy: Strategy::Naive,
+        setting: Setting {
+            door: Door::Limine,
+            machine: Machine::NoHypervisor,
+            cpus: 8,
+            lapic: LapicMode::X2apic,
+            strategy: Strategy::Naive,
+            seed: 1,
+        },
         passed,
         failed,
         skipped,
@@ -237,8 +239,8 @@ fn a_payload_from_a_kernel_boot_decodes() {
                 |scenarios::movss_entry_db::watchpoint=S|scenarios::nmi_nesting=P,c4,n2,d0\
                 |scenarios::trace_irq_recursion=P,c5,d3|scenarios::watchpoints=P,d40";
     let decoded = decode(text).expect("decodes");
-    assert_eq!(decoded.header.machine, Machine::Tcg);
-    assert_eq!(decoded.header.strategy, Strategy::Naive);
+    assert_eq!(decoded.header.setting.machine, Machine::Tcg);
+    assert_eq!(decoded.header.setting.strategy, Strategy::Naive);
     assert_eq!(decoded.entries.len(), 13);
     assert_eq!(decoded.entries[0].test, "scenarios::db_user_nmi_db");
     assert_eq!(decoded.entries[0].outcome, Outcome::Fail);

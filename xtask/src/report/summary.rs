@@ -16,12 +16,12 @@ pub fn describe(decoded: &Decoded) -> String {
     format!(
         "run: cpu {}, microcode {ucode}, {} cpus, {} boot, {}, vm {}, strategy {}, seed {}",
         h.cpu,
-        h.cpus,
-        summary::door_name(h.door),
-        summary::lapic_name(h.lapic),
-        summary::machine_name(h.machine),
-        h.strategy.name(),
-        h.seed
+        h.setting.cpus,
+        summary::door_name(h.setting.door),
+        summary::lapic_name(h.setting.lapic),
+        summary::machine_name(h.setting.machine),
+        h.setting.strategy.name(),
+        h.setting.seed
     )
 }
 
@@ -41,7 +41,7 @@ fn counter_words(c: &Counters) -> String {
 /// One report per result, labelled like a suite's (strategy, LAPIC mode).
 /// The summary has no details: a failure says `failed` and its counters.
 pub fn reports(decoded: &Decoded) -> Vec<Report> {
-    let lapic = summary::lapic_name(decoded.header.lapic);
+    let lapic = summary::lapic_name(decoded.header.setting.lapic);
     decoded
         .entries
         .iter()

@@ -38,31 +38,13 @@ fn travelling(
 /// result with its outcome and counters.
 pub fn matches_stream(decoded: &Decoded, transcript: &Transcript) -> Result<()> {
     let h = &decoded.header;
-    let hello = transcript.events().find_map(|(_, e)| match e {
-        OwnedEvent::Hello {
-            door,
-            machine,
-            cpus,
-            lapic,
-            strategy,
-            seed,
-            ..
-        } => Some((*door, *machine, *cpus, *lapic, *strategy, *seed)),
-        _ => None,
-    });
-    let Some((door, machine, cpus, lapic, strategy, seed)) = hello else {
+    let Some(setting) = transcript.setting() else {
         bail!("the serial stream has no hello event");
     };
     ensure!(
-        (door, machine, cpus, lapic, strategy, seed)
-            == (h.door, h.machine, h.cpus, h.lapic, h.strategy, h.seed),
-        "the summary's header says {} but the hello event says door={} machine={} cpus={cpus} \
-         lapic={} strategy={} seed={seed}",
-        describe(decoded),
-        summary::door_name(door),
-        summary::machine_name(machine),
-        summary::lapic_name(lapic),
-        strategy.name()
+        setting == h.setting,
+        "the summary's header says {} but the hello event says {setting}",
+        describe(decoded)
     );
     let done = transcript.done();
     ensure!(
