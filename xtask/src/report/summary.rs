@@ -70,14 +70,19 @@ pub fn reports(decoded: &Decoded) -> Vec<Report> {
         .collect()
 }
 
+/// A summary of three results, one of each outcome, for the tests here and
+/// in `runner/held_check.rs`.
+#[cfg(test)]
+pub const SAMPLE_QR: &str = "IST1|cpu=QEMU TCG CPU version 2.5+|ucode=na|door=limine|lapic=x2apic\
+    |vm=tcg|cpus=2|seed=1|strategy=naive|pass=1|fail=1|skip=1\
+    |scenarios::db_kernel_nmi_db=F,c3,n200,d200|boot::nmi_all_to_all=P,n2\
+    |scenarios::movss_entry_db::tf=S";
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const QR: &str = "IST1|cpu=QEMU TCG CPU version 2.5+|ucode=na|door=limine|lapic=x2apic|vm=tcg\
-        |cpus=2|seed=1|strategy=naive|pass=1|fail=1|skip=1\
-        |scenarios::db_kernel_nmi_db=F,c3,n200,d200|boot::nmi_all_to_all=P,n2\
-        |scenarios::movss_entry_db::tf=S";
+    const QR: &str = SAMPLE_QR;
 
     #[test]
     fn a_summary_becomes_the_reports_of_a_run() {

@@ -132,10 +132,7 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    const QR: &str = "IST1|cpu=QEMU TCG CPU version 2.5+|ucode=na|door=limine|lapic=x2apic|vm=tcg\
-        |cpus=2|seed=1|strategy=naive|pass=1|fail=1|skip=1\
-        |scenarios::db_kernel_nmi_db=F,c3,n200,d200|boot::nmi_all_to_all=P,n2\
-        |scenarios::movss_entry_db::tf=S";
+    const QR: &str = crate::report::summary::SAMPLE_QR;
 
     fn stream() -> String {
         [
