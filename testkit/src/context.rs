@@ -191,7 +191,8 @@ impl<'p> Context<'p> {
         self.corruptions_reported
     }
 
-    /// Records why the test failed, for `return Err(ctx.fail(format_args!(..)))`.
+    /// Records why the test failed: `return Err(ctx.fail(format_args!(..)))`,
+    /// which [`fail!`](crate::fail) and [`ensure!`](crate::ensure) write for you.
     pub fn fail(&mut self, args: fmt::Arguments<'_>) -> Failure {
         self.failure = message(args);
         Failure::Noted
@@ -224,4 +225,25 @@ pub struct Corruption<'a> {
     pub field: &'a str,
     pub expected: u64,
     pub seen: u64,
+}
+
+/// Ends the running test as failed, with a formatted reason:
+/// `testkit::fail!(ctx, "lost {lost} of {sent} NMIs")` is
+/// `return Err(ctx.fail(format_args!(...)))`.
+#[macro_export]
+macro_rules! fail {
+    ($ctx:expr, $($reason:tt)+) => {
+        return ::core::result::Result::Err($ctx.fail(::core::format_args!($($reason)+)))
+    };
+}
+
+/// Ends the running test as failed unless `cond` holds:
+/// `testkit::ensure!(ctx, hits > 0, "the hazard never happened")`.
+#[macro_export]
+macro_rules! ensure {
+    ($ctx:expr, $cond:expr, $($reason:tt)+) => {
+        if !$cond {
+            $crate::fail!($ctx, $($reason)+);
+        }
+    };
 }

@@ -103,6 +103,22 @@ impl TestDesc {
     pub fn has_tag(&self, tag: &str) -> bool {
         self.tags.contains(&tag)
     }
+
+    /// A test's name from where it is registered: `module_path!()` without
+    /// the crate's own name, so `istorm::scenarios::gd_detect` registers
+    /// `scenarios::gd_detect`. [`test!`](crate::test) uses it when no `name`
+    /// is given, so the name cannot drift from the file.
+    pub const fn name_from_module(path: &'static str) -> &'static str {
+        let bytes = path.as_bytes();
+        let mut i = 0;
+        while i + 1 < bytes.len() {
+            if bytes[i] == b':' && bytes[i + 1] == b':' {
+                return path.split_at(i + 2).1;
+            }
+            i += 1;
+        }
+        path
+    }
 }
 
 /// Registers a test: one item next to its function.
@@ -115,7 +131,6 @@ impl TestDesc {
 /// }
 ///
 /// testkit::test! {
-///     name: "scenarios::db_kernel_nmi_db",
 ///     run: db_kernel_nmi_db,
 ///     cpus: 2,
 ///     iterations: 10_000,
@@ -124,9 +139,17 @@ impl TestDesc {
 /// }
 /// ```
 ///
-/// `name` and `run` come first and are required; the other fields of
-/// [`TestDesc`] are optional, in any order. Module, file and line are filled in.
-/// Any number of tests may be registered in one module.
+/// The name comes from the module the registration sits in, without the
+/// crate's name ([`TestDesc::name_from_module`]): registered in
+/// `kernel/src/scenarios/db_kernel_nmi_db.rs` it is
+/// `scenarios::db_kernel_nmi_db`. A file that registers several tests names
+/// each with `case: "tf"` first (`scenarios::movss_entry_db::tf`). `name:
+/// "..."` first instead sets the name by hand, for a name that must differ
+/// from the file's path.
+///
+/// `run` is required; the other fields of [`TestDesc`] are optional, in any
+/// order. Module, file and line are filled in. Any number of tests may be
+/// registered in one module.
 #[macro_export]
 macro_rules! test {
     (name: $name:expr, run: $run:expr $(, $field:ident : $value:expr)* $(,)?) => {
@@ -140,5 +163,21 @@ macro_rules! test {
                 ..$crate::TestDesc::new($name, $run, ::core::module_path!(), ::core::file!(), ::core::line!())
             };
         };
+    };
+    (case: $case:literal, run: $run:expr $(, $field:ident : $value:expr)* $(,)?) => {
+        $crate::test! {
+            name: $crate::TestDesc::name_from_module(
+                ::core::concat!(::core::module_path!(), "::", $case)
+            ),
+            run: $run
+            $(, $field: $value)*
+        }
+    };
+    (run: $run:expr $(, $field:ident : $value:expr)* $(,)?) => {
+        $crate::test! {
+            name: $crate::TestDesc::name_from_module(::core::module_path!()),
+            run: $run
+            $(, $field: $value)*
+        }
     };
 }

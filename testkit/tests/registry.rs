@@ -41,6 +41,12 @@ mod nested {
     testkit::test! { name: "registry::nested::third", run: third, }
 }
 
+// Names from the module path: `registry::derived` without the crate's name.
+mod derived {
+    testkit::test! { run: super::first }
+    testkit::test! { case: "tf", run: super::first, cpus: 2 }
+}
+
 fn find(name: &str) -> &'static TestDesc {
     TESTS
         .iter()
@@ -55,6 +61,8 @@ fn the_linker_collects_every_registration() {
     assert_eq!(
         names,
         [
+            "derived",
+            "derived::tf",
             "registry::first",
             "registry::nested::third",
             "registry::second"
@@ -79,6 +87,18 @@ fn defaults_and_location_are_filled_in() {
     assert!(t.tags.is_empty());
     assert_eq!(t.expect, Expectations::all(Expect::Survive));
     assert_eq!(find("registry::nested::third").module, "registry::nested");
+}
+
+#[test]
+fn names_come_from_the_module_path() {
+    assert_eq!(find("derived").module, "registry::derived");
+    let case = find("derived::tf");
+    assert_eq!((case.module, case.cpus), ("registry::derived", 2));
+    assert_eq!(
+        TestDesc::name_from_module("istorm::scenarios::gd_detect"),
+        "scenarios::gd_detect"
+    );
+    assert_eq!(TestDesc::name_from_module("solo"), "solo");
 }
 
 #[test]

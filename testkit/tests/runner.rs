@@ -98,7 +98,14 @@ fn needs_missing_cpu(ctx: &mut Context<'_>) -> TestResult {
 
 fn fails_with_a_formatted_reason(ctx: &mut Context<'_>) -> TestResult {
     let cpus = ctx.cpu_count();
-    Err(ctx.fail(format_args!("saw {cpus} CPUs, wanted an NMI from each")))
+    testkit::fail!(ctx, "saw {cpus} CPUs, wanted an NMI from each");
+}
+
+fn ensures_a_condition(ctx: &mut Context<'_>) -> TestResult {
+    testkit::ensure!(ctx, ctx.cpu_count() > 1, "unreachable: two CPUs are up");
+    let wanted = 64;
+    testkit::ensure!(ctx, ctx.cpu_count() >= wanted, "needs {wanted} CPUs");
+    Ok(Observed::Survived)
 }
 
 fn fails_for_a_fixed_reason(_: &mut Context<'_>) -> TestResult {
@@ -250,6 +257,7 @@ fn failures_carry_their_reason() {
     let tests = [
         desc("f::formatted", fails_with_a_formatted_reason),
         desc("f::fixed", fails_for_a_fixed_reason),
+        desc("f::ensured", ensures_a_condition),
         TestDesc {
             expect: DETECT_ON_NAIVE.with(Strategy::Naive, Expect::Skip("not here")),
             ..desc("f::skip_wins", fails_for_a_fixed_reason)
@@ -266,10 +274,11 @@ fn failures_carry_their_reason() {
         summary,
         Summary {
             passed: 0,
-            failed: 2,
+            failed: 3,
             skipped: 1
         }
     );
+    assert_eq!(outcome_of(&fake, "f::ensured").1, "needs 64 CPUs");
     assert_eq!(
         outcome_of(&fake, "f::formatted").1,
         "saw 2 CPUs, wanted an NMI from each"
