@@ -7,7 +7,9 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::{Path, PathBuf};
+
+#[path = "common/mod.rs"]
+mod common;
 
 /// Bottom first. A module may import from the modules before it only.
 /// `main` is the crate root (`kernel_main`, the panic handler); `boot` holds
@@ -233,11 +235,8 @@ fn violations(files: &[(String, String)]) -> Vec<String> {
 }
 
 fn kernel_sources() -> Vec<(String, String)> {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../kernel/src");
-    let mut paths = Vec::new();
-    collect(&src, &mut paths);
-    paths.sort();
-    paths
+    let src = common::root().join("kernel/src");
+    common::rust_files("kernel/src")
         .into_iter()
         .map(|path| {
             let rel = path.strip_prefix(&src).expect("under kernel/src");
@@ -246,17 +245,6 @@ fn kernel_sources() -> Vec<(String, String)> {
             (rel, text)
         })
         .collect()
-}
-
-fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in fs::read_dir(dir).unwrap_or_else(|e| panic!("reading {}: {e}", dir.display())) {
-        let path = entry.expect("directory entry").path();
-        if path.is_dir() {
-            collect(&path, out);
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            out.push(path);
-        }
-    }
 }
 
 #[test]

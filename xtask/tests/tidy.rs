@@ -3,31 +3,15 @@
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("xtask lives in the workspace")
-        .to_path_buf()
-}
+#[path = "common/mod.rs"]
+mod common;
 
-fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in fs::read_dir(dir).unwrap_or_else(|e| panic!("reading {}: {e}", dir.display())) {
-        let path = entry.expect("directory entry").path();
-        if path.is_dir() {
-            rust_files(&path, out);
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            out.push(path);
-        }
-    }
-}
+use common::{root, rust_files};
 
 fn kernel_files() -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    rust_files(&root().join("kernel/src"), &mut files);
-    files.sort();
-    files
+    rust_files("kernel/src")
 }
 
 /// Lines that open an `unsafe` block (not `unsafe fn`, `unsafe impl`,
@@ -233,16 +217,14 @@ const LONG_FILES: [(&str, &str); 3] = [
 
 #[test]
 fn no_source_file_is_over_the_line_limit() {
-    let mut files = Vec::new();
-    for dir in [
+    let dirs = [
         "kernel/src",
         "testkit/src",
         "testkit/tests",
         "xtask/src",
         "xtask/tests",
-    ] {
-        rust_files(&root().join(dir), &mut files);
-    }
+    ];
+    let files: Vec<PathBuf> = dirs.into_iter().flat_map(rust_files).collect();
     assert!(
         files.len() > 50,
         "found {} source files: the scan is broken",
