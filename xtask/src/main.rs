@@ -46,8 +46,14 @@ enum Cli {
     /// is one.
     Usb(cmd::usb::Args),
     /// Turn the QR code shown at the end of a run back into the report a
-    /// QEMU run gives.
+    /// QEMU run gives; merge result files of many runs (JSON lines, JUnit,
+    /// QR texts, serial and LAVA logs) into one table.
     Results(cmd::results::Args),
+    /// Run the catalog on every platform here (QEMU TCG x2APIC and xAPIC,
+    /// Bochs, KVM) and print the hazard x platform divergence table.
+    Matrix(cmd::divergence::Args),
+    /// Write LAVA job definitions (QEMU, and an x86 PC booting the USB image).
+    Lava(cmd::lava::Args),
 }
 
 /// A command-line mistake as one line `error: ...` (clap's own report has a
@@ -103,6 +109,8 @@ fn main() -> ExitCode {
         Cli::Image(args) => cmd::image::main(args),
         Cli::Usb(args) => cmd::usb::main(args),
         Cli::Results(args) => cmd::results::main(args),
+        Cli::Matrix(args) => cmd::divergence::main(args),
+        Cli::Lava(args) => cmd::lava::main(args),
     };
     result.unwrap_or_else(|error| {
         // `{:#}` prints the whole context chain on one line and never a backtrace,

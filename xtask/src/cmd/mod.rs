@@ -3,7 +3,9 @@
 //! subcommand never imports another; `opts` holds the options they share.
 
 pub mod bench;
+pub mod divergence;
 pub mod image;
+pub mod lava;
 pub mod opts;
 pub mod results;
 pub mod run;

@@ -72,16 +72,6 @@ pub enum Switch {
     Off,
 }
 
-/// The LAPIC mode a QEMU CPU model gives under TCG (`max`: x2APIC, `qemu64`:
-/// xAPIC), for names; another model is named by itself.
-pub fn lapic_label(cpu: &str) -> String {
-    match cpu {
-        "max" => "x2apic".into(),
-        "qemu64" => "xapic".into(),
-        other => other.into(),
-    }
-}
-
 /// Kernel arguments are single `key=value` words on one line.
 pub fn check_kernel_args(args: &[String]) -> Result<()> {
     for arg in args {
@@ -157,9 +147,6 @@ mod tests {
         assert_eq!(parse_strategy("shift-ist"), Ok(testkit::Strategy::ShiftIst));
         let err = parse_strategy("shift_ist").unwrap_err();
         assert!(err.contains("naive, shift-ist, dr7-guard, linux"), "{err}");
-        assert_eq!(lapic_label("max"), "x2apic");
-        assert_eq!(lapic_label("qemu64"), "xapic");
-        assert_eq!(lapic_label("Skylake-Server"), "Skylake-Server");
     }
 
     #[test]

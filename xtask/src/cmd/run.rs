@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::{Result, bail};
 
 use crate::cmd::opts::{self, Common};
+use crate::qemu::emulator::Emulator;
 use crate::qemu::exit::Exit;
 use crate::qemu::machine::End;
 use crate::qemu::process::Echo;
@@ -24,6 +25,10 @@ pub struct Args {
     /// QEMU CPU model (`max` offers x2APIC under TCG, `qemu64` does not).
     #[arg(long, value_name = "MODEL", default_value = "max", value_parser = opts::parse_cpu)]
     cpu: String,
+    /// The program that runs the kernel. Bochs boots the Limine ISO under
+    /// BIOS; its CPU model defaults to corei7_skylake_x (x2APIC), 1 to 8 CPUs.
+    #[arg(long, value_enum, default_value_t = Emulator::Qemu)]
+    emulator: Emulator,
     #[command(flatten)]
     common: Common,
     /// Kernel command-line words, e.g. `selftest=ud2`.
@@ -36,9 +41,10 @@ pub fn main(args: Args) -> Result<ExitCode> {
     let config = BootConfig {
         door: args.boot,
         smp: args.smp,
-        cpu: args.cpu,
+        cpu: args.emulator.cpu_model(&args.cpu),
         args: args.kernel_args,
         single_step: false,
+        emulator: args.emulator,
     };
     let choice = accel::choose(args.common.accel)?;
     let kernel = kernel::kernel_or(args.common.kernel.as_ref())?;
@@ -49,7 +55,10 @@ pub fn main(args: Args) -> Result<ExitCode> {
     };
     let artifacts = Artifacts::new(kernel).with_limine(limine);
     artifacts.prepare(&config)?;
-    eprintln!("{choice}");
+    match args.emulator.describe(config.smp, &config.cpu) {
+        Some(line) => eprintln!("{line}"),
+        None => eprintln!("{choice}"),
+    }
     let outcome = artifacts.boot(&config, choice.accel, args.common.timeout(), Echo::Live)?;
     match outcome.end {
         End::Exited(Exit::Success) => {

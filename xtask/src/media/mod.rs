@@ -9,6 +9,7 @@ pub mod disk;
 pub mod image;
 pub mod iso;
 pub mod kernel;
+pub mod lava;
 pub mod limine;
 pub mod stick;
 pub mod sysfs;

@@ -3,11 +3,14 @@
 //! child process under a timeout (`process`), reading how it ended (`exit`,
 //! `crash`), the serial lines the host checks (`serial`), the monitor over QMP
 //! (`qmp`), the screenshot of a held run (`screenshot`), and machine checks
-//! injected on the kernel's request (`inject`). Imports only `report`.
+//! injected on the kernel's request (`inject`). Bochs is the second emulator
+//! (`bochs`, chosen with `emulator`). Imports only `report`.
 
 pub mod accel;
+pub mod bochs;
 pub mod crash;
 pub mod drive;
+pub mod emulator;
 pub mod exit;
 pub mod inject;
 pub mod machine;

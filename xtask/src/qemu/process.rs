@@ -99,6 +99,11 @@ impl Guard {
             .with_context(|| format!("cannot start `{name}`"))?;
         Ok(Guard(child))
     }
+
+    /// The child's status if it has exited.
+    pub fn try_wait(&mut self) -> Result<Option<ExitStatus>> {
+        self.0.try_wait().context("waiting for the child")
+    }
 }
 
 impl Drop for Guard {

@@ -1,11 +1,19 @@
 //! What the user reads: the console and its progress bars (`console`), the
 //! `--json` records (`jsonlog`), JUnit XML (`junit`), and pictures with their
-//! QR codes (`picture`). The bottom room: imports nothing else of xtask.
+//! QR codes (`picture`); results read back from any of those, a LAVA log or
+//! a QR text (`finding`, `lava_results`), what silicon does per hazard
+//! (`reference`) and the hazard x platform table (`divergence`), each result's
+//! `platform`. The bottom room: imports nothing else of xtask.
 
 pub mod console;
+pub mod divergence;
+pub mod finding;
 pub mod jsonlog;
 pub mod junit;
+pub mod lava_results;
 pub mod picture;
+pub mod platform;
+pub mod reference;
 pub mod summary;
 pub mod tally;
 pub mod verdict;

@@ -3,7 +3,7 @@
 //! put them together.
 
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -13,7 +13,9 @@ use clap::ValueEnum;
 use crate::media::image;
 use crate::media::limine::Limine;
 use crate::qemu::accel::Accel;
+use crate::qemu::bochs;
 use crate::qemu::drive::{self, Medium};
+use crate::qemu::emulator::Emulator;
 use crate::qemu::machine::{self, Live, Machine, Outcome};
 use crate::qemu::ovmf::{self, Firmware};
 use crate::qemu::process::{Echo, Watch};
@@ -105,6 +107,8 @@ pub struct BootConfig {
     pub args: Vec<String>,
     /// TCG only: one instruction per translation block (see [`Machine`]).
     pub single_step: bool,
+    /// The program that runs it; Bochs boots only the Limine ISO under BIOS.
+    pub emulator: Emulator,
 }
 
 /// The files boots are made from: the kernel ELF, the ISOs and disk images
@@ -252,6 +256,10 @@ impl Artifacts {
         timeout: Duration,
         echo: Echo,
     ) -> Result<Outcome> {
+        if config.emulator == Emulator::Bochs {
+            let (machine, iso) = self.bochs(config)?;
+            return bochs::run(&machine, &iso, timeout, echo);
+        }
         let (args, _scratch) = self.qemu_args(config, accel)?;
         if screenshot::is_held(&config.args) {
             return screenshot::run_held(&args, timeout, echo, &png_path(config));
@@ -266,8 +274,34 @@ impl Artifacts {
         accel: Accel,
         watch: &mut dyn Watch,
     ) -> Result<Live> {
+        if config.emulator == Emulator::Bochs {
+            let (machine, iso) = self.bochs(config)?;
+            return bochs::run_watched(&machine, &iso, watch);
+        }
         let (args, _scratch) = self.qemu_args(config, accel)?;
         machine::run_watched(&args, watch)
+    }
+
+    /// Bochs' machine and the prepared ISO for `config`.
+    fn bochs(&self, config: &BootConfig) -> Result<(bochs::Machine, PathBuf)> {
+        anyhow::ensure!(
+            config.door == Door::LimineBios,
+            "Bochs boots the Limine ISO under its BIOS only: use --boot limine-bios, not {}",
+            config.door.label()
+        );
+        let machine = bochs::Machine::new(config.smp, Some(&config.cpu))?;
+        let isos = self.isos.lock().unwrap_or_else(|p| p.into_inner());
+        let iso = isos
+            .iter()
+            .find(|(a, _)| *a == config.args)
+            .map(|(_, path)| path.clone())
+            .context("the ISO was not prepared")?;
+        Ok((machine, iso))
+    }
+
+    /// The kernel ELF the boots start.
+    pub fn kernel(&self) -> &Path {
+        &self.kernel
     }
 }
 
@@ -313,6 +347,7 @@ mod tests {
             cpu: "max".into(),
             args: vec![],
             single_step: false,
+            emulator: Emulator::Qemu,
         };
         artifacts.prepare(&pvh).unwrap();
         let bios = BootConfig {

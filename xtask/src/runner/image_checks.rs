@@ -7,6 +7,7 @@ use std::time::Duration;
 use testkit::protocol::parse_stream;
 use testkit::summary::door_name;
 
+use crate::qemu::emulator::Emulator;
 use crate::qemu::exit::Exit;
 use crate::qemu::machine::{End, Outcome};
 use crate::qemu::{screenshot, serial};
@@ -37,6 +38,7 @@ pub fn checks(timeout: Duration) -> Vec<Check> {
             cpu: "max".into(),
             args: vec![QUICK.into()],
             single_step: false,
+            emulator: Emulator::Qemu,
         },
         timeout,
         checker: Box::new(check_run),
@@ -56,6 +58,7 @@ fn screenshot_check(timeout: Duration) -> Check {
         cpu: "max".into(),
         args: vec![QUICK.into(), screenshot::HOLD.into()],
         single_step: false,
+        emulator: Emulator::Qemu,
     };
     let png = crate::runner::boot::png_path(&config);
     Check {

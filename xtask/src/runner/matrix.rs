@@ -12,6 +12,8 @@ use anyhow::Context;
 use testkit::protocol::{LapicMode, OwnedEvent, parse_stream};
 use testkit::summary::{door_name, lapic_name};
 
+use crate::qemu::bochs;
+use crate::qemu::emulator::Emulator;
 use crate::qemu::exit::Exit;
 use crate::qemu::machine::{End, Outcome};
 use crate::qemu::serial;
@@ -42,6 +44,7 @@ pub fn matrix(timeout: Duration) -> Vec<Check> {
                 cpu: cpu.into(),
                 args: vec![SMOKE.into()],
                 single_step: false,
+                emulator: Emulator::Qemu,
             },
             timeout,
             checker: Box::new(move |out| check_boot(out, door, smp, lapic)),
@@ -63,11 +66,31 @@ pub fn matrix(timeout: Duration) -> Vec<Check> {
             cpu: "max".into(),
             args: vec!["selftest=ud2".into()],
             single_step: false,
+            emulator: Emulator::Qemu,
         },
         timeout: timeout.min(NEGATIVE_TIMEOUT),
         checker: Box::new(check_ud2),
     });
     checks
+}
+
+/// The Bochs smoke boot: the Limine ISO under Bochs' BIOS on 2 CPUs of
+/// `corei7_skylake_x` (x2APIC), checked like the QEMU boots.
+pub fn bochs_smoke(timeout: Duration) -> Check {
+    let (door, smp) = (Door::LimineBios, 2);
+    Check {
+        name: format!("bochs::{}_smp{smp}", door.ident()),
+        config: BootConfig {
+            door,
+            smp,
+            cpu: bochs::CPU_MODEL.into(),
+            args: vec![SMOKE.into()],
+            single_step: false,
+            emulator: Emulator::Bochs,
+        },
+        timeout,
+        checker: Box::new(move |out| check_boot(out, door, smp, Lapic::X2apic)),
+    }
 }
 
 /// The reason a run did not end the expected way, with the kernel's last words.

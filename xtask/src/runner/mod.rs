@@ -6,6 +6,7 @@
 pub mod boot;
 pub mod held_check;
 pub mod image_checks;
+pub mod lava_check;
 pub mod matrix;
 pub mod recovery;
 pub mod sequence;

@@ -53,6 +53,7 @@ pub fn failure_detail(serial: &str, stderr: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::qemu::emulator::Emulator;
     use crate::qemu::exit::Exit;
     use crate::qemu::machine::End;
     use crate::runner::boot::Door;
@@ -66,6 +67,7 @@ mod tests {
                 cpu: "max".into(),
                 args: vec![],
                 single_step: false,
+                emulator: Emulator::Qemu,
             },
             timeout: Duration::from_secs(1),
             checker,

@@ -8,6 +8,7 @@ use anyhow::{Result, bail};
 
 use super::{Args, median};
 use crate::media::limine::{self, Lookup};
+use crate::qemu::emulator::Emulator;
 use crate::qemu::exit::Exit;
 use crate::qemu::machine::{self, End, Machine};
 use crate::qemu::process::Echo;
@@ -33,6 +34,7 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         // exits (its default suite would measure the tests, not the boot).
         args: vec![NO_TEST.to_string()],
         single_step: false,
+        emulator: Emulator::Qemu,
     };
     let mut doors = vec![Door::Pvh];
     let mut skipped = Vec::new();

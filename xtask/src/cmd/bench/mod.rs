@@ -23,6 +23,7 @@ use clap::ValueEnum;
 use crate::cmd::opts::{self, Common, Switch};
 use crate::media::kernel;
 use crate::qemu::accel::{self, Accel, Choice};
+use crate::qemu::emulator::Emulator;
 use crate::qemu::machine::Machine;
 use crate::runner::boot::{Artifacts, BootConfig, Door};
 
@@ -95,6 +96,7 @@ impl Setup<'_> {
             cpu: self.args.cpu.clone(),
             args: words.iter().map(|w| w.to_string()).collect(),
             single_step: self.args.tcg_single_step == Switch::On,
+            emulator: Emulator::Qemu,
         }
     }
 

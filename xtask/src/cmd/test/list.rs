@@ -10,6 +10,7 @@ use super::Args;
 use crate::media::kernel;
 use crate::media::limine;
 use crate::qemu::accel::{self, Accel};
+use crate::qemu::emulator::Emulator;
 use crate::qemu::process::Echo;
 use crate::runner::boot::{Artifacts, BootConfig, Door};
 
@@ -46,9 +47,14 @@ pub(super) fn list_boot(
     let config = BootConfig {
         door,
         smp: args.smp,
-        cpu: args.cpus().swap_remove(0),
+        // A listing boots QEMU whatever runs the suites.
+        cpu: match args.emulator {
+            Emulator::Qemu => args.cpus().swap_remove(0),
+            Emulator::Bochs => "max".into(),
+        },
         args: vec!["list=1".into()],
         single_step: false,
+        emulator: Emulator::Qemu,
     };
     artifacts.prepare(&config)?;
     let out = artifacts.boot(&config, accel, args.common.timeout(), Echo::Quiet)?;

@@ -34,6 +34,8 @@ use self::pool::{lock, prepare, run_jobs};
 
 use crate::cmd::opts::{self, Common, Switch};
 use crate::media::kernel;
+use crate::qemu::bochs;
+use crate::qemu::emulator::Emulator;
 use crate::qemu::process;
 use crate::report::console::Console;
 use crate::report::jsonlog::JsonLog;
@@ -41,6 +43,7 @@ use crate::report::junit;
 use crate::report::tally::Tally;
 use crate::report::verdict::{Report, Verdict};
 use crate::runner::boot::{BootConfig, Door};
+use crate::runner::lava_check;
 use crate::runner::matrix;
 use crate::runner::sequence::Spec;
 use crate::runner::suite::Check;
@@ -89,6 +92,12 @@ pub struct Args {
     /// Write the results to PATH as JUnit XML.
     #[arg(long, value_name = "PATH")]
     junit: Option<PathBuf>,
+    /// The program that runs the suites. Under Bochs the suites boot the
+    /// Limine ISO under BIOS on corei7_skylake_x (x2APIC), the framework's
+    /// selftests run there too, and the QEMU-only checks (boot matrix, disk
+    /// image, checker mutant, LAVA job) are left out.
+    #[arg(long, value_enum, default_value_t = Emulator::Qemu)]
+    emulator: Emulator,
     /// Boot once with `list=1`, print the kernel's test names and exit.
     #[arg(long)]
     list: bool,
@@ -109,6 +118,8 @@ enum Job {
     Suite(Spec),
     /// A suite whose results decide one check, named by the string.
     Mutant(Spec),
+    /// The generated LAVA QEMU job run under `lava-run` (`runner/lava_check.rs`).
+    Lava,
 }
 
 impl Args {
@@ -117,9 +128,18 @@ impl Args {
     }
 
     fn cpus(&self) -> Vec<String> {
-        match &self.cpu {
-            Some(cpu) => vec![cpu.clone()],
-            None => vec!["max".into(), "qemu64".into()],
+        match (&self.cpu, self.emulator) {
+            (Some(cpu), emulator) => vec![emulator.cpu_model(cpu)],
+            (None, Emulator::Bochs) => vec![bochs::CPU_MODEL.into()],
+            (None, Emulator::Qemu) => vec!["max".into(), "qemu64".into()],
+        }
+    }
+
+    /// The suites' door: Bochs boots only the Limine ISO under BIOS.
+    fn door(&self) -> Door {
+        match self.emulator {
+            Emulator::Bochs => Door::LimineBios,
+            Emulator::Qemu => self.boot,
         }
     }
 
@@ -135,13 +155,14 @@ impl Args {
     fn spec(&self, strategy: Strategy, cpu: &str, args: Vec<String>) -> Spec {
         Spec {
             strategy: strategy.name().into(),
-            lapic: opts::lapic_label(cpu),
+            lapic: self.emulator.lapic_label(cpu),
             config: BootConfig {
-                door: self.boot,
+                door: self.door(),
                 smp: self.smp,
                 cpu: cpu.into(),
                 args,
                 single_step: self.tcg_single_step == Switch::On,
+                emulator: self.emulator,
             },
             retry: true,
             boot_timeout: self.common.timeout_or(SUITE_TIMEOUT),
@@ -153,7 +174,8 @@ impl Args {
     fn jobs(&self) -> Vec<Job> {
         let mut jobs = Vec::new();
         let cpus = self.cpus();
-        if self.wanted(MUTANT) {
+        let qemu = self.emulator == Emulator::Qemu;
+        if qemu && self.wanted(MUTANT) {
             let mut args = self.kernel_args(Strategy::Naive, Some("db_kernel_nmi_db"));
             args.push("checker=ignore-rip".into());
             let cpu = cpus.first().map_or("max", String::as_str);
@@ -162,8 +184,15 @@ impl Args {
             spec.counted = false;
             jobs.push(Job::Mutant(spec));
         }
-        let mut checks = matrix::matrix(self.common.timeout());
-        checks.extend(crate::runner::image_checks::checks(self.common.timeout()));
+        let mut checks = Vec::new();
+        if qemu {
+            checks.extend(matrix::matrix(self.common.timeout()));
+            checks.extend(crate::runner::image_checks::checks(self.common.timeout()));
+            checks.push(matrix::bochs_smoke(self.common.timeout()));
+        }
+        if qemu && self.wanted(lava_check::NAME) {
+            jobs.push(Job::Lava);
+        }
         let (slow, fast): (Vec<Check>, Vec<Check>) = checks
             .into_iter()
             .filter(|c| self.wanted(&c.name))

@@ -15,12 +15,15 @@ use crate::cmd::opts::Switch;
 use crate::media::kernel;
 use crate::media::limine::{self, Lookup};
 use crate::qemu::accel::{self, Accel};
+use crate::qemu::bochs;
+use crate::qemu::emulator::Emulator;
 use crate::qemu::process::Echo;
 use crate::report::console::{self, Worker};
 use crate::report::jsonlog::JsonLog;
 use crate::report::tally::Tally;
 use crate::report::verdict::{Report, Verdict};
 use crate::runner::boot::{Artifacts, Door};
+use crate::runner::lava_check;
 use crate::runner::sequence::{self, Shared};
 use crate::runner::suite;
 
@@ -47,6 +50,7 @@ pub(super) fn prepare(args: &Args, jobs: Vec<Job>) -> Result<(Option<Ready>, Vec
                         Job::Check(check) => (check.name, Vec::new()),
                         Job::Suite(spec) => ("suite::build".to_string(), spec.labels()),
                         Job::Mutant(spec) => (MUTANT.to_string(), spec.labels()),
+                        Job::Lava => (lava_check::NAME.to_string(), Vec::new()),
                     };
                     Report {
                         labels,
@@ -60,8 +64,9 @@ pub(super) fn prepare(args: &Args, jobs: Vec<Job>) -> Result<(Option<Ready>, Vec
     let needs_limine = |job: &Job| match job {
         Job::Check(check) => check.config.door.needs_limine(),
         Job::Suite(spec) | Job::Mutant(spec) => spec.config.door.needs_limine(),
+        Job::Lava => false,
     };
-    let limine = if args.boot.needs_limine() {
+    let limine = if args.door().needs_limine() {
         Some(limine::require(args.common.limine_dir.as_deref())?)
     } else if jobs.iter().any(needs_limine) {
         match limine::locate(args.common.limine_dir.as_deref())? {
@@ -87,6 +92,8 @@ pub(super) fn prepare(args: &Args, jobs: Vec<Job>) -> Result<(Option<Ready>, Vec
             Some(Verdict::Skip(
                 "Limine cannot be had, see the `limine:` line above".into(),
             ))
+        } else if check.config.emulator == Emulator::Bochs && !bochs::installed() {
+            Some(Verdict::Skip(bochs::MISSING.into()))
         } else {
             let prepared = artifacts.prepare(&check.config);
             prepared.err().map(|e| Verdict::Fail(format!("{e:#}")))
@@ -118,12 +125,17 @@ pub(super) fn run_jobs(args: &Args, ready: Ready, tally: &Mutex<Tally>, json: Op
     };
     let checks = runnable
         .iter()
-        .filter(|j| matches!(j, Job::Check(_)))
+        .filter(|j| matches!(j, Job::Check(_) | Job::Lava))
         .count();
-    let step = match (choice.accel, args.tcg_single_step) {
-        (Accel::Tcg, Switch::On) => ", suites with one-insn-per-tb",
+    let step = match (args.emulator, choice.accel, args.tcg_single_step) {
+        (Emulator::Qemu, Accel::Tcg, Switch::On) => ", suites with one-insn-per-tb",
         _ => "",
     };
+    if let Some(cpu) = args.cpus().first()
+        && let Some(line) = args.emulator.describe(args.smp, cpu)
+    {
+        console::note(&line);
+    }
     console::note(&format!(
         "{choice}; {checks} boot checks and {} suites on {threads} jobs{step}",
         runnable.len() - checks
@@ -190,7 +202,7 @@ static TIMING: std::sync::RwLock<()> = std::sync::RwLock::new(());
 
 fn run_job(job: &Job, shared: &Shared, worker: &Worker) {
     let (_shared, _alone) = match job {
-        Job::Check(_) => (Some(TIMING.read().unwrap_or_else(|p| p.into_inner())), None),
+        Job::Check(_) | Job::Lava => (Some(TIMING.read().unwrap_or_else(|p| p.into_inner())), None),
         Job::Suite(_) | Job::Mutant(_) => (
             None,
             Some(TIMING.write().unwrap_or_else(|p| p.into_inner())),
@@ -218,6 +230,11 @@ fn run_job(job: &Job, shared: &Shared, worker: &Worker) {
                 labels: spec.labels(),
                 ..judge_mutant(&seen)
             };
+            lock(shared.tally).record(report);
+        }
+        Job::Lava => {
+            worker.set(lava_check::NAME.into());
+            let report = lava_check::check(shared.artifacts.kernel());
             lock(shared.tally).record(report);
         }
     }
