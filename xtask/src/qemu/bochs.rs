@@ -169,9 +169,9 @@ impl Ender {
 
 /// How Bochs ended by itself, from its status and its log.
 pub fn self_end(code: Option<i32>, signal: Option<i32>, log: &str) -> BootEnd {
-    if log.contains(TRIPLE_FAULT) {
-        // The crash classifier's name for a machine that reset itself.
-        return BootEnd::Exited(Exit::NeverExited(Ending::Status(0)));
+    if let Some(line) = log.lines().find(|l| l.contains(TRIPLE_FAULT)) {
+        let said = line.split(">>PANIC<< ").nth(1).unwrap_or(line).trim();
+        return BootEnd::TripleFault(said.to_string());
     }
     match (code, signal) {
         (_, Some(s)) => BootEnd::Exited(Exit::NeverExited(Ending::Signal(s))),
@@ -292,6 +292,8 @@ pub fn run(machine: &Machine, iso: &Path, timeout: Duration, echo: Echo) -> Resu
     let live = run_watched(machine, iso, &mut collect)?;
     let end = match live.end {
         BootEnd::Exited(exit) => End::Exited(exit),
+        // A one-shot run's end has no words for it: QEMU's reset status.
+        BootEnd::TripleFault(_) => End::Exited(Exit::NeverExited(Ending::Status(0))),
         BootEnd::Killed { .. } | BootEnd::NotRun(_) => End::Hang(timeout),
     };
     Ok(Outcome {
@@ -389,6 +391,11 @@ mod tests {
         let end = self_end(Some(1), None, log);
         let crash = crate::qemu::crash::classify(None, &end);
         assert_eq!(crash.kind, crate::qemu::crash::CrashKind::TripleFault);
+        assert_eq!(
+            crash.reason,
+            "triple fault: the emulator says `exception(): 3rd (13) exception with no \
+             resolution`, no panic or hang event"
+        );
         let end = self_end(None, Some(9), "");
         assert_eq!(
             crate::qemu::crash::classify(None, &end).kind,

@@ -53,6 +53,9 @@ pub enum BootEnd {
     Killed { after: Duration, why: String },
     /// QEMU could not be started, or its output could not be read.
     NotRun(String),
+    /// The emulator itself reports a triple fault (Bochs, in its log); the
+    /// text is its own words.
+    TripleFault(String),
 }
 
 impl fmt::Display for BootEnd {
@@ -63,6 +66,7 @@ impl fmt::Display for BootEnd {
                 write!(f, "host timeout after {} s ({why})", after.as_secs())
             }
             BootEnd::NotRun(why) => f.write_str(why),
+            BootEnd::TripleFault(said) => write!(f, "triple fault ({said})"),
         }
     }
 }
@@ -117,6 +121,10 @@ pub fn classify(last_words: Option<&OwnedEvent>, end: &BootEnd) -> Crash {
             format!("hang: the kernel's watchdog found cpu {cpu} stuck at rip {rip}"),
         ),
         _ => match end {
+            BootEnd::TripleFault(said) => (
+                CrashKind::TripleFault,
+                format!("triple fault: the emulator says `{said}`, no panic or hang event"),
+            ),
             BootEnd::Killed { .. } => (CrashKind::Hang, format!("hang: {end}, no event")),
             BootEnd::Exited(Exit::NeverExited(Ending::Status(0))) => (
                 CrashKind::TripleFault,
