@@ -89,7 +89,7 @@ pub fn bochs_smoke(timeout: Duration) -> Check {
             emulator: Emulator::Bochs,
         },
         timeout,
-        checker: Box::new(move |out| check_boot(out, door, smp, Lapic::X2apic)),
+        checker: Box::new(move |out| check_boot(out, door, smp, LapicMode::X2apic)),
     }
 }
 
