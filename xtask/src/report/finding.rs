@@ -190,7 +190,7 @@ fn qr_machine(decoded: &Decoded) -> Machine {
     let h = &decoded.header;
     let ucode = h.ucode.map(u64::from);
     Machine {
-        platform: Platform::from_kernel(summary::machine_name(h.machine), &h.cpu, ucode),
+        platform: Platform::from_kernel(summary::machine_name(h.setting.machine), &h.cpu, ucode),
         cpu: h.cpu.clone(),
         ucode,
     }
