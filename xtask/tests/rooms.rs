@@ -10,7 +10,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::path::Path;
+
+#[path = "common/mod.rs"]
+mod common;
 
 /// The rooms, highest first: a room may import the rooms after it.
 const ROOMS: [&str; 5] = ["cmd", "runner", "media", "qemu", "report"];
@@ -267,24 +269,17 @@ fn cycles(edges: &[Edge]) -> Vec<String> {
     out
 }
 
-fn read_tree(dir: &Path, base: &Path, out: &mut Vec<(String, String)>) {
-    for entry in fs::read_dir(dir).unwrap_or_else(|e| panic!("reading {}: {e}", dir.display())) {
-        let path = entry.expect("directory entry").path();
-        if path.is_dir() {
-            read_tree(&path, base, out);
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            let rel = path.strip_prefix(base).expect("under src/");
-            let text = fs::read_to_string(&path).expect("readable source");
-            out.push((rel.to_string_lossy().into_owned(), text));
-        }
-    }
-}
-
 #[test]
 fn xtask_imports_run_down_the_rooms_without_a_cycle() {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let mut files = Vec::new();
-    read_tree(&src, &src, &mut files);
+    let src = common::root().join("xtask/src");
+    let files: Vec<(String, String)> = common::rust_files("xtask/src")
+        .into_iter()
+        .map(|path| {
+            let rel = path.strip_prefix(&src).expect("under xtask/src");
+            let text = fs::read_to_string(&path).expect("readable source");
+            (rel.to_string_lossy().into_owned(), text)
+        })
+        .collect();
     let (problems, edges) = check(&files);
     assert!(
         edges > 100,
