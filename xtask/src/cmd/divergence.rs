@@ -142,6 +142,7 @@ pub fn finding_of(report: &Report, machine: &Machine) -> Finding {
         Verdict::Pass => (Outcome::Pass, report.note.clone()),
         Verdict::Fail(why) => (Outcome::Fail, why.clone()),
         Verdict::Skip(why) => (Outcome::Skip, why.clone()),
+        Verdict::NotReproduced(why) => (Outcome::NotReproduced, why.clone()),
     };
     Finding {
         test: report.name.clone(),

@@ -153,7 +153,7 @@ fn report_of(f: &Finding) -> Report {
         Outcome::Pass => Verdict::Pass,
         Outcome::Fail => Verdict::Fail(f.message.clone()),
         Outcome::Skip => Verdict::Skip(f.message.clone()),
-        Outcome::NotReproduced => Verdict::Skip(format!("not-reproduced: {}", f.message)),
+        Outcome::NotReproduced => Verdict::NotReproduced(f.message.clone()),
     };
     Report {
         labels: vec![f.strategy.clone(), f.machine.cpu.clone()],

@@ -67,7 +67,7 @@ fn a_triple_fault_is_read_from_the_log() {
     let end = self_end(None, Some(9), "");
     assert_eq!(
         crate::qemu::crash::classify(None, &end).kind,
-        crate::qemu::crash::CrashKind::Crash
+        crate::qemu::crash::CrashKind::Host
     );
     assert!(complaints(log).starts_with("bochs: 00123p[CPU0"));
 }

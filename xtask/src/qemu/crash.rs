@@ -21,8 +21,11 @@ pub enum CrashKind {
     Exception,
     Hang,
     TripleFault,
-    /// Any other death: QEMU's own error, a signal, a kernel exit without `done`.
+    /// Any other death: QEMU's own error, a kernel exit without `done`.
     Crash,
+    /// The host failed, not the kernel: the emulator was killed by a signal
+    /// it did not get from the runner, or could not be run at all.
+    Host,
 }
 
 impl CrashKind {
@@ -33,6 +36,7 @@ impl CrashKind {
             CrashKind::Hang => "hang",
             CrashKind::TripleFault => "triple-fault",
             CrashKind::Crash => "crash",
+            CrashKind::Host => "host-failure",
         }
     }
 }
@@ -132,6 +136,11 @@ pub fn classify(last_words: Option<&OwnedEvent>, end: &BootEnd) -> Crash {
                  no panic or hang event"
                     .to_string(),
             ),
+            BootEnd::Exited(Exit::NeverExited(Ending::Signal(s))) => (
+                CrashKind::Host,
+                format!("host failure: the emulator was killed by signal {s}, no kernel event"),
+            ),
+            BootEnd::NotRun(why) => (CrashKind::Host, format!("host failure: {why}")),
             BootEnd::Exited(Exit::Success | Exit::Failure) => (
                 CrashKind::Crash,
                 format!("crash: {end} without a done event"),
@@ -198,13 +207,20 @@ mod tests {
         assert_eq!(classify(None, &triple).kind, CrashKind::TripleFault);
         for other in [
             BootEnd::Exited(Exit::NeverExited(Ending::Status(1))),
-            BootEnd::Exited(Exit::NeverExited(Ending::Signal(9))),
             BootEnd::Exited(Exit::Success),
-            BootEnd::NotRun("cannot start `qemu`".into()),
         ] {
             let c = classify(None, &other);
             assert_eq!(c.kind, CrashKind::Crash, "{other}");
             assert!(c.reason.starts_with("crash: "), "{}", c.reason);
+        }
+        // The emulator killed from outside, or never run: the host's failure.
+        for host in [
+            BootEnd::Exited(Exit::NeverExited(Ending::Signal(9))),
+            BootEnd::NotRun("cannot start `qemu`".into()),
+        ] {
+            let c = classify(None, &host);
+            assert_eq!(c.kind, CrashKind::Host, "{host}");
+            assert!(c.reason.starts_with("host failure: "), "{}", c.reason);
         }
     }
 

@@ -25,6 +25,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use testkit::protocol::OwnedEvent;
 
+use crate::report::platform::Platform;
 use crate::report::verdict::{Report, Verdict};
 
 /// Which boot a line belongs to.
@@ -119,10 +120,12 @@ pub fn result_fields(report: &Report) -> Value {
         Verdict::Pass => ("pass", report.note.as_str()),
         Verdict::Fail(why) => ("fail", why.as_str()),
         Verdict::Skip(why) => ("skip", why.as_str()),
+        Verdict::NotReproduced(why) => ("not-reproduced", why.as_str()),
     };
     json!({
         "test": report.name,
         "labels": report.labels,
+        "platform": report.platform.map(Platform::name),
         "outcome": outcome,
         "message": message,
         "seconds": report.duration.map(|d| d.as_secs_f64()),

@@ -57,7 +57,8 @@ pub fn render(reports: &[Report]) -> String {
     let count =
         |rs: &[&Report], f: fn(&Verdict) -> bool| rs.iter().filter(|r| f(&r.verdict)).count();
     let failed = |v: &Verdict| matches!(v, Verdict::Fail(_));
-    let skipped = |v: &Verdict| matches!(v, Verdict::Skip(_));
+    // JUnit's `skipped` holds both: known not to apply, and not reproduced.
+    let skipped = |v: &Verdict| matches!(v, Verdict::Skip(_) | Verdict::NotReproduced(_));
     let seconds = |rs: &[&Report]| -> f64 {
         rs.iter()
             .filter_map(|r| r.duration)
@@ -101,21 +102,41 @@ fn testcase(xml: &mut String, class: &str, report: &Report) {
         escape(class),
         escape(&report.name)
     );
+    // Where it ran, and the outcome JUnit has no word for, as properties.
+    let mut properties = Vec::new();
+    if let Some(platform) = report.platform {
+        properties.push(("platform", platform.name()));
+    }
+    if matches!(report.verdict, Verdict::NotReproduced(_)) {
+        properties.push(("outcome", "not-reproduced"));
+    }
+    let mut inner = String::new();
+    if !properties.is_empty() {
+        inner.push_str("      <properties>\n");
+        for (name, value) in properties {
+            let _ = writeln!(
+                inner,
+                "        <property name=\"{name}\" value=\"{}\"/>",
+                escape(value)
+            );
+        }
+        inner.push_str("      </properties>\n");
+    }
     match &report.verdict {
-        Verdict::Pass if report.note.is_empty() => xml.push_str("/>\n"),
+        Verdict::Pass if report.note.is_empty() => {}
         Verdict::Pass => {
-            let _ = write!(
-                xml,
-                ">\n      <system-out>{}</system-out>\n    </testcase>\n",
+            let _ = writeln!(
+                inner,
+                "      <system-out>{}</system-out>",
                 escape(&report.note)
             );
         }
         Verdict::Skip(why) => {
-            let _ = write!(
-                xml,
-                ">\n      <skipped message=\"{}\"/>\n    </testcase>\n",
-                escape(why)
-            );
+            let _ = writeln!(inner, "      <skipped message=\"{}\"/>", escape(why));
+        }
+        Verdict::NotReproduced(why) => {
+            let why = format!("not-reproduced: {why}");
+            let _ = writeln!(inner, "      <skipped message=\"{}\"/>", escape(&why));
         }
         Verdict::Fail(why) => {
             let mut body = why.clone();
@@ -123,13 +144,18 @@ fn testcase(xml: &mut String, class: &str, report: &Report) {
                 body.push('\n');
                 body.push_str(line);
             }
-            let _ = write!(
-                xml,
-                ">\n      <failure message=\"{}\" type=\"failure\">{}</failure>\n    </testcase>\n",
+            let _ = writeln!(
+                inner,
+                "      <failure message=\"{}\" type=\"failure\">{}</failure>",
                 escape(why),
                 escape(&body)
             );
         }
+    }
+    if inner.is_empty() {
+        xml.push_str("/>\n");
+    } else {
+        let _ = write!(xml, ">\n{inner}    </testcase>\n");
     }
 }
 

@@ -1,6 +1,6 @@
 //! The tally of a run: reports collected as they arrive, each printed the
 //! way `cargo test` prints (`test NAME ... ok`), the failures' details at the
-//! end, and one closing line `N passed, N failed, N skipped`.
+//! end, and one closing line `N passed, N failed, N skipped, N not-reproduced`.
 
 use std::process::ExitCode;
 
@@ -51,8 +51,7 @@ impl Tally {
     }
 
     fn show_counts(&self) {
-        let (passed, failed, skipped) = self.counts();
-        let summary = format!("{passed} passed, {failed} failed, {skipped} skipped");
+        let summary = self.summary();
         self.console
             .counts(self.reports.len(), self.expected, &summary);
     }
@@ -61,13 +60,23 @@ impl Tally {
         &self.reports
     }
 
-    /// `(passed, failed, skipped)`.
-    pub fn counts(&self) -> (usize, usize, usize) {
+    /// `(passed, failed, skipped, not reproduced)`.
+    pub fn counts(&self) -> (usize, usize, usize, usize) {
         let count = |f: fn(&Verdict) -> bool| self.reports.iter().filter(|r| f(&r.verdict)).count();
         (
             count(|v| *v == Verdict::Pass),
             count(|v| matches!(v, Verdict::Fail(_))),
             count(|v| matches!(v, Verdict::Skip(_))),
+            count(|v| matches!(v, Verdict::NotReproduced(_))),
+        )
+    }
+
+    /// `N passed, N failed, N skipped, N not-reproduced`: the first two
+    /// first, as scripts read them.
+    pub fn summary(&self) -> String {
+        let (passed, failed, skipped, not_reproduced) = self.counts();
+        format!(
+            "{passed} passed, {failed} failed, {skipped} skipped, {not_reproduced} not-reproduced"
         )
     }
 
@@ -82,8 +91,8 @@ impl Tally {
                 }
             }
         }
-        let (passed, failed, skipped) = self.counts();
-        println!("\n{passed} passed, {failed} failed, {skipped} skipped");
+        let failed = self.counts().1;
+        println!("\n{}", self.summary());
         if failed == 0 {
             ExitCode::SUCCESS
         } else {
@@ -104,9 +113,14 @@ mod tests {
             Verdict::Pass,
             Verdict::Fail("x".into()),
             Verdict::Skip("y".into()),
+            Verdict::NotReproduced("z".into()),
         ] {
             tally.record(Report::new("t", verdict));
         }
-        assert_eq!(tally.counts(), (2, 1, 1));
+        assert_eq!(tally.counts(), (2, 1, 1, 1));
+        assert_eq!(
+            tally.summary(),
+            "2 passed, 1 failed, 1 skipped, 1 not-reproduced"
+        );
     }
 }

@@ -4,11 +4,17 @@
 
 use std::time::Duration;
 
+use crate::report::platform::Platform;
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Verdict {
     Pass,
     Fail(String),
+    /// Known in advance not to apply here.
     Skip(String),
+    /// Tried, and the test's own telltale shows the platform never produced
+    /// the hazard: no verdict on the entry code either way.
+    NotReproduced(String),
 }
 
 /// A verdict with its name and, for failures, the lines worth reading.
@@ -26,6 +32,8 @@ pub struct Report {
     pub detail: Vec<String>,
     /// Host time from the test's start to its result.
     pub duration: Option<Duration>,
+    /// Where it ran, when it ran on a platform (not for host checks).
+    pub platform: Option<Platform>,
 }
 
 impl Report {
@@ -37,6 +45,7 @@ impl Report {
             note: String::new(),
             detail: Vec::new(),
             duration: None,
+            platform: None,
         }
     }
 
@@ -57,6 +66,7 @@ impl Report {
             Verdict::Pass => format!("test {title} ... ok ({})", self.note),
             Verdict::Fail(why) => format!("test {title} ... FAILED ({why})"),
             Verdict::Skip(why) => format!("test {title} ... skipped ({why})"),
+            Verdict::NotReproduced(why) => format!("test {title} ... not-reproduced ({why})"),
         }
     }
 }
@@ -77,6 +87,11 @@ mod tests {
         );
         r.verdict = Verdict::Skip("hw-only".into());
         assert!(r.line().ends_with("... skipped (hw-only)"));
+        r.verdict = Verdict::NotReproduced("0 #DBs at the #BP entry".into());
+        assert!(
+            r.line()
+                .ends_with("... not-reproduced (0 #DBs at the #BP entry)")
+        );
         r.verdict = Verdict::Fail("rip differs".into());
         assert!(r.line().ends_with("... FAILED (rip differs)"));
     }

@@ -8,8 +8,13 @@
 //! - a test that expects a crash (`planned` with `expect_crash: K`) passes
 //!   when the boot died in it with exactly kind K, and fails on anything
 //!   else, a returned result included; it is never retried;
-//! - any other test is retried once (it may be flaky); a second crash in a
-//!   row records it failed, and it is skipped from then on;
+//! - any other test is retried once, so that the suite goes on; a second
+//!   crash in a row records it failed, and it is skipped from then on. A test
+//!   that expects to `survive` and crashed has failed, whatever its retry
+//!   says: the crash is the finding, and it is named in the verdict;
+//! - a boot whose emulator was killed by a signal (no kernel words) is a host
+//!   failure, not the test's: an `error` report (`Step::HostError`) beside
+//!   the test, which runs again and gets its own verdict;
 //! - a crash while no test runs (before the plan, between tests) fails the
 //!   boot as a whole and stops the sequence: the tests it kept from running
 //!   are reported skipped, with the reason.
@@ -50,6 +55,12 @@ pub enum Step {
         test: String,
         reason: String,
     },
+    /// The host failed while `test` ran (the emulator was killed by a
+    /// signal): reported as an error of its own, never as the test's verdict.
+    HostError {
+        test: String,
+        reason: String,
+    },
     /// Something on the wire worth a warning, with its line number.
     Warning(String),
     /// The boot failed as a whole; the sequence stops.
@@ -81,6 +92,8 @@ pub struct Sequence {
     decided: BTreeSet<String>,
     /// The first crash of each test that crashed (retried, or recorded).
     crashes: BTreeMap<String, Crash>,
+    /// Host failures while each test ran.
+    host_errors: BTreeMap<String, usize>,
     boots: usize,
     stopped: bool,
     boot: Boot,
@@ -96,6 +109,7 @@ impl Sequence {
             plan_seen: false,
             decided: BTreeSet::new(),
             crashes: BTreeMap::new(),
+            host_errors: BTreeMap::new(),
             boots: 0,
             stopped: false,
             boot: Boot::default(),
@@ -197,6 +211,7 @@ impl Sequence {
             OwnedEvent::Result {
                 test,
                 outcome,
+                expected,
                 details,
                 cycles_per_iteration,
                 ..
@@ -214,7 +229,7 @@ impl Sequence {
                         expect_crash: None,
                     });
                 }
-                let mut step = self.judge_result(test, *outcome, details);
+                let mut step = self.judge_result(test, *outcome, *expected, details);
                 if let Step::Record(record) = &mut step
                     && *outcome != Outcome::Skip
                 {
@@ -229,38 +244,6 @@ impl Sequence {
             _ => {}
         }
         Vec::new()
-    }
-
-    fn judge_result(&mut self, test: &str, outcome: Outcome, details: &str) -> Step {
-        if let Some(kind) = self.expectation(test) {
-            let said = if details.is_empty() {
-                outcome.word().to_string()
-            } else {
-                format!("{} ({details})", outcome.word())
-            };
-            let why = format!("expected a {kind} crash, but the test returned a result: {said}");
-            return self.record(test, Verdict::Fail(why), String::new(), false);
-        }
-        let flaky = self.crashes.get(test).map(|c| {
-            format!(
-                "flaky: passed on retry, the first run crashed: {}",
-                c.reason
-            )
-        });
-        let (verdict, note) = match outcome {
-            Outcome::Pass => (
-                Verdict::Pass,
-                match flaky {
-                    Some(flaky) if details.is_empty() => flaky,
-                    Some(flaky) => format!("{details}; {flaky}"),
-                    None => details.to_string(),
-                },
-            ),
-            Outcome::Fail if details.is_empty() => (Verdict::Fail("failed".into()), String::new()),
-            Outcome::Fail => (Verdict::Fail(details.to_string()), String::new()),
-            Outcome::Skip => (Verdict::Skip(details.to_string()), String::new()),
-        };
-        self.record(test, verdict, note, false)
     }
 
     /// The boot is over: QEMU ended as `end`.
@@ -313,53 +296,6 @@ impl Sequence {
         steps
     }
 
-    fn crashed_in(&mut self, test: &str, crash: Crash, steps: &mut Vec<Step>) {
-        if self.decided.contains(test) {
-            let why = format!(
-                "boot {} crashed in {test}, which already has a result \
-                 (did the kernel ignore skip=?): {}",
-                self.boots, crash.reason
-            );
-            self.stop(why, steps);
-            return;
-        }
-        if let Some(kind) = self.expectation(test).map(str::to_string) {
-            let step = if kind == crash.kind.name() {
-                let note = format!("crashed as expected: {}", crash.reason);
-                self.record(test, Verdict::Pass, note, true)
-            } else {
-                let why = format!(
-                    "expected a {kind} crash, saw {}: {}",
-                    crash.kind, crash.reason
-                );
-                self.record(test, Verdict::Fail(why), String::new(), true)
-            };
-            steps.push(step);
-            return;
-        }
-        match self.crashes.get(test) {
-            None if self.retry => {
-                steps.push(Step::Retry {
-                    test: test.to_string(),
-                    reason: crash.reason.clone(),
-                });
-                self.crashes.insert(test.to_string(), crash);
-            }
-            None => {
-                let why = format!("crashed: {}", crash.reason);
-                steps.push(self.record(test, Verdict::Fail(why), String::new(), true));
-                self.crashes.insert(test.to_string(), crash);
-            }
-            Some(first) => {
-                let why = format!(
-                    "crashed twice in a row, not tried again: {} (first run: {})",
-                    crash.reason, first.reason
-                );
-                steps.push(self.record(test, Verdict::Fail(why), String::new(), true));
-            }
-        }
-    }
-
     /// Stops the sequence before a boot it cannot start.
     pub fn abort(&mut self, why: String) -> Vec<Step> {
         let mut steps = Vec::new();
@@ -384,6 +320,9 @@ impl Sequence {
         }
     }
 }
+
+#[path = "recovery_judge.rs"]
+mod judge;
 
 #[cfg(test)]
 #[path = "recovery_tests.rs"]

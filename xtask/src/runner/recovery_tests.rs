@@ -35,9 +35,13 @@ fn start(test: &str) -> String {
 }
 
 fn result(test: &str, outcome: &str, details: &str) -> String {
+    result_expecting(test, outcome, "survive", details)
+}
+
+fn result_expecting(test: &str, outcome: &str, expected: &str, details: &str) -> String {
     start(test)
         + &format!(
-            r#"@istorm {{"type":"result","test":"{test}","strategy":"linux","outcome":"{outcome}","expected":"survive","iterations":1,"cycles":10,"cycles_per_iteration":10,"details":"{details}"}}"#
+            r#"@istorm {{"type":"result","test":"{test}","strategy":"linux","outcome":"{outcome}","expected":"{expected}","iterations":1,"cycles":10,"cycles_per_iteration":10,"details":"{details}"}}"#
         )
         + "\ntest done\n"
 }
@@ -93,6 +97,7 @@ fn records(steps: &[Step]) -> Vec<(String, &'static str, String)> {
                 Verdict::Pass => (r.test.clone(), "ok", r.note.clone()),
                 Verdict::Fail(why) => (r.test.clone(), "FAILED", why.clone()),
                 Verdict::Skip(why) => (r.test.clone(), "skipped", why.clone()),
+                Verdict::NotReproduced(why) => (r.test.clone(), "not-reproduced", why.clone()),
             }),
             _ => None,
         })
@@ -118,7 +123,7 @@ fn a_clean_boot_records_every_result_and_ends() {
 }
 
 #[test]
-fn a_panic_mid_test_is_retried_once_then_the_rest_runs() {
+fn a_crash_under_survive_fails_even_when_the_retry_passes() {
     let mut seq = Sequence::new(true);
     let first = plan(&["a", "b", "c"]) + &result("a", "pass", "") + &start("b") + &panic(None);
     let steps = boot(&mut seq, &first, exited(Exit::Failure));
@@ -130,12 +135,83 @@ fn a_panic_mid_test_is_retried_once_then_the_rest_runs() {
     assert_eq!(seq.next_skip(), Some(vec!["a".to_string()]));
     let second = plan(&["b", "c"]) + &result("b", "pass", "n=1") + &result("c", "pass", "") + DONE;
     let got = records(&boot(&mut seq, &second, exited(Exit::Success)));
+    // The crash is the finding: FAILED, with the crash named; the retry
+    // only let the suite go on (`c` ran and passed).
+    assert_eq!(got[0].1, "FAILED");
+    assert_eq!(
+        got[0].2,
+        "crashed under survive: panic on cpu 0 at rip 0xffffffff80201000: oops \
+         (the retry said: ok (n=1))"
+    );
+    assert_eq!(got[1], ("c".into(), "ok", String::new()));
+    assert_eq!(seq.next_skip(), None);
+    // ... and so the run fails.
+    let mut tally = crate::report::tally::Tally::default();
+    for step in steps_of(&got) {
+        tally.record(step);
+    }
+    assert_eq!(tally.counts().1, 1);
+}
+
+/// Records as reports, for a tally.
+fn steps_of(got: &[(String, &'static str, String)]) -> Vec<crate::report::verdict::Report> {
+    got.iter()
+        .map(|(test, word, why)| {
+            let verdict = match *word {
+                "ok" => Verdict::Pass,
+                "FAILED" => Verdict::Fail(why.clone()),
+                _ => Verdict::Skip(why.clone()),
+            };
+            crate::report::verdict::Report::new(test.clone(), verdict)
+        })
+        .collect()
+}
+
+#[test]
+fn a_crash_that_the_expectation_allows_passes_on_retry_with_the_crash_said() {
+    let mut seq = Sequence::new(true);
+    let first = plan(&["d"]) + &start("d") + &panic(Some(6));
+    boot(&mut seq, &first, exited(Exit::Failure));
+    let second = plan(&["d"]) + &result_expecting("d", "pass", "detect", "caught") + DONE;
+    let got = records(&boot(&mut seq, &second, exited(Exit::Success)));
     assert_eq!(got[0].1, "ok");
     assert!(
-        got[0].2.starts_with("n=1; flaky: passed on retry"),
+        got[0]
+            .2
+            .starts_with("caught; the first run crashed (exception #UD"),
         "{}",
         got[0].2
     );
+    assert!(got[0].2.ends_with("detect allows a crash"), "{}", got[0].2);
+}
+
+#[test]
+fn an_emulator_killed_by_a_signal_is_a_host_error_beside_the_retrys_verdict() {
+    let mut seq = Sequence::new(true);
+    let first = plan(&["a", "b"]) + &start("a");
+    let steps = boot(
+        &mut seq,
+        &first,
+        exited(Exit::NeverExited(Ending::Signal(9))),
+    );
+    assert!(records(&steps).is_empty(), "never the test's verdict");
+    assert!(matches!(&steps[0], Step::HostError { test, reason }
+        if test == "a" && reason == "boot 1: host failure: the emulator was killed by signal 9, no kernel event"));
+    // The retry decides the test, as if the host had not failed.
+    assert_eq!(seq.next_skip(), Some(vec![]));
+    let second = plan(&["a", "b"]) + &result("a", "pass", "") + &result("b", "pass", "") + DONE;
+    let got = records(&boot(&mut seq, &second, exited(Exit::Success)));
+    assert_eq!(got[0], ("a".into(), "ok", String::new()));
+    // Twice in a row: not judged, and both errors stand.
+    let mut seq = Sequence::new(true);
+    for _ in 0..2 {
+        let steps = boot(
+            &mut seq,
+            &(plan(&["a"]) + &start("a")),
+            exited(Exit::NeverExited(Ending::Signal(6))),
+        );
+        assert!(matches!(&steps[0], Step::HostError { .. }));
+    }
     assert_eq!(seq.next_skip(), None);
 }
 

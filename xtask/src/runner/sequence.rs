@@ -20,6 +20,7 @@ use crate::qemu::crash::BootEnd;
 use crate::qemu::process::Watch;
 use crate::report::console::{self, Worker};
 use crate::report::jsonlog::{BootTag, JsonLog};
+use crate::report::platform::Platform;
 use crate::report::tally::Tally;
 use crate::report::verdict::{Report, Verdict};
 use crate::runner::boot::{Artifacts, BootConfig};
@@ -75,6 +76,7 @@ pub fn skip_word(names: &[String]) -> Option<String> {
 /// Runs the sequence to its end; each report goes to `sink`.
 pub fn run<'a>(spec: &Spec, shared: &'a Shared<'a>, worker: &Worker, sink: &mut dyn FnMut(Report)) {
     let labels = spec.labels();
+    let platform = spec.config.emulator.platform(shared.accel);
     let title = labels.join(", ");
     let mut seq = Sequence::new(spec.retry);
     while let Some(skip) = seq.next_skip() {
@@ -97,6 +99,7 @@ pub fn run<'a>(spec: &Spec, shared: &'a Shared<'a>, worker: &Worker, sink: &mut 
             let at = At {
                 labels: &labels,
                 boot: attempt,
+                platform,
             };
             deliver(steps, &at, &Default::default(), shared, sink, "", "");
             break;
@@ -120,6 +123,7 @@ pub fn run<'a>(spec: &Spec, shared: &'a Shared<'a>, worker: &Worker, sink: &mut 
         seq.begin_boot();
         worker.set(format!("{title}: boot {attempt}"));
         let mut watch = BootWatch {
+            platform,
             seq: &mut seq,
             parser: StreamParser::new(),
             serial: Vec::new(),
@@ -164,6 +168,7 @@ pub fn run<'a>(spec: &Spec, shared: &'a Shared<'a>, worker: &Worker, sink: &mut 
         let at = At {
             labels: &labels,
             boot: attempt,
+            platform,
         };
         deliver(steps, &at, &durations, shared, sink, &serial, &stderr);
     }
@@ -174,6 +179,8 @@ struct At<'a> {
     labels: &'a [String],
     /// Within the sequence, from 1.
     boot: usize,
+    /// Where the boots run, recorded with every report.
+    platform: Platform,
 }
 
 /// Turns the state machine's steps into reports, lines and warnings.
@@ -192,6 +199,7 @@ fn deliver(
             Step::Record(record) => {
                 let crashed = record.crashed;
                 let mut report = report(record, labels, durations);
+                report.platform = Some(at.platform);
                 if crashed && matches!(report.verdict, Verdict::Fail(_)) {
                     report.detail = suite::failure_detail(serial, stderr);
                 }
@@ -200,11 +208,24 @@ fn deliver(
             Step::Retry { test, reason } => shared.tally().say(&format!(
                 "test {test} [{title}] ... crashed, trying once more ({reason})"
             )),
+            Step::HostError { test, reason } => sink(Report {
+                labels: labels.to_vec(),
+                platform: Some(at.platform),
+                detail: suite::failure_detail(serial, stderr),
+                ..Report::new(
+                    "host::emulator",
+                    Verdict::Fail(format!(
+                        "error: {reason}, while {test} ran; not the entry code's doing, \
+                         {test} runs again"
+                    )),
+                )
+            }),
             Step::Warning(warning) => {
                 console::note(&format!("warning: boot {} [{title}]: {warning}", at.boot))
             }
             Step::Stopped(why) => sink(Report {
                 labels: labels.to_vec(),
+                platform: Some(at.platform),
                 detail: suite::failure_detail(serial, stderr),
                 ..Report::new("suite::boot", Verdict::Fail(why))
             }),
@@ -224,6 +245,7 @@ fn report(record: TestRecord, labels: &[String], durations: &HashMap<String, Dur
 /// Follows one boot: parses the serial output as it arrives, feeds the state
 /// machine, and keeps the two deadlines.
 struct BootWatch<'a> {
+    platform: Platform,
     seq: &'a mut Sequence,
     parser: StreamParser,
     serial: Vec<u8>,
@@ -271,6 +293,7 @@ impl BootWatch<'_> {
         let at = At {
             labels: self.labels,
             boot: self.tag.attempt,
+            platform: self.platform,
         };
         deliver(
             steps,

@@ -23,7 +23,7 @@ pub(super) fn judge_mutant(seen: &[Report]) -> Report {
             )),
             String::new(),
         ),
-        Some(Verdict::Skip(why)) => (
+        Some(Verdict::Skip(why) | Verdict::NotReproduced(why)) => (
             Verdict::Fail(format!("{MUTANT_TARGET} was skipped: {why}")),
             String::new(),
         ),

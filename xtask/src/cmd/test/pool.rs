@@ -215,7 +215,8 @@ fn run_job(job: &Job, shared: &Shared, worker: &Worker) {
                 shared
                     .artifacts
                     .boot(&check.config, shared.accel, check.timeout, Echo::Quiet);
-            let report = suite::judge(check, run);
+            let mut report = suite::judge(check, run);
+            report.platform = Some(check.config.emulator.platform(shared.accel));
             lock(shared.tally).record(report);
         }
         Job::Suite(spec) => {
