@@ -83,7 +83,7 @@ fn qemu(accel: Accel, cpu: &str, lapic: &str) -> Column {
     Column {
         machine: Machine {
             platform: Emulator::Qemu.platform(accel),
-            cpu: format!("{cpu} ({lapic})"),
+            cpu: format!("{cpu} ({})", lapic.replace("apic", "APIC")),
             ucode: None,
         },
         emulator: Emulator::Qemu,
@@ -98,8 +98,8 @@ fn qemu(accel: Accel, cpu: &str, lapic: &str) -> Column {
 /// The platforms this machine offers, and a note for each it does not.
 fn platforms() -> Result<(Vec<Column>, Vec<String>)> {
     let mut columns = vec![
-        qemu(Accel::Tcg, "max", "x2APIC"),
-        qemu(Accel::Tcg, "qemu64", "xAPIC"),
+        qemu(Accel::Tcg, "max", "x2apic"),
+        qemu(Accel::Tcg, "qemu64", "xapic"),
     ];
     let mut notes = Vec::new();
     if bochs::installed() {
@@ -124,7 +124,8 @@ fn platforms() -> Result<(Vec<Column>, Vec<String>)> {
         columns.push(qemu(Accel::Kvm, "host", "host"));
     } else {
         notes.push(format!(
-            "KVM: not available here ({}); hw-only tests run there",
+            "KVM: not available here ({}); the hw-only tests run under KVM (--accel kvm) \
+             and on bare metal",
             kvm.reason
         ));
     }
