@@ -8,11 +8,11 @@
 
 use std::time::Duration;
 
-use anyhow::Context;
 use testkit::protocol::{LapicMode, OwnedEvent, parse_stream};
 use testkit::summary::{door_name, lapic_name};
 
 use crate::qemu::bochs;
+use crate::qemu::crash::vector_name;
 use crate::qemu::emulator::Emulator;
 use crate::qemu::exit::Exit;
 use crate::qemu::machine::{End, Outcome};
@@ -24,6 +24,8 @@ use crate::runner::suite::Check;
 const SMOKE: &str = "filter=boot::";
 /// The test whose result carries the NMI counts.
 const NMI_TEST: &str = "boot::nmi_all_to_all";
+/// The vector `selftest=ud2` raises: #UD.
+const UD: u8 = 6;
 /// The kernel must report the #UD of `selftest=ud2` this fast.
 const NEGATIVE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -155,23 +157,33 @@ fn check_boot(out: &Outcome, door: Door, smp: u32, lapic: LapicMode) -> Result<(
     Ok(())
 }
 
-/// `selftest=ud2`: the kernel reports the #UD and exits with failure.
+/// `selftest=ud2`: the kernel reports the #UD in a `panic` event and exits
+/// with failure.
 fn check_ud2(out: &Outcome) -> Result<(), String> {
     if out.end != End::Exited(Exit::Failure) {
         return Err(unexpected_end(out, "kernel failure"));
     }
-    serial::lines(&out.serial)
-        .any(|l| l.starts_with("exception:"))
-        .then_some(())
-        .context("no line starting with `exception:`")
-        .map_err(|e| e.to_string())
+    let transcript = parse_stream(out.serial.as_bytes());
+    let vector = transcript.events().find_map(|(_, e)| match e {
+        OwnedEvent::Panic { vector, .. } => Some(*vector),
+        _ => None,
+    });
+    match vector {
+        Some(Some(UD)) => Ok(()),
+        Some(Some(v)) => Err(format!(
+            "panic event for vector {v} ({}), wanted {UD} (#UD)",
+            vector_name(v)
+        )),
+        Some(None) => Err(format!("panic event without a vector, wanted {UD} (#UD)")),
+        None => Err("no panic event".into()),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::qemu::exit::Ending;
-    use testkit::protocol::PROTOCOL_VERSION;
+    use testkit::protocol::{Event, Hex, LINE_MAX, PROTOCOL_VERSION, encode_line};
 
     fn out(end: End, serial: &str) -> Outcome {
         Outcome::canned(end, serial)
@@ -297,11 +309,36 @@ mod tests {
     }
 
     #[test]
-    fn the_negative_check_wants_failure_and_the_exception_line() {
-        let serial = "boot: door=pvh cpus=4 lapic=x2apic\r\nexception: vector=6 (#UD) rip=0x1\r\n";
-        assert_eq!(check_ud2(&out(End::Exited(Exit::Failure), serial)), Ok(()));
-        assert!(check_ud2(&out(End::Exited(Exit::Success), serial)).is_err());
-        let err = check_ud2(&out(End::Exited(Exit::Failure), "panic\n")).unwrap_err();
-        assert!(err.contains("exception:"), "{err}");
+    fn the_negative_check_wants_failure_and_the_ud_on_the_wire() {
+        let panic = |vector: Option<u8>| {
+            let event = Event::Panic {
+                test: None,
+                cpu: 0,
+                message: "unexpected exception #UD",
+                rip: Some(Hex(0x1)),
+                vector,
+            };
+            let mut line = [0u8; LINE_MAX];
+            let n = encode_line(&event, &mut line).unwrap();
+            format!(
+                "exception: vector=6 (#UD) rip=0x1\r\n{}",
+                String::from_utf8_lossy(&line[..n])
+            )
+        };
+        let failed = |serial: &str| check_ud2(&out(End::Exited(Exit::Failure), serial));
+        assert_eq!(failed(&panic(Some(UD))), Ok(()));
+        assert!(check_ud2(&out(End::Exited(Exit::Success), &panic(Some(UD)))).is_err());
+        assert_eq!(
+            failed(&panic(Some(13))).unwrap_err(),
+            "panic event for vector 13 (#GP), wanted 6 (#UD)"
+        );
+        assert!(
+            failed(&panic(None))
+                .unwrap_err()
+                .contains("without a vector")
+        );
+        // The text line alone is for people: it proves nothing.
+        let err = failed("exception: vector=6 (#UD) rip=0x1\r\n").unwrap_err();
+        assert_eq!(err, "no panic event");
     }
 }
