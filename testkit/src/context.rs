@@ -30,6 +30,12 @@ pub trait Platform {
     /// Writes one event to the wire (and, if the kernel likes, a human line).
     fn emit(&mut self, event: &Event<&str>);
 
+    /// Drains the integrity checker of every CPU: calls `each` for every
+    /// recorded finding and returns the number of incidents (damaged entries,
+    /// damaged canaries). The runner calls it before each test (to start
+    /// clean) and after (so that no test can leave a finding unjudged).
+    fn drain_checker(&mut self, each: &mut dyn FnMut(Corruption<'static>)) -> u64;
+
     /// Runs `job(arg)` on `cpu` and waits for it.
     fn run_on(&mut self, cpu: usize, job: Job, arg: u64, timeout_ms: u32) -> Result<u64, RunError> {
         self.start_on(cpu, job, arg)?;
@@ -68,12 +74,40 @@ impl fmt::Display for RunError {
 /// for the current strategy ([`crate::judge`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Observed {
-    /// Every check held.
+    /// The hazard happened and every check the test made held; the same as
+    /// `Ran(Evidence::default())`. The runner still drains the checker.
     Survived,
-    /// The integrity checker reported this many corruptions.
-    Corrupted { count: u64 },
-    /// The test could not do its job (setup failed, hazard never happened...).
+    /// The hazard happened; what the test counted while it did.
+    Ran(Evidence),
+    /// The test's own telltale shows the platform never produced the hazard
+    /// (e.g. an emulator that drops the #DB a silicon CPU delays): nothing is
+    /// said about the entry code. Not a skip: the test was tried.
+    NotReproduced(Message),
+    /// The test could not do its job (setup failed, an unexplained event...).
     Failed(Message),
+}
+
+/// The counts a verdict rests on. Zero means "none seen", and each count
+/// says what it is measured against in [`crate::judge`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Evidence {
+    /// Checker incidents the test drained: IST entries found with a damaged
+    /// frame or stack, one per entry (the runner adds what it drains after).
+    pub incidents: u64,
+    /// `detect`: times the hazard happened in a way that must corrupt an
+    /// unprotected entry ...
+    pub hazards: u64,
+    /// ... and how many of them the checker accounted for with an incident.
+    pub detected: u64,
+    /// `timing`: landings predicted to corrupt, predicted clean, and the
+    /// landings where the checker disagreed with the prediction.
+    pub predicted_corrupt: u64,
+    pub predicted_clean: u64,
+    pub mismatches: u64,
+    /// NMIs sent and never entered on the victim, by the entry's own count.
+    pub lost_nmis: u64,
+    /// Registers of the interrupted code found changed after the hazard.
+    pub damaged_registers: u64,
 }
 
 /// What a test returns. `Err` is a failure to do the job, like
@@ -189,6 +223,20 @@ impl<'p> Context<'p> {
 
     pub fn corruptions_reported(&self) -> u64 {
         self.corruptions_reported
+    }
+
+    /// Drains every CPU's checker through the platform, putting each finding
+    /// on the wire; returns the incidents drained.
+    pub fn drain_checker(&mut self) -> u64 {
+        // The first findings go on the wire one by one; all are counted.
+        let mut findings: heapless::Vec<Corruption<'static>, 16> = heapless::Vec::new();
+        let incidents = self.platform.drain_checker(&mut |c| {
+            let _ = findings.push(c);
+        });
+        for c in findings {
+            self.report_corruption(c);
+        }
+        incidents
     }
 
     /// Records why the test failed: `return Err(ctx.fail(format_args!(..)))`,

@@ -11,22 +11,38 @@ use serde::{Deserialize, Serialize};
 pub enum Strategy {
     /// IST for #DB, NMI, #DF, #MC and nothing else: the checker must catch it.
     Naive,
-    /// Lower the #DB IST pointer while a #DB runs (pre-5.8 Linux).
-    ShiftIst,
-    /// Save and clear DR7 on #DB and NMI entry (Linux 5.8+).
+    /// Only the IST shift: lower the #DB IST pointer while a #DB runs. The
+    /// idea of pre-5.8 Linux alone, without the rest of what 4.19 did.
+    ShiftOnly,
+    /// The #DB and NMI entry of Linux 4.19: the IST shift, the tracing hook
+    /// under a debug IDT whose #DB gate has no IST (`TRACE_IRQS_OFF_DEBUG`),
+    /// an NMI that finds the #DB stack in use swapping to that IDT
+    /// (`debug_stack_set_zero`), the nested-NMI asm, and no DR7 handling.
+    #[serde(rename = "linux-4.19")]
+    Linux419,
+    /// Only the DR7 guard: save and clear DR7 on #DB and NMI entry.
     Dr7Guard,
-    /// `dr7-guard` plus Linux's nested-NMI handling.
+    /// The #DB and NMI entry of Linux 6.6 (`arch/x86/entry/entry_64.S`):
+    /// user-mode NMI and #DB on the kernel stack, the nested-NMI asm for kernel
+    /// mode, DR7 saved and cleared in the C part (`local_db_save`).
     Linux,
 }
 
 impl Strategy {
-    pub const ALL: [Strategy; 4] = [Self::Naive, Self::ShiftIst, Self::Dr7Guard, Self::Linux];
+    pub const ALL: [Strategy; 5] = [
+        Self::Naive,
+        Self::ShiftOnly,
+        Self::Linux419,
+        Self::Dr7Guard,
+        Self::Linux,
+    ];
 
     /// The name used on the command line and on the wire.
     pub const fn name(self) -> &'static str {
         match self {
             Self::Naive => "naive",
-            Self::ShiftIst => "shift-ist",
+            Self::ShiftOnly => "shift-only",
+            Self::Linux419 => "linux-4.19",
             Self::Dr7Guard => "dr7-guard",
             Self::Linux => "linux",
         }
@@ -66,9 +82,10 @@ pub enum Expect {
     Survive,
     /// Corrupts, and the checker must say so: silence is a failure.
     Detect,
-    /// Survives or corrupts depending on where in the handler the second event
-    /// lands (e.g. `shift-ist` against an NMI before its IST shift): both pass,
-    /// provided any corruption was reported. The details say which happened.
+    /// Corrupts or not depending on where in the handler the second event
+    /// lands (e.g. `shift-only` against an NMI before its IST shift). The test
+    /// predicts, per landing, whether it must corrupt; any landing where the
+    /// checker disagrees with the prediction fails the test.
     Timing,
     /// Not meaningful under this strategy; the reason is reported.
     Skip(&'static str),
@@ -79,7 +96,8 @@ pub enum Expect {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Expectations {
     pub naive: Expect,
-    pub shift_ist: Expect,
+    pub shift_only: Expect,
+    pub linux_4_19: Expect,
     pub dr7_guard: Expect,
     pub linux: Expect,
 }
@@ -89,7 +107,8 @@ impl Expectations {
     pub const fn all(expect: Expect) -> Self {
         Self {
             naive: expect,
-            shift_ist: expect,
+            shift_only: expect,
+            linux_4_19: expect,
             dr7_guard: expect,
             linux: expect,
         }
@@ -100,7 +119,8 @@ impl Expectations {
     pub const fn with(mut self, strategy: Strategy, expect: Expect) -> Self {
         match strategy {
             Strategy::Naive => self.naive = expect,
-            Strategy::ShiftIst => self.shift_ist = expect,
+            Strategy::ShiftOnly => self.shift_only = expect,
+            Strategy::Linux419 => self.linux_4_19 = expect,
             Strategy::Dr7Guard => self.dr7_guard = expect,
             Strategy::Linux => self.linux = expect,
         }
@@ -110,7 +130,8 @@ impl Expectations {
     pub const fn get(&self, strategy: Strategy) -> Expect {
         match strategy {
             Strategy::Naive => self.naive,
-            Strategy::ShiftIst => self.shift_ist,
+            Strategy::ShiftOnly => self.shift_only,
+            Strategy::Linux419 => self.linux_4_19,
             Strategy::Dr7Guard => self.dr7_guard,
             Strategy::Linux => self.linux,
         }
@@ -126,7 +147,8 @@ mod tests {
         for s in Strategy::ALL {
             assert_eq!(Strategy::from_name(s.name()), Some(s));
         }
-        assert_eq!(Strategy::from_name("shift_ist"), None);
+        assert_eq!(Strategy::from_name("shift_only"), None);
+        assert_eq!(Strategy::from_name("linux-4.19"), Some(Strategy::Linux419));
         assert_eq!(Strategy::from_name(""), None);
     }
 
@@ -134,11 +156,11 @@ mod tests {
     fn with_replaces_one_strategy_only() {
         const E: Expectations = Expectations::all(Expect::Survive)
             .with(Strategy::Naive, Expect::Detect)
-            .with(Strategy::ShiftIst, Expect::Skip("no nested NMI handling"))
+            .with(Strategy::ShiftOnly, Expect::Skip("no nested NMI handling"))
             .with(Strategy::Dr7Guard, Expect::Timing);
         assert_eq!(E.get(Strategy::Naive), Expect::Detect);
         assert_eq!(
-            E.get(Strategy::ShiftIst),
+            E.get(Strategy::ShiftOnly),
             Expect::Skip("no nested NMI handling")
         );
         assert_eq!(E.get(Strategy::Dr7Guard), Expect::Timing);

@@ -26,14 +26,14 @@ pub mod summary;
 mod verdict;
 
 pub use context::{
-    Context, Corruption, Failure, Job, Observed, Platform, RunError, TestFn, TestResult,
+    Context, Corruption, Evidence, Failure, Job, Observed, Platform, RunError, TestFn, TestResult,
 };
 pub use desc::{TESTS, TestDesc, tags};
 pub use expect::{Expect, Expectations, Machine, Strategy};
 pub use message::{MESSAGE_LEN, Message, message};
 pub use rng::Rng;
 pub use select::{Selection, SelectionError};
-pub use verdict::{Judgement, SkipReason, judge, skip_reason};
+pub use verdict::{Judgement, SkipReason, Tally, judge, skip_reason};
 
 /// What the [`test!`] macro expands to needs these paths without the caller
 /// depending on `linkme` itself.

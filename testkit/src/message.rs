@@ -5,8 +5,8 @@
 
 use core::fmt::{self, Write};
 
-/// Bytes kept of a message; a JSON line with it still fits a 512-byte buffer.
-pub const MESSAGE_LEN: usize = 160;
+/// Bytes kept of a message; a result line with it and its details still fits `LINE_MAX`.
+pub const MESSAGE_LEN: usize = 320;
 
 pub type Message = heapless::String<MESSAGE_LEN>;
 

@@ -3,14 +3,14 @@
 //! then calls [`run_tests`] with [`TESTS`](crate::TESTS), then exits with
 //! [`Summary::all_passed`].
 
-use crate::context::{Context, Observed, Platform};
+use crate::context::{Context, Evidence, Observed, Platform};
 use crate::desc::TestDesc;
 use crate::expect::{Machine, Strategy};
 use crate::message::message;
 use crate::protocol::{Counters, Event, Outcome};
 use crate::rng::Rng;
 use crate::select::Selection;
-use crate::verdict::{judge, skip_reason};
+use crate::verdict::{Tally, judge, skip_reason};
 
 /// What does not change between the tests of one boot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,6 +25,7 @@ pub struct Summary {
     pub passed: u32,
     pub failed: u32,
     pub skipped: u32,
+    pub not_reproduced: u32,
 }
 
 impl Summary {
@@ -37,6 +38,7 @@ impl Summary {
             Outcome::Pass => self.passed += 1,
             Outcome::Fail => self.failed += 1,
             Outcome::Skip => self.skipped += 1,
+            Outcome::NotReproduced => self.not_reproduced += 1,
         }
     }
 }
@@ -66,11 +68,13 @@ pub fn run_tests(
         passed,
         failed,
         skipped,
+        not_reproduced,
     } = summary;
     platform.emit(&Event::Done {
         passed,
         failed,
         skipped,
+        not_reproduced,
     });
     summary
 }
@@ -117,6 +121,9 @@ fn run_one(
         timeout_ms,
     });
 
+    // Findings from before the test (boot, the runner between tests) are not
+    // this test's: drop them so the drain after it judges only its own.
+    platform.drain_checker(&mut |_| {});
     let rng = Rng::for_test(config.seed, test.name);
     let mut ctx = Context::new(
         test.name,
@@ -128,22 +135,24 @@ fn run_one(
     );
     let begin = ctx.cycles();
     let returned = (test.run)(&mut ctx);
-    let observed = ctx.observed(returned);
     let cycles = ctx.cycles().wrapping_sub(begin);
-    let verdict = judge(expect, &observed, ctx.corruptions_reported());
-    let Context {
-        counters,
-        details: note,
-        ..
-    } = ctx;
+    let observed = ctx.observed(returned);
+    // Whatever the test did not collect itself is judged too.
+    let drained = ctx.drain_checker();
+    let tally = Tally {
+        drained,
+        reported: ctx.corruptions_reported(),
+    };
+    let verdict = judge(expect, &observed, tally);
+    let mut counters = ctx.counters;
+    record_evidence(&mut counters, &observed, drained);
+    let note = ctx.details;
 
     // Say what went wrong first; the test's own note after it.
-    let details = match (&observed, verdict.reason, note.as_str()) {
-        (Observed::Failed(why), _, "") => message(format_args!("{why}")),
-        (Observed::Failed(why), _, note) => message(format_args!("{why}; {note}")),
-        (_, reason, "") => message(format_args!("{reason}")),
-        (_, "", note) => message(format_args!("{note}")),
-        (_, reason, note) => message(format_args!("{reason}; {note}")),
+    let details = match (verdict.reason.as_str(), note.as_str()) {
+        (reason, "") => message(format_args!("{reason}")),
+        ("", note) => message(format_args!("{note}")),
+        (reason, note) => message(format_args!("{reason}; {note}")),
     };
     platform.emit(&result(
         verdict.outcome,
@@ -153,6 +162,25 @@ fn run_one(
         counters,
     ));
     verdict.outcome
+}
+
+/// Puts the counts a verdict rests on into the result's counters, so a reader
+/// of the wire sees the same numbers the verdict saw.
+fn record_evidence(counters: &mut Counters, observed: &Observed, drained: u64) {
+    let e = match observed {
+        Observed::Ran(e) => *e,
+        Observed::Survived => Evidence::default(),
+        Observed::NotReproduced(_) | Observed::Failed(_) => return,
+    };
+    let nonzero = |n: u64| (n > 0).then_some(n);
+    counters.incidents = Some(e.incidents + drained);
+    counters.hazards = nonzero(e.hazards).or(counters.hazards);
+    counters.detected = nonzero(e.detected).or(counters.detected);
+    counters.lost_nmis = Some(e.lost_nmis);
+    counters.damaged_registers = Some(e.damaged_registers);
+    if e.predicted_corrupt + e.predicted_clean > 0 {
+        counters.mismatches = Some(e.mismatches);
+    }
 }
 
 /// The tests sorted by name (then by link order for equal names), without a

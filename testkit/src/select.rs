@@ -41,7 +41,7 @@ impl fmt::Display for SelectionError<'_> {
             Self::UnknownStrategy(name) => {
                 write!(
                     f,
-                    "entry={name}: unknown strategy (naive, shift-ist, dr7-guard, linux)"
+                    "entry={name}: unknown strategy (naive, shift-only, linux-4.19, dr7-guard, linux)"
                 )
             }
         }
@@ -145,13 +145,13 @@ mod tests {
     #[test]
     fn parses_known_words_and_ignores_the_kernels() {
         let sel = Selection::parse(
-            "console=com1 filter=nmi  iterations=500 seed=0x2a entry=shift-ist quiet",
+            "console=com1 filter=nmi  iterations=500 seed=0x2a entry=shift-only quiet",
         )
         .unwrap();
         assert_eq!(sel.filter, Some("nmi"));
         assert_eq!(sel.iterations, Some(500));
         assert_eq!(sel.seed, Some(42));
-        assert_eq!(sel.strategy, Some(Strategy::ShiftIst));
+        assert_eq!(sel.strategy, Some(Strategy::ShiftOnly));
         assert!(sel.selects(&named("boot::nmi_all_to_all")));
         assert!(!sel.selects(&named("boot::selftest")));
     }

@@ -1,15 +1,12 @@
 //! From expectation and observation to an outcome.
 //!
-//! The rules (DESIGN.md section 4): `survive` passes only with no corruption at
-//! all; `detect` passes only if corruption was really reported on the wire,
-//! because a strategy that corrupts silently is exactly what the checker exists
-//! to catch; `timing` passes either way but, like `detect`, never on a
-//! corruption that was claimed and not reported; a test that could not do its
-//! job fails under any expectation.
+//! A verdict is a claim about someone's entry code, so each rests on counts:
+//! see [`judge`].
 
-use crate::context::Observed;
+use crate::context::{Evidence, Observed};
 use crate::desc::{TestDesc, tags};
 use crate::expect::{Expect, Machine, Strategy};
+use crate::message::{Message, message};
 use crate::protocol::{Expected, Outcome};
 use core::fmt;
 
@@ -58,49 +55,107 @@ pub fn skip_reason(
     None
 }
 
-/// An outcome and, when it is not a plain pass, a short reason for it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// An outcome and a short reason for it (empty for a plain pass).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Judgement {
     pub outcome: Outcome,
-    pub reason: &'static str,
+    pub reason: Message,
 }
 
 impl Judgement {
-    const fn new(outcome: Outcome, reason: &'static str) -> Self {
-        Self { outcome, reason }
+    fn new(outcome: Outcome, reason: fmt::Arguments<'_>) -> Self {
+        Self {
+            outcome,
+            reason: message(reason),
+        }
     }
 }
 
-/// Judges one run. `reported` is how many corruption events the test put on
-/// the wire (`Context::corruptions_reported`); a `Corrupted` observation
-/// without them is not accepted as a detection.
-pub fn judge(expect: Expect, observed: &Observed, reported: u64) -> Judgement {
-    let claimed = match observed {
-        Observed::Failed(_) => return Judgement::new(Outcome::Fail, "test failed"),
-        Observed::Survived => 0,
-        Observed::Corrupted { count } => *count,
+/// What the runner adds to a test's own evidence.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Tally {
+    /// Incidents the runner drained from the checker after the test: findings
+    /// the test itself did not collect (and might have hidden).
+    pub drained: u64,
+    /// Corruption events on the wire for this test (test's and runner's).
+    pub reported: u64,
+}
+
+/// Judges one run (the rules are in `docs/verdicts.md`):
+/// - `survive`: no checker incident (the test's and the runner's), no lost
+///   NMI, no damaged register.
+/// - `detect`: the hazard happened in a way that must corrupt, the checker
+///   accounted for every such time (a detection rate of 100%), and put its
+///   findings on the wire.
+/// - `timing`: the test predicted per landing whether it must corrupt, both
+///   kinds of landing happened, and the checker agreed with every prediction.
+/// - a test that could not do its job fails under any expectation; one whose
+///   hazard the platform never produced is `not-reproduced`.
+pub fn judge(expect: Expect, observed: &Observed, tally: Tally) -> Judgement {
+    let e = match (observed, expect) {
+        (Observed::Failed(why), _) => return Judgement::new(Outcome::Fail, format_args!("{why}")),
+        (_, Expect::Skip(why)) => return Judgement::new(Outcome::Skip, format_args!("{why}")),
+        (Observed::NotReproduced(why), _) => {
+            return Judgement::new(Outcome::NotReproduced, format_args!("{why}"));
+        }
+        (Observed::Survived, _) => Evidence::default(),
+        (Observed::Ran(e), _) => *e,
     };
+    let incidents = e.incidents + tally.drained;
+    let fail = |args: fmt::Arguments<'_>| Judgement::new(Outcome::Fail, args);
+    if e.lost_nmis > 0 {
+        return fail(format_args!("{} NMIs lost", e.lost_nmis));
+    }
+    if e.damaged_registers > 0 {
+        return fail(format_args!(
+            "{} registers of the interrupted code damaged",
+            e.damaged_registers
+        ));
+    }
     match expect {
-        Expect::Skip(why) => Judgement::new(Outcome::Skip, why),
-        Expect::Survive if claimed == 0 && reported == 0 => Judgement::new(Outcome::Pass, ""),
-        Expect::Survive => Judgement::new(
-            Outcome::Fail,
-            "corrupted under a strategy expected to survive",
-        ),
-        Expect::Detect if reported > 0 => {
-            Judgement::new(Outcome::Pass, "corruption detected as expected")
+        Expect::Skip(why) => Judgement::new(Outcome::Skip, format_args!("{why}")),
+        Expect::Survive if incidents == 0 => Judgement::new(Outcome::Pass, format_args!("")),
+        Expect::Survive if tally.drained > 0 && e.incidents == 0 => fail(format_args!(
+            "checker found {incidents} incidents the test did not collect, under a strategy expected to survive"
+        )),
+        Expect::Survive => fail(format_args!(
+            "checker found {incidents} incidents under a strategy expected to survive"
+        )),
+        Expect::Detect if e.hazards == 0 => fail(format_args!(
+            "the hazard never happened in a way that must corrupt: nothing to detect"
+        )),
+        Expect::Detect if tally.reported == 0 => {
+            fail(format_args!("expected corruption, none detected"))
         }
-        Expect::Detect | Expect::Timing if claimed > 0 && reported == 0 => Judgement::new(
-            Outcome::Fail,
-            "test claims corruption but reported none on the wire",
-        ),
-        Expect::Timing if reported > 0 => {
-            Judgement::new(Outcome::Pass, "timing-dependent: corruption detected")
-        }
-        Expect::Timing => Judgement::new(Outcome::Pass, "timing-dependent: survived"),
+        Expect::Detect if e.detected < e.hazards => fail(format_args!(
+            "detection rate {}% ({}/{}): below 100%",
+            e.detected * 100 / e.hazards,
+            e.detected,
+            e.hazards
+        )),
         Expect::Detect => Judgement::new(
-            Outcome::Fail,
-            "expected corruption to be detected; none was",
+            Outcome::Pass,
+            format_args!("detected {}/{} (100%)", e.detected, e.hazards),
+        ),
+        Expect::Timing if e.mismatches > 0 => fail(format_args!(
+            "prediction wrong at {} of {} landings",
+            e.mismatches,
+            e.predicted_corrupt + e.predicted_clean
+        )),
+        Expect::Timing if e.predicted_corrupt == 0 || e.predicted_clean == 0 => fail(format_args!(
+            "prediction untested: {} landings predicted to corrupt, {} clean",
+            e.predicted_corrupt, e.predicted_clean
+        )),
+        Expect::Timing if tally.reported == 0 => fail(format_args!(
+            "{} landings must corrupt, none reported on the wire",
+            e.predicted_corrupt
+        )),
+        Expect::Timing => Judgement::new(
+            Outcome::Pass,
+            format_args!(
+                "prediction held: {} landings corrupted, {} clean",
+                e.predicted_corrupt, e.predicted_clean
+            ),
         ),
     }
 }
@@ -122,7 +177,6 @@ mod tests {
     use super::*;
     use crate::context::TestResult;
     use crate::expect::Expectations;
-    use crate::message::message;
 
     fn body(_: &mut crate::Context<'_>) -> TestResult {
         Ok(Observed::Survived)
@@ -132,56 +186,115 @@ mod tests {
         TestDesc::new("t::x", body, module_path!(), file!(), line!())
     }
 
-    const CORRUPTED: Observed = Observed::Corrupted { count: 2 };
+    fn ran(e: Evidence) -> Observed {
+        Observed::Ran(e)
+    }
+
+    const REPORTED: Tally = Tally {
+        drained: 0,
+        reported: 3,
+    };
 
     #[test]
-    fn survive_passes_only_without_corruption() {
+    fn survive_fails_on_any_incident_loss_or_damage() {
+        let pass = |o: &Observed, t| judge(Expect::Survive, o, t).outcome;
+        assert_eq!(pass(&Observed::Survived, Tally::default()), Outcome::Pass);
+        let one = ran(Evidence {
+            incidents: 1,
+            ..Evidence::default()
+        });
+        assert_eq!(pass(&one, REPORTED), Outcome::Fail);
+        // A finding the test never collected, drained by the runner, fails it.
+        let hidden = judge(
+            Expect::Survive,
+            &Observed::Survived,
+            Tally {
+                drained: 2,
+                reported: 2,
+            },
+        );
+        assert_eq!(hidden.outcome, Outcome::Fail);
+        assert!(hidden.reason.contains("did not collect"));
+        let lost = judge(
+            Expect::Survive,
+            &ran(Evidence {
+                lost_nmis: 1,
+                ..Evidence::default()
+            }),
+            Tally::default(),
+        );
+        assert_eq!(lost.outcome, Outcome::Fail);
+        assert!(lost.reason.contains("NMIs lost"));
+        let damaged = ran(Evidence {
+            damaged_registers: 1,
+            ..Evidence::default()
+        });
+        assert_eq!(pass(&damaged, Tally::default()), Outcome::Fail);
+    }
+
+    #[test]
+    fn detect_needs_a_full_detection_rate_on_the_wire() {
+        let full = ran(Evidence {
+            incidents: 50,
+            hazards: 50,
+            detected: 50,
+            ..Evidence::default()
+        });
+        let ok = judge(Expect::Detect, &full, REPORTED);
+        assert_eq!(ok.outcome, Outcome::Pass);
+        assert!(ok.reason.contains("50/50"));
+        let missed = ran(Evidence {
+            incidents: 49,
+            hazards: 50,
+            detected: 49,
+            ..Evidence::default()
+        });
+        let rate = judge(Expect::Detect, &missed, REPORTED);
+        assert_eq!(rate.outcome, Outcome::Fail);
+        assert!(rate.reason.contains("98%"), "{}", rate.reason);
+        // A blind checker: the hazard happened, nothing reached the wire.
+        let blind = judge(Expect::Detect, &full, Tally::default());
+        assert_eq!(blind.outcome, Outcome::Fail);
+        assert!(blind.reason.contains("expected corruption, none detected"));
+        let no_hazard = judge(Expect::Detect, &Observed::Survived, REPORTED);
+        assert_eq!(no_hazard.outcome, Outcome::Fail);
+    }
+
+    #[test]
+    fn timing_fails_on_any_mismatch_or_untested_side() {
+        let held = Evidence {
+            predicted_corrupt: 10,
+            predicted_clean: 30,
+            incidents: 10,
+            ..Evidence::default()
+        };
         assert_eq!(
-            judge(Expect::Survive, &Observed::Survived, 0).outcome,
+            judge(Expect::Timing, &ran(held), REPORTED).outcome,
             Outcome::Pass
         );
+        let wrong = Evidence {
+            mismatches: 1,
+            ..held
+        };
+        let j = judge(Expect::Timing, &ran(wrong), REPORTED);
+        assert_eq!(j.outcome, Outcome::Fail);
+        assert!(j.reason.contains("1 of 40"));
+        let one_sided = Evidence {
+            predicted_clean: 0,
+            ..held
+        };
         assert_eq!(
-            judge(Expect::Survive, &Observed::Corrupted { count: 0 }, 0).outcome,
-            Outcome::Pass
+            judge(Expect::Timing, &ran(one_sided), REPORTED).outcome,
+            Outcome::Fail
         );
-        assert_eq!(judge(Expect::Survive, &CORRUPTED, 2).outcome, Outcome::Fail);
-        // A reported corruption fails the test even if it then says it survived.
         assert_eq!(
-            judge(Expect::Survive, &Observed::Survived, 1).outcome,
+            judge(Expect::Timing, &ran(held), Tally::default()).outcome,
             Outcome::Fail
         );
     }
 
     #[test]
-    fn detect_passes_only_when_really_reported() {
-        assert_eq!(judge(Expect::Detect, &CORRUPTED, 2).outcome, Outcome::Pass);
-        assert_eq!(
-            judge(Expect::Detect, &Observed::Survived, 1).outcome,
-            Outcome::Pass
-        );
-        let silent = judge(Expect::Detect, &Observed::Survived, 0);
-        assert_eq!(silent.outcome, Outcome::Fail);
-        assert!(silent.reason.contains("none was"));
-        let unreported = judge(Expect::Detect, &CORRUPTED, 0);
-        assert_eq!(unreported.outcome, Outcome::Fail);
-        assert!(unreported.reason.contains("on the wire"));
-    }
-
-    #[test]
-    fn timing_passes_either_way_but_not_silently() {
-        let survived = judge(Expect::Timing, &Observed::Survived, 0);
-        assert_eq!(
-            survived,
-            Judgement::new(Outcome::Pass, "timing-dependent: survived")
-        );
-        let detected = judge(Expect::Timing, &CORRUPTED, 2);
-        assert_eq!(detected.outcome, Outcome::Pass);
-        assert!(detected.reason.contains("detected"));
-        assert_eq!(judge(Expect::Timing, &CORRUPTED, 0).outcome, Outcome::Fail);
-    }
-
-    #[test]
-    fn failure_fails_under_every_expectation() {
+    fn failure_and_not_reproduced() {
         let failed = Observed::Failed(message(format_args!("no NMI arrived")));
         for e in [
             Expect::Survive,
@@ -189,12 +302,17 @@ mod tests {
             Expect::Timing,
             Expect::Skip("x"),
         ] {
-            assert_eq!(judge(e, &failed, 0).outcome, Outcome::Fail);
+            assert_eq!(judge(e, &failed, Tally::default()).outcome, Outcome::Fail);
         }
-        assert_eq!(
-            judge(Expect::Skip("why"), &Observed::Survived, 0),
-            Judgement::new(Outcome::Skip, "why")
-        );
+        let nr = Observed::NotReproduced(message(format_args!("no #DB on the entry")));
+        for e in [Expect::Survive, Expect::Detect, Expect::Timing] {
+            let j = judge(e, &nr, Tally::default());
+            assert_eq!(j.outcome, Outcome::NotReproduced);
+            assert!(j.reason.contains("no #DB"));
+        }
+        let skip = judge(Expect::Skip("why"), &Observed::Survived, Tally::default());
+        assert_eq!(skip.outcome, Outcome::Skip);
+        assert_eq!(skip.reason.as_str(), "why");
     }
 
     #[test]
@@ -202,10 +320,10 @@ mod tests {
         let mut t = desc();
         assert_eq!(skip_reason(&t, Strategy::Linux, Machine::Tcg, 1), None);
 
-        t.expect =
-            Expectations::all(Expect::Survive).with(Strategy::ShiftIst, Expect::Skip("no NMI fix"));
+        t.expect = Expectations::all(Expect::Survive)
+            .with(Strategy::ShiftOnly, Expect::Skip("no NMI fix"));
         assert_eq!(
-            skip_reason(&t, Strategy::ShiftIst, Machine::Kvm, 4),
+            skip_reason(&t, Strategy::ShiftOnly, Machine::Kvm, 4),
             Some(SkipReason::Expected("no NMI fix"))
         );
         assert_eq!(skip_reason(&t, Strategy::Linux, Machine::Kvm, 4), None);

@@ -10,9 +10,10 @@ fn first(_: &mut Context<'_>) -> TestResult {
 }
 
 fn second(ctx: &mut Context<'_>) -> TestResult {
-    Ok(Observed::Corrupted {
-        count: u64::from(ctx.iterations),
-    })
+    Ok(Observed::Ran(testkit::Evidence {
+        incidents: u64::from(ctx.iterations),
+        ..testkit::Evidence::default()
+    }))
 }
 
 testkit::test! {
@@ -31,7 +32,7 @@ testkit::test! {
     tags: &[tags::TCG, tags::HW_ONLY],
     expect: Expectations::all(Expect::Survive)
         .with(Strategy::Naive, Expect::Detect)
-        .with(Strategy::ShiftIst, Expect::Skip("no nested NMI handling")),
+        .with(Strategy::ShiftOnly, Expect::Skip("no nested NMI handling")),
 }
 
 mod nested {
@@ -111,7 +112,7 @@ fn overrides_are_kept() {
     assert!(t.has_tag(tags::HW_ONLY) && t.has_tag("tcg") && !t.has_tag(tags::SELFTEST));
     assert_eq!(t.expect.get(Strategy::Naive), Expect::Detect);
     assert_eq!(
-        t.expect.get(Strategy::ShiftIst),
+        t.expect.get(Strategy::ShiftOnly),
         Expect::Skip("no nested NMI handling")
     );
     assert_eq!(t.expect.get(Strategy::Linux), Expect::Survive);

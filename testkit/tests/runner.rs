@@ -4,8 +4,8 @@ use std::cell::Cell;
 use testkit::protocol::{Counters, Event, Expected, Outcome};
 use testkit::run::{RunConfig, Summary, run_tests};
 use testkit::{
-    Context, Corruption, Expect, Expectations, Failure, Job, Machine, Observed, Platform, RunError,
-    Selection, Strategy, TestDesc, TestResult, tags,
+    Context, Corruption, Evidence, Expect, Expectations, Failure, Job, Machine, Observed, Platform,
+    RunError, Selection, Strategy, TestDesc, TestResult, tags,
 };
 
 /// Runs jobs inline, counts cycles by 10 per read, records every event.
@@ -57,7 +57,24 @@ impl Platform for Fake {
     fn emit(&mut self, event: &Event<&str>) {
         self.events.push(event.clone().map_str(String::from));
     }
+    fn drain_checker(&mut self, each: &mut dyn FnMut(Corruption<'static>)) -> u64 {
+        let found = HIDDEN.swap(0, std::sync::atomic::Ordering::SeqCst);
+        for _ in 0..found {
+            each(Corruption {
+                cpu: Some(1),
+                iteration: 0,
+                vector: 2,
+                field: "stack",
+                expected: 0,
+                seen: 1,
+            });
+        }
+        found
+    }
 }
+
+/// Findings a test leaves in the fake checker without collecting them.
+static HIDDEN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 fn double(arg: u64) -> u64 {
     arg * 2
@@ -84,11 +101,26 @@ fn corrupts(ctx: &mut Context<'_>) -> TestResult {
         expected: 1,
         seen,
     });
-    Ok(Observed::Corrupted { count: 1 })
+    Ok(Observed::Ran(Evidence {
+        incidents: 1,
+        hazards: 1,
+        detected: 1,
+        ..Evidence::default()
+    }))
 }
 
 fn claims_without_reporting(_: &mut Context<'_>) -> TestResult {
-    Ok(Observed::Corrupted { count: 1 })
+    Ok(Observed::Ran(Evidence {
+        incidents: 1,
+        hazards: 1,
+        detected: 1,
+        ..Evidence::default()
+    }))
+}
+
+fn hides_a_finding(_: &mut Context<'_>) -> TestResult {
+    HIDDEN.store(2, std::sync::atomic::Ordering::SeqCst);
+    Ok(Observed::Survived)
 }
 
 fn needs_missing_cpu(ctx: &mut Context<'_>) -> TestResult {
@@ -212,7 +244,8 @@ fn plan_then_tests_in_name_order_then_done() {
         Summary {
             passed: 2,
             failed: 2,
-            skipped: 2
+            skipped: 2,
+            not_reproduced: 0
         }
     );
     assert_eq!(
@@ -220,7 +253,8 @@ fn plan_then_tests_in_name_order_then_done() {
         Some(&Event::Done {
             passed: 2,
             failed: 2,
-            skipped: 2
+            skipped: 2,
+            not_reproduced: 0
         })
     );
     assert!(!summary.all_passed());
@@ -231,15 +265,14 @@ fn verdicts_and_details() {
     let (fake, _) = run("", Strategy::Naive);
     assert_eq!(
         outcome_of(&fake, "a::corrupts"),
-        (
-            &Outcome::Pass,
-            "corruption detected as expected",
-            &Expected::Detect
-        )
+        (&Outcome::Pass, "detected 1/1 (100%)", &Expected::Detect)
     );
     let (outcome, details, _) = outcome_of(&fake, "b::claims");
     assert_eq!(outcome, &Outcome::Fail);
-    assert!(details.contains("reported none on the wire"), "{details}");
+    assert!(
+        details.contains("expected corruption, none detected"),
+        "{details}"
+    );
     assert_eq!(
         outcome_of(&fake, "c::missing_cpu"),
         (&Outcome::Fail, "no CPU 9", &Expected::Survive)
@@ -275,7 +308,8 @@ fn failures_carry_their_reason() {
         Summary {
             passed: 0,
             failed: 3,
-            skipped: 1
+            skipped: 1,
+            not_reproduced: 0
         }
     );
     assert_eq!(outcome_of(&fake, "f::ensured").1, "needs 64 CPUs");
@@ -361,4 +395,26 @@ fn skip_list_resumes_after_a_crash_and_seeds_repeat() {
     let (all, _) = run("", Strategy::Naive);
     assert_eq!(seen(&alone), seen(&all));
     assert!(seen(&alone).is_some());
+}
+
+#[test]
+fn a_finding_the_test_did_not_collect_fails_it() {
+    let tests = [desc("h::hides", hides_a_finding)];
+    let mut fake = Fake::new(2);
+    let config = RunConfig {
+        strategy: Strategy::Linux,
+        machine: Machine::Kvm,
+        seed: 0,
+    };
+    let summary = run_tests(&mut fake, &tests, &Selection::parse("").unwrap(), &config);
+    assert_eq!(summary.failed, 1);
+    let (outcome, details, _) = outcome_of(&fake, "h::hides");
+    assert_eq!(outcome, &Outcome::Fail);
+    assert!(details.contains("did not collect"), "{details}");
+    let wired = fake
+        .events
+        .iter()
+        .filter(|e| matches!(e, Event::Corruption { .. }))
+        .count();
+    assert_eq!(wired, 2, "every drained finding goes on the wire");
 }

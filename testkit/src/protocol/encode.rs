@@ -8,7 +8,7 @@ use serde::Serialize;
 /// printable strings up to [`MESSAGE_LEN`](crate::MESSAGE_LEN) bytes, even if
 /// every character needs escaping as `\"` (tested). Control characters escape
 /// to six bytes each and can overflow it: then the caller gets `BufferFull`.
-pub const LINE_MAX: usize = 1280;
+pub const LINE_MAX: usize = 2048;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EncodeError {

@@ -47,7 +47,10 @@ use serde::{Deserialize, Serialize};
 pub const PREFIX: &str = "@istorm ";
 
 /// Bumped on any change an older host would misread.
-pub const PROTOCOL_VERSION: u32 = 1;
+///
+/// 2: outcome `not-reproduced`; strategies `shift-only` (was `shift-ist`) and
+/// `linux-4.19`; `window` events; `done.not_reproduced`; evidence counters.
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// One thing that happened in a boot, in the order the kernel saw it.
 ///
@@ -135,6 +138,23 @@ pub enum Event<S> {
         expected: Hex,
         seen: Hex,
     },
+    /// Where a sweep's NMIs landed in one entry stub: one event per
+    /// instruction of the path the strategy runs, sent after the test's result
+    /// inputs are gathered and before its `result`.
+    Window {
+        test: S,
+        /// The stub's symbol, e.g. "db_stub".
+        stub: S,
+        /// Byte offset of the instruction from the stub's symbol.
+        offset: u32,
+        /// NMIs whose interrupted RIP was this instruction.
+        hits: u64,
+        /// Of those, the ones after which the checker found a damaged frame.
+        corrupted: u64,
+        /// Under a `timing` expectation: whether a landing here must corrupt.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        predicted: Option<bool>,
+    },
     Panic {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         test: Option<S>,
@@ -158,6 +178,8 @@ pub enum Event<S> {
         passed: u32,
         failed: u32,
         skipped: u32,
+        #[serde(default)]
+        not_reproduced: u32,
     },
 }
 
@@ -181,7 +203,12 @@ pub enum LapicMode {
 pub enum Outcome {
     Pass,
     Fail,
+    /// Known in advance not to apply here (expectation, `hw-only` on TCG, CPUs).
     Skip,
+    /// Tried, and the test's own telltale shows the platform never produced
+    /// the hazard: says nothing about the entry code either way.
+    #[serde(rename = "not-reproduced")]
+    NotReproduced,
 }
 
 impl Outcome {
@@ -191,6 +218,7 @@ impl Outcome {
             Outcome::Pass => "ok",
             Outcome::Fail => "FAILED",
             Outcome::Skip => "skipped",
+            Outcome::NotReproduced => "not-reproduced",
         }
     }
 }
@@ -234,6 +262,31 @@ pub struct Counters {
     /// Deepest use of the #DB IST stack (bytes below its top, from stack paint).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub db_stack_bytes: Option<u64>,
+    /// Checker incidents: IST entries found with a damaged frame or stack (one
+    /// per entry, whatever the number of words), including those the runner
+    /// drained after the test.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incidents: Option<u64>,
+    /// Times the hazard happened in a way that must corrupt an unprotected
+    /// entry (the denominator of the detection rate) ...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hazards: Option<u64>,
+    /// ... and how many of those the checker accounted for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detected: Option<u64>,
+    /// NMIs sent and never entered on the victim (by the entry's own count).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lost_nmis: Option<u64>,
+    /// NMIs the platform merged: sent while the victim had one pending, proven
+    /// by the victim's own counters; reported apart from lost ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged_nmis: Option<u64>,
+    /// Timing: landings whose outcome the prediction got wrong.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mismatches: Option<u64>,
+    /// Registers of the interrupted code found changed after the hazard.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub damaged_registers: Option<u64>,
 }
 
 impl Counters {
@@ -345,6 +398,21 @@ impl<S> Event<S> {
                 expected,
                 seen,
             },
+            Event::Window {
+                test,
+                stub,
+                offset,
+                hits,
+                corrupted,
+                predicted,
+            } => Event::Window {
+                test: f(test),
+                stub: f(stub),
+                offset,
+                hits,
+                corrupted,
+                predicted,
+            },
             Event::Panic {
                 test,
                 cpu,
@@ -367,10 +435,12 @@ impl<S> Event<S> {
                 passed,
                 failed,
                 skipped,
+                not_reproduced,
             } => Event::Done {
                 passed,
                 failed,
                 skipped,
+                not_reproduced,
             },
         }
     }
@@ -386,6 +456,7 @@ impl<S> Event<S> {
             Event::Inject { .. } => "inject",
             Event::Result { .. } => "result",
             Event::Corruption { .. } => "corruption",
+            Event::Window { .. } => "window",
             Event::Panic { .. } => "panic",
             Event::Hang { .. } => "hang",
             Event::Done { .. } => "done",
@@ -400,7 +471,8 @@ impl<S> Event<S> {
             | Event::Progress { test, .. }
             | Event::Inject { test, .. }
             | Event::Result { test, .. }
-            | Event::Corruption { test, .. } => Some(test),
+            | Event::Corruption { test, .. }
+            | Event::Window { test, .. } => Some(test),
             Event::Panic { test, .. } | Event::Hang { test, .. } => test.as_ref(),
             Event::Hello { .. } | Event::Plan { .. } | Event::Done { .. } => None,
         }

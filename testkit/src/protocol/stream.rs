@@ -170,7 +170,17 @@ impl Transcript {
                 passed,
                 failed,
                 skipped,
+                ..
             } => Some((*passed, *failed, *skipped)),
+            _ => None,
+        })
+    }
+
+    /// The `not-reproduced` count of the run's `done` event (counted apart
+    /// from `skipped`).
+    pub fn not_reproduced(&self) -> Option<u32> {
+        self.events().find_map(|(_, e)| match e {
+            OwnedEvent::Done { not_reproduced, .. } => Some(*not_reproduced),
             _ => None,
         })
     }

@@ -144,13 +144,14 @@ fn entry(index: usize, field: &str, strategy: Strategy) -> Result<Entry<String>,
     let (test, value) = field
         .split_once('=')
         .filter(|(test, _)| !test.is_empty())
-        .ok_or_else(|| err(format_args!("expected `test=P|F|S`")))?;
+        .ok_or_else(|| err(format_args!("expected `test=P|F|S|N`")))?;
     let mut parts = value.split(',');
     let outcome = match parts.next() {
         Some("P") => Outcome::Pass,
         Some("F") => Outcome::Fail,
         Some("S") => Outcome::Skip,
-        _ => return Err(err(format_args!("outcome is not P, F or S"))),
+        Some("N") => Outcome::NotReproduced,
+        _ => return Err(err(format_args!("outcome is not P, F, S or N"))),
     };
     let mut counters = Counters::default();
     for part in parts {
@@ -185,7 +186,8 @@ fn check_counts(
         let slot = match e.outcome {
             Outcome::Pass => 0,
             Outcome::Fail => 1,
-            Outcome::Skip => 2,
+            // The QR header keeps three counts: not-reproduced goes with skipped.
+            Outcome::Skip | Outcome::NotReproduced => 2,
         };
         listed[slot] = listed[slot].saturating_add(1);
     }

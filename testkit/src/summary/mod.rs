@@ -21,7 +21,7 @@
 //! then one field per result, failed tests first, the rest in run order:
 //!
 //! ```text
-//! <test>=<P|F|S>[,c<corruptions>][,n<nmis>][,d<dbs>]
+//! <test>=<P|F|S|N>[,c<corruptions>][,n<nmis>][,d<dbs>]
 //! ```
 //!
 //! A result runs under the strategy of the last `strategy=` field before it
@@ -73,6 +73,7 @@ pub struct Header<S> {
     pub setting: Setting,
     pub passed: u32,
     pub failed: u32,
+    /// Skipped and not-reproduced results together.
     pub skipped: u32,
 }
 
@@ -91,6 +92,7 @@ const fn outcome_letter(outcome: Outcome) -> char {
         Outcome::Pass => 'P',
         Outcome::Fail => 'F',
         Outcome::Skip => 'S',
+        Outcome::NotReproduced => 'N',
     }
 }
 
