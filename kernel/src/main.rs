@@ -83,7 +83,7 @@ pub fn kernel_main(boot: &BootInfo) -> ! {
     let strategy = selection.strategy.unwrap_or(entry::Strategy::Linux);
     entry::checker::set_mode(match cmdline.value("checker") {
         Some("strict") => entry::checker::Mode::Strict,
-        Some("ignore-rip") => entry::checker::Mode::IgnoreRip,
+        Some("blind") => entry::checker::Mode::Blind,
         _ => entry::checker::Mode::Recover,
     });
 

@@ -9,7 +9,7 @@
 use core::fmt::Write;
 
 use spin::Mutex;
-use testkit::protocol::{self, Event, Outcome};
+use testkit::protocol::{self, Event};
 
 use crate::arch::exit::{ExitCode, exit};
 use crate::arch::percpu;
@@ -36,11 +36,7 @@ pub fn emit(event: &Event<&str>) {
             details,
             ..
         } => {
-            let word = match outcome {
-                Outcome::Pass => "ok",
-                Outcome::Fail => "FAILED",
-                Outcome::Skip => "skipped",
-            };
+            let word = outcome.word();
             kprintln!(
                 "test {test} [{strategy}] ... {word}{}{details}",
                 if details.is_empty() { "" } else { ": " }

@@ -1,7 +1,7 @@
 //! What a test sees while it runs: its iteration count, a seeded RNG, and the
 //! platform the kernel provides behind a small trait.
 
-use crate::expect::{Machine, Strategy};
+use crate::expect::{Expect, Machine, Strategy};
 use crate::message::{Message, message};
 use crate::protocol::{Counters, Event, Hex};
 use crate::rng::Rng;
@@ -143,6 +143,9 @@ pub struct Context<'p> {
     pub rng: Rng,
     pub strategy: Strategy,
     pub machine: Machine,
+    /// What the test is expected to show under this strategy (set by the
+    /// runner): a test that can predict per landing does so under `Timing`.
+    pub expect: Expect,
     /// Filled in by the test; reported in the result event.
     pub counters: Counters,
     /// A short line for the result event when the test has something to say.
@@ -167,12 +170,18 @@ impl<'p> Context<'p> {
             rng,
             strategy,
             machine,
+            expect: Expect::Survive,
             counters: Counters::default(),
             details: Message::new(),
             corruptions_reported: 0,
             failure: Message::new(),
             platform,
         }
+    }
+
+    /// Whether the verdict will check a per-landing prediction.
+    pub fn expect_timing(&self) -> bool {
+        self.expect == Expect::Timing
     }
 
     pub fn platform(&mut self) -> &mut dyn Platform {

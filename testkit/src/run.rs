@@ -133,6 +133,7 @@ fn run_one(
         config.machine,
         platform,
     );
+    ctx.expect = expect;
     let begin = ctx.cycles();
     let returned = (test.run)(&mut ctx);
     let cycles = ctx.cycles().wrapping_sub(begin);

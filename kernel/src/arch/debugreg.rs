@@ -117,14 +117,18 @@ unsafe extern "C" {
     static __entry_text_end: u8;
 }
 
-/// Address ranges nobody may put a breakpoint on without `force`: the entry
-/// stubs' section, plus extra ranges the entry layer registers (the trace hook).
-fn denied(addr: u64, len: u64, extra: &[(u64, u64)]) -> bool {
-    let entry = (
+/// The entry stubs' section, as [start, end).
+pub fn entry_text_range() -> (u64, u64) {
+    (
         &raw const __entry_text_start as u64,
         &raw const __entry_text_end as u64,
-    );
-    core::iter::once(entry)
+    )
+}
+
+/// Address ranges nobody may put a breakpoint on without `force`: the entry
+/// stubs' section, plus extra ranges the caller names.
+fn denied(addr: u64, len: u64, extra: &[(u64, u64)]) -> bool {
+    core::iter::once(entry_text_range())
         .chain(extra.iter().copied())
         .any(|(start, end)| addr < end && addr + len > start)
 }

@@ -9,6 +9,10 @@ use x86_64::structures::gdt::SegmentSelector;
 use super::percpu::PerCpu;
 
 /// Ring 3's selectors, in the GDT order `load` builds (SYSRET's order).
+/// Ring-0 code and data, as the GDT below lays them out (entry stubs build
+/// IRET frames with them).
+pub const KERNEL_CODE_SELECTOR: u64 = 0x08;
+pub const KERNEL_DATA_SELECTOR: u64 = 0x10;
 pub const USER_DATA_SELECTOR: u64 = 0x18 | 3;
 pub const USER_CODE_SELECTOR: u64 = 0x20 | 3;
 

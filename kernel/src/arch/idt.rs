@@ -57,6 +57,9 @@ struct Idt(UnsafeCell<[Gate; 256]>);
 unsafe impl Sync for Idt {}
 
 static IDT: Idt = Idt(UnsafeCell::new([Gate::MISSING; 256]));
+/// Linux 4.19's `debug_idt_table`: a copy of the IDT whose #DB and #BP gates
+/// use no IST, so an event raised while it is loaded stays on the current stack.
+static DEBUG_IDT: Idt = Idt(UnsafeCell::new([Gate::MISSING; 256]));
 
 /// Points `vector` at `handler` on IST slot `ist` (0 = no IST). The entry layer
 /// installs its stubs with it; BSP only, before the APs start.
@@ -80,16 +83,49 @@ pub fn set_user_gate(vector: u8, handler: u64) {
 pub fn set_breakpoint_gate_user(user: bool) {
     let type_attr = if user { USER_GATE } else { INTERRUPT_GATE };
     // SAFETY: only the test CPU raises #BP while this runs; one byte of one gate
-    // changes, and the gate stays valid either way.
-    unsafe { (*IDT.0.get())[3].type_attr = type_attr };
+    // of each table changes, and the gates stay valid either way.
+    unsafe {
+        (*IDT.0.get())[3].type_attr = type_attr;
+        (*DEBUG_IDT.0.get())[3].type_attr = type_attr;
+    }
+}
+
+/// Copies the IDT into the debug IDT, #DB and #BP without IST. BSP only,
+/// after the entry layer installed its gates and before the APs start.
+pub fn build_debug() {
+    // SAFETY: no CPU has loaded the debug IDT yet, and the IDT is no longer
+    // written (its gates are final), so both are read or written by this CPU only.
+    unsafe {
+        let debug = &mut *DEBUG_IDT.0.get();
+        *debug = *IDT.0.get();
+        debug[1].ist = 0;
+        debug[3].ist = 0;
+    }
+}
+
+fn load_table(table: &'static Idt) {
+    let pointer = x86_64::structures::DescriptorTablePointer {
+        limit: (core::mem::size_of::<[Gate; 256]>() - 1) as u16,
+        base: x86_64::VirtAddr::new(table.0.get() as u64),
+    };
+    // SAFETY: both tables are statics filled before any CPU loads them; their
+    // gates point at the stubs.
+    unsafe { x86_64::instructions::tables::lidt(&pointer) };
 }
 
 /// Loads the shared IDT on the running CPU.
 pub fn load() {
-    let pointer = x86_64::structures::DescriptorTablePointer {
-        limit: (core::mem::size_of::<[Gate; 256]>() - 1) as u16,
-        base: x86_64::VirtAddr::new(IDT.0.get() as u64),
-    };
-    // SAFETY: the IDT is a static filled by `build`; its gates point at the stubs.
-    unsafe { x86_64::instructions::tables::lidt(&pointer) };
+    load_table(&IDT);
+}
+
+/// Loads the debug IDT on the running CPU (`debug_stack_set_zero`); `load`
+/// goes back (`debug_stack_reset`).
+pub fn load_debug() {
+    load_table(&DEBUG_IDT);
+}
+
+/// Both IDTs, as byte ranges (the deny-list refuses breakpoints on them).
+pub fn ranges() -> [(u64, u64); 2] {
+    let size = core::mem::size_of::<[Gate; 256]>() as u64;
+    [IDT.0.get() as u64, DEBUG_IDT.0.get() as u64].map(|p| (p, p + size))
 }

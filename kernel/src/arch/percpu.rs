@@ -18,6 +18,34 @@ pub const IST_NMI: u8 = 2;
 pub const IST_DF: u8 = 3;
 pub const IST_MC: u8 = 4;
 pub const IST_COUNT: usize = 4;
+
+/// The IST stacks by name, as indexes into `ist_stacks()` (slot `n - 1`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(usize)]
+pub enum IstSlot {
+    Db = 0,
+    Nmi = 1,
+    Df = 2,
+    Mc = 3,
+}
+
+impl IstSlot {
+    pub const ALL: [IstSlot; IST_COUNT] = [Self::Db, Self::Nmi, Self::Df, Self::Mc];
+
+    /// The exception vector that runs on this stack.
+    pub const fn vector(self) -> u8 {
+        match self {
+            Self::Db => 1,
+            Self::Nmi => 2,
+            Self::Df => 8,
+            Self::Mc => 18,
+        }
+    }
+
+    pub fn from_vector(vector: u8) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.vector() == vector)
+    }
+}
 /// 16 KiB per IST stack: room for `shift-ist` to lower the #DB pointer three
 /// times, small enough that an overflow into the guard page is quick to provoke.
 pub const IST_STACK_PAGES: u64 = 4;
@@ -25,6 +53,15 @@ pub const IST_STACK_SIZE: u64 = IST_STACK_PAGES * 4096;
 /// Where IST1 (the #DB stack pointer) sits, from the start of `PerCpu`: the
 /// `shift-ist` stub adjusts it through `gs:[0]`. IST1 is at byte 36 of the TSS.
 pub const TSS_IST1_OFFSET: usize = core::mem::offset_of!(PerCpu, tss) + 36;
+/// Where RSP0 (the ring-0 stack a ring-3 event switches to) sits, from the
+/// start of `PerCpu`: entries that leave their IST stack for it read it through
+/// `gs:`. RSP0 is at byte 4 of the TSS.
+pub const TSS_RSP0_OFFSET: usize = core::mem::offset_of!(PerCpu, tss) + 4;
+/// Per-CPU words the entry layer's asm counts in (`inc qword ptr gs:[..]`, one
+/// instruction, so no interrupt on this CPU can tear it); their meaning is the
+/// entry layer's.
+pub const ENTRY_WORDS: usize = 32;
+pub const ENTRY_WORDS_OFFSET: usize = core::mem::offset_of!(PerCpu, entry_words);
 
 /// Bounds of one stack: `bottom` is the lowest mapped byte, `top` one past the
 /// highest; the page below `bottom` is an unmapped guard page.
@@ -43,7 +80,9 @@ pub struct PerCpu {
     lapic_id: AtomicU32,
     online: AtomicBool,
     pub nmi_count: AtomicU64,
+    pub entry_words: [AtomicU64; ENTRY_WORDS],
     ist: UnsafeCell<[StackBounds; IST_COUNT]>,
+    ring0: UnsafeCell<StackBounds>,
     pub(super) tss: UnsafeCell<TaskStateSegment>,
     pub(super) gdt: UnsafeCell<GlobalDescriptorTable>,
     pub(super) lapic: UnsafeCell<Option<LocalApic>>,
@@ -52,6 +91,7 @@ pub struct PerCpu {
 const _: () = assert!(core::mem::offset_of!(PerCpu, self_ptr) == 0);
 const _: () = assert!(core::mem::offset_of!(PerCpu, index) == 8);
 const _: () = assert!(core::mem::offset_of!(TaskStateSegment, interrupt_stack_table) == 36);
+const _: () = assert!(core::mem::offset_of!(TaskStateSegment, privilege_stack_table) == 4);
 
 // SAFETY: the atomics are shared; the UnsafeCells are written by the BSP before
 // the CPU starts (ist, tss, gdt) and afterwards touched only by the owning CPU
@@ -66,7 +106,9 @@ impl PerCpu {
             lapic_id: AtomicU32::new(0),
             online: AtomicBool::new(false),
             nmi_count: AtomicU64::new(0),
+            entry_words: [const { AtomicU64::new(0) }; ENTRY_WORDS],
             ist: UnsafeCell::new([StackBounds { bottom: 0, top: 0 }; IST_COUNT]),
+            ring0: UnsafeCell::new(StackBounds { bottom: 0, top: 0 }),
             tss: UnsafeCell::new(TaskStateSegment::new()),
             gdt: UnsafeCell::new(GlobalDescriptorTable::new()),
             lapic: UnsafeCell::new(None),
@@ -87,6 +129,50 @@ impl PerCpu {
 
     pub(super) fn set_online(&self) {
         self.online.store(true, Ordering::Release);
+    }
+
+    /// The stack ring-3 events switch to (TSS RSP0): empty whenever ring 3 runs.
+    pub fn ring0_stack(&self) -> StackBounds {
+        // SAFETY: written once by the BSP before the CPU starts, read-only after.
+        unsafe { *self.ring0.get() }
+    }
+
+    /// The TSS and the GDT of this CPU, as byte ranges (the deny-list refuses
+    /// breakpoints on them, as Linux's `within_cpu_entry` does).
+    pub fn descriptor_ranges(&self) -> [(u64, u64); 3] {
+        let range = |p: u64, len: usize| (p, p + len as u64);
+        [
+            range(
+                self.tss.get() as u64,
+                core::mem::size_of::<TaskStateSegment>(),
+            ),
+            range(
+                self.gdt.get() as u64,
+                core::mem::size_of::<GlobalDescriptorTable>(),
+            ),
+            range(self as *const Self as u64, core::mem::size_of::<Self>()),
+        ]
+    }
+
+    /// One IST stack, by name.
+    pub fn ist_stack(&self, slot: IstSlot) -> StackBounds {
+        self.ist_stacks()[slot as usize]
+    }
+
+    /// Moves the TSS pointer of `slot` by `delta` bytes (Linux 4.19's
+    /// `shift_ist`, from Rust). Only on the CPU itself.
+    pub fn shift_ist(&self, slot: IstSlot, delta: i64) {
+        // SAFETY: only this CPU uses its TSS, and the CPU reads the pointer only
+        // when it delivers an event through that IST slot, which it cannot be
+        // doing while it executes this store.
+        unsafe {
+            let tss = self.tss.get();
+            // The TSS is packed: copy the table out, change it, write it back.
+            let mut table = (*tss).interrupt_stack_table;
+            let pointer = table[slot as usize].as_u64().wrapping_add_signed(delta);
+            table[slot as usize] = x86_64::VirtAddr::new(pointer);
+            (*tss).interrupt_stack_table = table;
+        }
     }
 
     /// The IST stacks; slot `n - 1` backs IST `n`.
@@ -124,6 +210,7 @@ impl PerCpu {
         // reads or writes the stack table or the TSS.
         unsafe {
             *self.ist.get() = ist;
+            *self.ring0.get() = ring0;
             let tss = &mut *self.tss.get();
             for (slot, stack) in ist.iter().enumerate() {
                 tss.interrupt_stack_table[slot] = x86_64::VirtAddr::new(stack.top);

@@ -189,6 +189,7 @@ fn results_list(pen: &mut Pen<'_>, run: &Run, max_scale: usize) {
             Outcome::Pass => ("ok     ", GREEN),
             Outcome::Fail => ("FAILED ", RED),
             Outcome::Skip => ("skip   ", YELLOW),
+            Outcome::NotReproduced => ("not-rep", YELLOW),
         };
         let mut line = Line::new();
         let _ = write!(line, "{word}{} [{}]", e.test, e.strategy);

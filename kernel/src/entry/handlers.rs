@@ -5,13 +5,15 @@
 //! them at any instant, so they are set before the hazard is armed and cleared
 //! after it is disarmed, never swapped while one could run.
 
-use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 
-use super::checker::{self, IstFrame};
-use super::strategy::DR7_GUARD;
+use super::checker;
+use super::counters::Counter;
+use super::frame::IstFrame;
+use super::strategy::{DEBUG_IDT, DR7_GUARD, NMI_LATCH};
 use crate::arch::MAX_CPUS;
 use crate::arch::debugreg::{self, RFLAGS_RF};
-use crate::arch::percpu;
+use crate::arch::percpu::{self, IstSlot};
 
 /// What a #DB hook learns: DR6 as read (then cleared), the frame's RIP.
 #[derive(Clone, Copy, Debug)]
@@ -111,8 +113,56 @@ pub extern "C" fn db_body(frame: &mut IstFrame) {
     }
 }
 
+/// `exc_nmi`'s nmi_state, per CPU (Linux `arch/x86/kernel/nmi.c`).
+const NOT_RUNNING: u8 = 0;
+const EXECUTING: u8 = 1;
+const LATCHED: u8 = 2;
+static NMI_STATE: [AtomicU8; MAX_CPUS] = [const { AtomicU8::new(NOT_RUNNING) }; MAX_CPUS];
+
+/// The NMI body (`exc_nmi`). Under NMI_LATCH an NMI that finds another body
+/// running on this CPU (one that nested inside a ring-3 NMI, which the asm does
+/// not look at) only latches, and the running body goes round once more.
 pub extern "C" fn nmi_body(frame: &mut IstFrame) {
     let cpu = percpu::this();
+    if frame.applied & u64::from(NMI_LATCH | DEBUG_IDT) == 0 {
+        // The plain path ends in the hook (a tail call): a strategy that nests
+        // NMIs on one stack overwrites this function's frame while the hook
+        // runs, and nothing of it may be needed after the hook returns.
+        return handle_nmi(cpu, frame);
+    }
+    let latch = frame.applied & u64::from(NMI_LATCH) != 0;
+    let state = &NMI_STATE[cpu.index()];
+    if latch {
+        if state.load(Ordering::Relaxed) != NOT_RUNNING {
+            state.store(LATCHED, Ordering::Relaxed);
+            count(Counter::NmiLatched);
+            return;
+        }
+        state.store(EXECUTING, Ordering::Relaxed);
+    }
+    loop {
+        // Linux 4.19: an NMI on top of the #DB stack keeps any #DB it raises
+        // off that stack by loading the debug IDT (`debug_stack_set_zero`).
+        let debug_idt = frame.applied & u64::from(DEBUG_IDT) != 0
+            && on_stack(cpu.ist_stacks()[IstSlot::Db as usize], frame.regs.rsp);
+        if debug_idt {
+            count(Counter::NmiDebugIdt);
+            crate::arch::idt::load_debug();
+        }
+        handle_nmi(cpu, frame);
+        if debug_idt {
+            crate::arch::idt::load();
+        }
+        // this_cpu_dec_return(nmi_state): LATCHED -> EXECUTING goes round again.
+        if !latch || state.fetch_sub(1, Ordering::Relaxed) == EXECUTING {
+            break;
+        }
+    }
+}
+
+#[inline(always)]
+fn handle_nmi(cpu: &percpu::PerCpu, frame: &mut IstFrame) {
+    count(Counter::NmiHandled);
     cpu.nmi_count.fetch_add(1, Ordering::Relaxed);
     if PROBE[cpu.index()].swap(false, Ordering::SeqCst) {
         PROBED_RIP[cpu.index()].store(frame.regs.rip, Ordering::SeqCst);
@@ -123,4 +173,36 @@ pub extern "C" fn nmi_body(frame: &mut IstFrame) {
         let hook: NmiHook = unsafe { core::mem::transmute::<usize, NmiHook>(hook) };
         hook(frame);
     }
+}
+
+fn on_stack(stack: percpu::StackBounds, addr: u64) -> bool {
+    addr >= stack.bottom && addr < stack.top
+}
+
+/// Counts one event in the per-CPU entry words, from Rust.
+fn count(counter: Counter) {
+    percpu::this().entry_words[counter as usize].fetch_add(1, Ordering::Relaxed);
+}
+
+/// The tracing hook phase (Linux's TRACE_IRQS_OFF).
+pub extern "C" fn trace_hook(frame: &mut IstFrame) {
+    super::trace::trace_irqs_off(frame);
+}
+
+/// `linux-4.19`'s TRACE_IRQS_OFF_DEBUG: the hook runs under the debug IDT, so
+/// a breakpoint in it raises a #DB on the current stack, not at the IST top.
+pub extern "C" fn trace_hook_debug_idt(frame: &mut IstFrame) {
+    count(Counter::DbTraceDebugIdt);
+    crate::arch::idt::load_debug();
+    super::trace::trace_irqs_off(frame);
+    crate::arch::idt::load();
+}
+
+/// `linux-4.19`: lower IST1 around `do_debug`.
+pub extern "C" fn shift_down(_: &mut IstFrame) {
+    percpu::this().shift_ist(IstSlot::Db, -(super::db::IST_SHIFT as i64));
+}
+
+pub extern "C" fn shift_up(_: &mut IstFrame) {
+    percpu::this().shift_ist(IstSlot::Db, super::db::IST_SHIFT as i64);
 }

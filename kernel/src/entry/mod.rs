@@ -3,11 +3,15 @@
 
 pub mod breakpoint;
 pub mod checker;
+pub mod counters;
+mod db;
 pub mod df;
+pub mod frame;
 pub mod handlers;
 pub mod mc_entry;
+pub mod nmi;
+mod phases;
 pub mod strategy;
-mod stubs;
 pub mod trace;
 pub mod traps;
 
@@ -18,18 +22,43 @@ use crate::arch::percpu::{self, IST_DB, IST_NMI};
 use crate::arch::vectors::{self, TrapFrame};
 pub use strategy::Strategy;
 
-/// Installs `strategy`'s #DB and NMI stubs in the shared IDT. BSP, before APs.
+/// Installs `strategy`'s #DB and NMI stubs in the shared IDT, then builds the
+/// debug IDT from it. BSP, before APs.
 pub fn install(strategy: Strategy) {
     strategy::set(strategy);
-    idt::set_gate(1, stubs::db_entry(), IST_DB);
-    idt::set_gate(
-        2,
-        stubs::nmi_entry(strategy::flags(strategy) & strategy::NMI_NESTING != 0),
-        IST_NMI,
-    );
+    idt::set_gate(1, db::range().0, IST_DB);
+    let nmi = if strategy::flags(strategy) & strategy::NMI_NESTING != 0 {
+        nmi::linux_range()
+    } else {
+        nmi::plain_range()
+    };
+    idt::set_gate(2, nmi.0, IST_NMI);
+    idt::build_debug();
 }
 
-pub use stubs::{WindowEntry, db_window};
+pub use frame::window;
+
+/// An entry stub NMI sweeps can aim at, by its symbol.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stub {
+    Db,
+}
+
+impl Stub {
+    /// The symbol, as reports and the host's disassembly name it.
+    pub const fn symbol(self) -> &'static str {
+        match self {
+            Stub::Db => "db_stub",
+        }
+    }
+
+    /// The stub's code, as [start, end).
+    pub fn range(self) -> (u64, u64) {
+        match self {
+            Stub::Db => db::range(),
+        }
+    }
+}
 
 /// What the local APIC timer interrupt runs: the watchdog's tick, set by the
 /// watchdog before it starts the timer (it sits above this layer).

@@ -8,7 +8,7 @@ use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use testkit::{Context, Corruption, Observed};
 
 use crate::arch::cpu::rdtsc;
-use crate::entry::{WindowEntry, checker, handlers};
+use crate::entry::{self, Stub, checker, handlers};
 
 /// Spins for about `cycles` TSC cycles.
 pub fn spin_cycles(cycles: u64) {
@@ -44,6 +44,38 @@ pub struct Evidence {
     pub report: checker::Report,
 }
 
+/// Counts, per iteration, whether the hazard happened in a way that must
+/// corrupt an unprotected entry, and whether the checker found an incident in
+/// that iteration: the detection rate of a `detect` verdict.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Detection {
+    pub hazards: u64,
+    pub detected: u64,
+    /// Incidents in iterations where the hazard did not happen.
+    pub unexplained: u64,
+    incidents_at_start: u64,
+}
+
+impl Detection {
+    /// Call when an iteration starts on `cpu`.
+    pub fn begin(&mut self, cpu: usize) {
+        self.incidents_at_start = checker::incidents_total(cpu);
+    }
+
+    /// Incidents on `cpu` since `begin`.
+    pub fn incidents_since_begin(&self, cpu: usize) -> u64 {
+        checker::incidents_total(cpu) - self.incidents_at_start
+    }
+
+    /// Call when it ends: `hazard` says whether the hazard happened.
+    pub fn end(&mut self, cpu: usize, hazard: bool) {
+        let incident = checker::incidents_total(cpu) > self.incidents_at_start;
+        self.hazards += u64::from(hazard);
+        self.detected += u64::from(hazard && incident);
+        self.unexplained += u64::from(!hazard && incident);
+    }
+}
+
 impl Evidence {
     /// #DBs beyond the `outer` ones the scenario raised itself.
     pub fn nested_dbs(&self, outer: u64) -> u64 {
@@ -62,11 +94,15 @@ impl Evidence {
         self.report.depth_overflows == 0
     }
 
-    pub fn observed(&self) -> Observed {
-        match self.report.corruptions() {
-            0 => Observed::Survived,
-            count => Observed::Corrupted { count },
-        }
+    /// The evidence a verdict rests on, with `detection` when the test counted
+    /// its hazards per iteration.
+    pub fn observed(&self, detection: Detection) -> Observed {
+        Observed::Ran(testkit::Evidence {
+            incidents: self.report.incidents,
+            hazards: detection.hazards,
+            detected: detection.detected,
+            ..testkit::Evidence::default()
+        })
     }
 }
 
@@ -78,18 +114,22 @@ pub fn collect(ctx: &mut Context<'_>, cpu: usize) -> Evidence {
     let report = checker::take_report(cpu, |c| {
         let _ = findings.push(*c);
     });
-    ctx.counters.corruptions = Some(report.corruptions());
+    ctx.counters.corruptions =
+        Some(report.frame_mismatches + report.stack_clobbers + report.overlaps + report.canaries);
     for c in findings.iter().filter(|c| {
         matches!(
             c.kind,
-            checker::Kind::FrameMismatch | checker::Kind::StackClobbered | checker::Kind::Overlap
+            checker::Kind::FrameMismatch
+                | checker::Kind::StackClobbered
+                | checker::Kind::Overlap
+                | checker::Kind::Canary
         )
     }) {
         ctx.report_corruption(Corruption {
             cpu: Some(cpu as u32),
             iteration: 0,
             vector: c.vector,
-            field: c.field.name(),
+            field: c.field,
             expected: c.expected,
             seen: c.seen,
         });
@@ -98,7 +138,8 @@ pub fn collect(ctx: &mut Context<'_>, cpu: usize) -> Evidence {
     ctx.counters.frame_mismatches = Some(report.frame_mismatches);
     ctx.counters.stack_clobbers = Some(report.stack_clobbers);
     ctx.counters.overlaps = Some(report.overlaps);
-    let (db_stack_bytes, _) = checker::stack_usage(crate::arch::percpu::cpu(cpu).ist_stacks()[0]);
+    let db_stack = crate::arch::percpu::cpu(cpu).ist_stack(crate::arch::percpu::IstSlot::Db);
+    let (db_stack_bytes, _) = checker::stack_usage(db_stack);
     ctx.counters.db_stack_bytes = Some(db_stack_bytes);
     ctx.counters.max_depth = Some(u64::from(
         report.max_depth.iter().copied().max().unwrap_or(0),
@@ -106,25 +147,30 @@ pub fn collect(ctx: &mut Context<'_>, cpu: usize) -> Evidence {
     Evidence { dbs, report }
 }
 
-const WINDOW_MAX: usize = 128;
+const WINDOW_MAX: usize = 160;
 
-/// Which instructions of the #DB stub NMIs landed on. Only the instructions the
-/// current strategy executes count: a `shift-ist` instruction is not part of
+/// Which instructions of an entry stub NMIs landed on, and after which of
+/// those landings the checker found a damaged frame. Only the instructions the
+/// current strategy executes count: a `shift-only` instruction is not part of
 /// the `naive` path.
 pub struct Window {
     addrs: [AtomicU64; WINDOW_MAX],
+    flags: [AtomicU64; WINDOW_MAX],
     len: AtomicUsize,
     base: AtomicU64,
     hits: [AtomicU64; WINDOW_MAX],
+    corrupted: [AtomicU64; WINDOW_MAX],
 }
 
 impl Window {
     pub const fn new() -> Self {
         Self {
             addrs: [const { AtomicU64::new(0) }; WINDOW_MAX],
+            flags: [const { AtomicU64::new(0) }; WINDOW_MAX],
             len: AtomicUsize::new(0),
             base: AtomicU64::new(0),
             hits: [const { AtomicU64::new(0) }; WINDOW_MAX],
+            corrupted: [const { AtomicU64::new(0) }; WINDOW_MAX],
         }
     }
 
@@ -132,40 +178,61 @@ impl Window {
         self.len.load(Ordering::Acquire)
     }
 
-    /// Takes the instructions the strategy with `flags` executes; clears hits.
-    pub fn reset(&self, instructions: &[WindowEntry], flags: u64) {
+    /// Takes the instructions of `stub` the strategy with `flags` executes;
+    /// clears the counts.
+    pub fn reset(&self, stub: Stub, flags: u64) {
         self.len.store(0, Ordering::Release);
-        self.base.store(
-            instructions.first().map_or(0, |e| e.addr),
-            Ordering::Relaxed,
-        );
-        let on_path = instructions
+        let (start, end) = stub.range();
+        self.base.store(start, Ordering::Relaxed);
+        let on_path = entry::window()
             .iter()
-            .filter(|e| e.flags & flags == e.flags)
+            .filter(|e| e.addr >= start && e.addr < end && e.flags & flags == e.flags)
             .take(WINDOW_MAX);
         let mut len = 0;
-        for (slot, entry) in self.addrs.iter().zip(on_path) {
-            slot.store(entry.addr, Ordering::Relaxed);
+        for (i, entry) in on_path.enumerate() {
+            self.addrs[i].store(entry.addr, Ordering::Relaxed);
+            self.flags[i].store(entry.flags, Ordering::Relaxed);
             len += 1;
         }
-        for hit in &self.hits {
-            hit.store(0, Ordering::Relaxed);
+        for count in self.hits.iter().chain(&self.corrupted) {
+            count.store(0, Ordering::Relaxed);
         }
         self.len.store(len, Ordering::Release);
     }
 
-    /// Called from NMI context: lock-free, no allocation (binary search).
-    pub fn record(&self, rip: u64) {
+    /// The index of the instruction at `rip`, if it is one of the window's.
+    /// Lock-free, no allocation (binary search): callable from NMI context.
+    pub fn index_of(&self, rip: u64) -> Option<usize> {
         let (mut lo, mut hi) = (0, self.len());
         while lo < hi {
             let mid = (lo + hi) / 2;
             let addr = self.addrs[mid].load(Ordering::Relaxed);
             if addr == rip {
-                self.hits[mid].fetch_add(1, Ordering::Relaxed);
-                return;
+                return Some(mid);
             }
             if addr < rip { lo = mid + 1 } else { hi = mid }
         }
+        None
+    }
+
+    /// Counts an NMI landing at `rip`; returns its index.
+    pub fn record(&self, rip: u64) -> Option<usize> {
+        let index = self.index_of(rip)?;
+        self.hits[index].fetch_add(1, Ordering::Relaxed);
+        Some(index)
+    }
+
+    /// Counts a landing at `index` after which the checker found damage.
+    pub fn corrupted(&self, index: usize) {
+        self.corrupted[index].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The first and last instruction put on the path by `flag` alone (e.g.
+    /// the IST shift and un-shift), as indexes.
+    pub fn bracket(&self, flag: u64) -> Option<(usize, usize)> {
+        let mut marked = (0..self.len()).filter(|&i| self.flags[i].load(Ordering::Relaxed) == flag);
+        let first = marked.next()?;
+        Some((first, marked.last().unwrap_or(first)))
     }
 
     pub fn coverage(&self) -> Coverage {
@@ -177,20 +244,21 @@ impl Window {
         Coverage { hit, total }
     }
 
-    /// Lists the instructions never hit, as offsets from the stub's start.
-    pub fn print_misses(&self) {
+    /// Puts one `window` event per instruction on the wire, with the
+    /// prediction `predict` makes for landings there.
+    pub fn emit(&self, ctx: &mut Context<'_>, stub: Stub, predict: impl Fn(usize) -> Option<bool>) {
         let base = self.base.load(Ordering::Relaxed);
-        let mut line: heapless::String<512> = heapless::String::new();
-        for (addr, hit) in self.addrs[..self.len()].iter().zip(&self.hits) {
-            if hit.load(Ordering::Relaxed) == 0 {
-                let offset = addr.load(Ordering::Relaxed) - base;
-                let _ = fmt::Write::write_fmt(&mut line, format_args!(" +{offset:#x}"));
-            }
+        let test = ctx.test;
+        for i in 0..self.len() {
+            ctx.platform().emit(&testkit::protocol::Event::Window {
+                test,
+                stub: stub.symbol(),
+                offset: (self.addrs[i].load(Ordering::Relaxed) - base) as u32,
+                hits: self.hits[i].load(Ordering::Relaxed),
+                corrupted: self.corrupted[i].load(Ordering::Relaxed),
+                predicted: predict(i),
+            });
         }
-        crate::kprintln!(
-            "window: never hit:{}",
-            if line.is_empty() { " none" } else { &line }
-        );
     }
 }
 

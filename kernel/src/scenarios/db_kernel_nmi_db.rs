@@ -10,17 +10,22 @@
 //! overwrites the outer #DB's frame.
 //! Proof: NMIs counted landing inside the #DB (interrupted RSP on IST_DB), the
 //! nested #DBs raised from them, or (DR7 strategies) the writes suppressed.
-//! Check: the checker's corruption count, judged against the expectation.
+//! Check: `naive`: every NMI that landed inside a #DB and raised a nested #DB
+//! must be an incident (detection rate 100%). `shift-only`: each landing is
+//! predicted from where it landed (before the shift or after the un-shift it
+//! must corrupt, between them it must not; outside the #DB it must not), and
+//! every prediction is checked against the checker. The others: no incident.
 
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use testkit::{Context, Expect, Expectations, TestResult};
 
 use super::common::{self, Window};
-use crate::arch::percpu;
+use crate::arch::percpu::{self, IstSlot};
 use crate::entry::breakpoint::{self, Breakpoint, Kind};
 use crate::entry::checker::IstFrame;
-use crate::entry::handlers;
+use crate::entry::counters::{self, Counter};
+use crate::entry::{Stub, handlers};
 use crate::mm;
 
 const VICTIM: usize = 0;
@@ -35,6 +40,8 @@ static WATCHED: Watched = Watched(AtomicU64::new(0));
 static GO: AtomicU64 = AtomicU64::new(0);
 static DELAY: AtomicU64 = AtomicU64::new(0);
 static STOP: AtomicU64 = AtomicU64::new(0);
+/// NMIs B sent; the victim's entry counts what arrived.
+static SENT: AtomicU64 = AtomicU64::new(0);
 
 /// Where the outer #DB comes from: this file's test, or `db_user_nmi_db`'s.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -89,18 +96,25 @@ testkit::test! {
     tags: &[testkit::tags::TCG],
     expect: Expectations {
         naive: Expect::Detect,
-        shift_ist: Expect::Timing,
+        shift_only: Expect::Timing,
+        linux_4_19: Expect::Survive,
         dr7_guard: Expect::Survive,
         linux: Expect::Survive,
     },
 }
+
+/// Where this iteration's NMI landed in the window (`NO_INDEX`: elsewhere),
+/// and whether its touch raised a nested #DB.
+static LANDED_AT: AtomicU64 = AtomicU64::new(NO_INDEX);
+const NO_INDEX: u64 = u64::MAX;
+static NESTED: AtomicBool = AtomicBool::new(false);
 
 /// A's NMI hook: note where the NMI landed, then touch the watched address.
 fn on_nmi(frame: &mut IstFrame) {
     if percpu::this().index() != VICTIM {
         return;
     }
-    let db_stack = percpu::this().ist_stacks()[0];
+    let db_stack = percpu::this().ist_stack(IstSlot::Db);
     let landing = if frame.regs.rsp >= db_stack.bottom && frame.regs.rsp < db_stack.top {
         NMI_IN_DB.fetch_add(1, Ordering::Relaxed);
         INSIDE
@@ -110,9 +124,12 @@ fn on_nmi(frame: &mut IstFrame) {
         AFTER
     };
     LANDING.store(landing, Ordering::Relaxed);
-    WINDOW.record(frame.regs.rip);
+    let index = WINDOW.record(frame.regs.rip);
+    LANDED_AT.store(index.map_or(NO_INDEX, |i| i as u64), Ordering::Relaxed);
     NMI_TOUCHES.fetch_add(1, Ordering::Relaxed);
+    let dbs = handlers::db_count(VICTIM);
     watched().fetch_add(1, Ordering::SeqCst); // a #DB here, unless DR7 is guarded
+    NESTED.store(handlers::db_count(VICTIM) > dbs, Ordering::Relaxed);
 }
 
 /// B's job: for each iteration A publishes, wait the given delay, send the NMI.
@@ -131,6 +148,7 @@ fn sender(_: u64) -> u64 {
         seen = go;
         common::spin_cycles(DELAY.load(Ordering::Relaxed));
         crate::arch::lapic::send_nmi(victim);
+        SENT.fetch_add(1, Ordering::SeqCst);
     }
 }
 
@@ -157,13 +175,17 @@ pub(super) fn sweep(ctx: &mut Context<'_>, origin: Origin) -> TestResult {
     let mut aim = Aim::new(db_cycles * 2);
     common::reset_counts(VICTIM);
     WINDOW.reset(
-        crate::entry::db_window(),
+        Stub::Db,
         u64::from(crate::entry::strategy::flags(ctx.strategy)),
     );
+    let timing = Timing::new(ctx.expect_timing());
+    let mut detection = common::Detection::default();
     NMI_IN_DB.store(0, Ordering::Relaxed);
     NMI_TOUCHES.store(0, Ordering::Relaxed);
     STOP.store(0, Ordering::Release);
     GO.store(0, Ordering::Release);
+    SENT.store(0, Ordering::SeqCst);
+    let entered_before = counters::read(VICTIM, Counter::NmiEntered);
     handlers::set_nmi_hook(Some(on_nmi));
     handlers::set_db_hook(Some(on_db));
     ctx.platform().start_on(SENDER, sender, 0)?;
@@ -176,13 +198,28 @@ pub(super) fn sweep(ctx: &mut Context<'_>, origin: Origin) -> TestResult {
         DELAY.store(delay, Ordering::Relaxed);
         ITERATION_DB_BASE.store(handlers::db_count(VICTIM), Ordering::Relaxed);
         LANDING.store(NOT_LANDED, Ordering::Relaxed);
+        LANDED_AT.store(NO_INDEX, Ordering::Relaxed);
+        NESTED.store(false, Ordering::Relaxed);
+        detection.begin(VICTIM);
         GO.store(i, Ordering::Release);
         trigger(); // the outer #DB
+        // The NMI runs on this CPU: once its count moved, it has returned.
         let landed = crate::arch::time::wait_until(NMI_WAIT_US, || {
             percpu::cpu(VICTIM).nmi_count.load(Ordering::Acquire) > nmis
         });
         lost += u64::from(!landed);
-        aim.learn(delay, LANDING.load(Ordering::Relaxed));
+        let landing = LANDING.load(Ordering::Relaxed);
+        let inside_and_nested = landing == INSIDE && NESTED.load(Ordering::Relaxed);
+        let incidents = detection.incidents_since_begin(VICTIM);
+        detection.end(VICTIM, inside_and_nested);
+        let at = LANDED_AT.load(Ordering::Relaxed);
+        if at != NO_INDEX && incidents > 0 {
+            WINDOW.corrupted(at as usize);
+        }
+        if landed {
+            timing.check(landing, at, incidents > 0);
+        }
+        aim.learn(delay, landing);
         if i % 1000 == 0 {
             ctx.progress(i as u32);
         }
@@ -193,6 +230,11 @@ pub(super) fn sweep(ctx: &mut Context<'_>, origin: Origin) -> TestResult {
     handlers::set_db_hook(None);
     breakpoint::reset();
 
+    // A late NMI is not a lost one: wait for the entry's own count to catch up.
+    let sent = SENT.load(Ordering::SeqCst);
+    let entered = || counters::read(VICTIM, Counter::NmiEntered) - entered_before;
+    crate::arch::time::wait_until(1_000_000, || entered() >= sent);
+    let lost_nmis = sent.saturating_sub(entered());
     let nmis = percpu::cpu(VICTIM).nmi_count.load(Ordering::Acquire) - nmis_before;
     let evidence = common::collect(ctx, VICTIM);
     let in_db = NMI_IN_DB.load(Ordering::Relaxed);
@@ -200,12 +242,16 @@ pub(super) fn sweep(ctx: &mut Context<'_>, origin: Origin) -> TestResult {
     let coverage = WINDOW.coverage();
     ctx.counters.nmis = Some(nmis);
     ctx.note(format_args!(
-        "nmi_in_db={in_db} nested_db={} suppressed={} lost_nmis={lost} recovered={} db_span={db_cycles}cyc {coverage}",
+        "nmi_in_db={in_db} nested_db={} suppressed={} late_nmis={lost} lost_nmis={lost_nmis} recovered={} incidents={} hazards={} detected={} unexplained={} {timing} db_span={db_cycles}cyc {coverage}",
         evidence.nested_dbs(u64::from(iterations)),
         evidence.suppressed(touches, u64::from(iterations)),
         evidence.report.recovered,
+        evidence.report.incidents,
+        detection.hazards,
+        detection.detected,
+        detection.unexplained,
     ));
-    WINDOW.print_misses();
+    WINDOW.emit(ctx, Stub::Db, |i| timing.predict(Some(i)));
 
     // Proof the hazard happened: NMIs really landed inside #DB handlers, and
     // each of them either raised a nested #DB or had it suppressed by DR7.
@@ -221,7 +267,80 @@ pub(super) fn sweep(ctx: &mut Context<'_>, origin: Origin) -> TestResult {
             "no NMI landed inside a #DB handler in {iterations} iterations"
         )));
     }
-    Ok(evidence.observed())
+    let mut observed = evidence.observed(detection);
+    if let testkit::Observed::Ran(e) = &mut observed {
+        timing.fill(e);
+        e.lost_nmis = lost_nmis;
+    }
+    Ok(observed)
+}
+
+/// `shift-only`'s prediction, per landing: an NMI that lands inside the #DB
+/// before the IST shift has executed, or after the un-shift, raises its nested
+/// #DB at the stack top the outer frame still uses (it must corrupt); between
+/// the two, including every landing in the Rust phases, the nested #DB lands
+/// 4 KiB lower (it must not); an NMI outside the #DB has nothing to corrupt.
+struct Timing {
+    /// Window indexes of the shift and un-shift instructions.
+    bracket: Option<(usize, usize)>,
+    corrupt: AtomicU64,
+    clean: AtomicU64,
+    mismatches: AtomicU64,
+}
+
+impl Timing {
+    fn new(enabled: bool) -> Self {
+        let bracket = enabled
+            .then(|| WINDOW.bracket(u64::from(crate::entry::strategy::SHIFT_IST)))
+            .flatten();
+        Self {
+            bracket,
+            corrupt: AtomicU64::new(0),
+            clean: AtomicU64::new(0),
+            mismatches: AtomicU64::new(0),
+        }
+    }
+
+    /// Whether a landing inside the #DB at window index `at` (None: in the
+    /// Rust phases, between the shift and the un-shift) must corrupt.
+    fn predict(&self, at: Option<usize>) -> Option<bool> {
+        let (shift, unshift) = self.bracket?;
+        Some(at.is_some_and(|i| i <= shift || i > unshift))
+    }
+
+    fn check(&self, landing: u64, at: u64, incident: bool) {
+        if self.bracket.is_none() {
+            return;
+        }
+        let index = (at != NO_INDEX).then_some(at as usize);
+        let must = landing == INSIDE && self.predict(index) == Some(true);
+        let counter = if must { &self.corrupt } else { &self.clean };
+        counter.fetch_add(1, Ordering::Relaxed);
+        if must != incident {
+            self.mismatches.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn fill(&self, e: &mut testkit::Evidence) {
+        e.predicted_corrupt = self.corrupt.load(Ordering::Relaxed);
+        e.predicted_clean = self.clean.load(Ordering::Relaxed);
+        e.mismatches = self.mismatches.load(Ordering::Relaxed);
+    }
+}
+
+impl core::fmt::Display for Timing {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        if self.bracket.is_none() {
+            return Ok(());
+        }
+        write!(
+            f,
+            "predicted_corrupt={} predicted_clean={} mismatches={}",
+            self.corrupt.load(Ordering::Relaxed),
+            self.clean.load(Ordering::Relaxed),
+            self.mismatches.load(Ordering::Relaxed)
+        )
+    }
 }
 
 /// Steers B's delay towards the #DB handler: it learns which delays landed

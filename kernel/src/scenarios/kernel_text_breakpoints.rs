@@ -47,7 +47,7 @@ fn on_db(event: &DbEvent) {
 
 fn run(ctx: &mut Context<'_>) -> TestResult {
     // The deny-list must refuse a breakpoint on the entry stubs without force.
-    let entry = crate::entry::db_window()[0].addr;
+    let entry = crate::entry::Stub::Db.range().0;
     let on_entry = Breakpoint {
         slot: 1,
         addr: entry,
@@ -107,5 +107,5 @@ fn run(ctx: &mut Context<'_>) -> TestResult {
             "breakpoint hits {hits} (DR6.B0 {slot0}, stray {stray}) for {calls} calls: RF or DR6 handling is wrong"
         )));
     }
-    Ok(evidence.observed())
+    Ok(evidence.observed(common::Detection::default()))
 }

@@ -22,7 +22,8 @@ testkit::test! {
     tags: &[testkit::tags::TCG],
     expect: Expectations {
         naive: Expect::Detect,
-        shift_ist: Expect::Detect,
+        shift_only: Expect::Detect,
+        linux_4_19: Expect::Survive,
         dr7_guard: Expect::Detect,
         linux: Expect::Survive,
     },

@@ -8,7 +8,8 @@
 //! Proof: the #DB depth the checker saw, the #DB count, and (DR7 strategies) the
 //! hook calls made inside #DB entry that did not trap.
 //! Check: naive recurses on one IST top and must be caught (`detect`);
-//! shift-ist recurses on shifted regions (depth > 1, no corruption); dr7-guard
+//! shift-only and linux-4.19 recurse on lowered regions or, under the debug IDT, on the current stack (depth > 1,
+//! no corruption); dr7-guard
 //! and linux never recurse (depth 1, every in-entry hook call suppressed).
 
 use testkit::{Context, Expect, Expectations, TestResult};
@@ -17,6 +18,8 @@ use super::common;
 use crate::arch::percpu;
 use crate::entry::breakpoint::{self, Breakpoint, BreakpointError, Kind};
 use crate::entry::checker::{self, RECURSION_CAP};
+use crate::entry::handlers;
+use crate::entry::strategy::{self, DR7_GUARD};
 use crate::entry::trace;
 
 testkit::test! {
@@ -26,7 +29,8 @@ testkit::test! {
     tags: &[testkit::tags::TCG],
     expect: Expectations {
         naive: Expect::Detect,
-        shift_ist: Expect::Survive,
+        shift_only: Expect::Survive,
+        linux_4_19: Expect::Survive,
         dr7_guard: Expect::Survive,
         linux: Expect::Survive,
     },
@@ -49,12 +53,18 @@ fn run(ctx: &mut Context<'_>) -> TestResult {
     common::reset_counts(cpu);
     let calls_before = trace::calls(cpu);
     let iterations = u64::from(ctx.iterations);
+    let mut detection = common::Detection::default();
     for _ in 0..iterations {
         // The checker disarms DR7 at the recursion cap, so arm again each time.
         if let Err(e) = breakpoint::arm(bp, true) {
             return Err(ctx.fail(format_args!("forcing the breakpoint: {e:?}")));
         }
+        let dbs = handlers::db_count(cpu);
+        detection.begin(cpu);
         crate::entry::trace::trace_irqs_off(&checker::EMPTY_FRAME);
+        // The hazard: a #DB raised inside the #DB entry (the first #DB is the
+        // direct call's own).
+        detection.end(cpu, handlers::db_count(cpu) - dbs >= 2);
     }
     breakpoint::reset();
 
@@ -65,10 +75,6 @@ fn run(ctx: &mut Context<'_>) -> TestResult {
     // are the suppressed ones.
     let in_entry = hook_calls.saturating_sub(iterations);
     let suppressed = in_entry.saturating_sub(evidence.nested_dbs(iterations));
-    ctx.note(format_args!(
-        "dbs={} max_depth={depth} hook_calls={hook_calls} suppressed={suppressed} reentries={} recovered={}",
-        evidence.dbs, evidence.report.reentries, evidence.report.recovered
-    ));
     if !evidence.complete() {
         return Err(ctx.fail(format_args!("nesting went deeper than the checker tracks")));
     }
@@ -79,7 +85,7 @@ fn run(ctx: &mut Context<'_>) -> TestResult {
         )));
     }
     let recursed = depth as usize >= RECURSION_CAP;
-    let guarded = ctx.strategy.name().contains("dr7") || ctx.strategy.name() == "linux";
+    let guarded = strategy::applies(DR7_GUARD);
     if guarded && (depth != 1 || suppressed < iterations) {
         return Err(ctx.fail(format_args!(
             "DR7 guard still recursed: depth {depth}, suppressed {suppressed}"
@@ -90,5 +96,13 @@ fn run(ctx: &mut Context<'_>) -> TestResult {
             "the hook breakpoint never recursed (depth {depth})"
         )));
     }
-    Ok(evidence.observed())
+    ctx.note(format_args!(
+        "dbs={} max_depth={depth} hook_calls={hook_calls} suppressed={suppressed} reentries={} recovered={} hazards={} detected={}",
+        evidence.dbs,
+        evidence.report.reentries,
+        evidence.report.recovered,
+        detection.hazards,
+        detection.detected
+    ));
+    Ok(evidence.observed(detection))
 }

@@ -56,6 +56,9 @@ pub fn reports(decoded: &Decoded) -> Vec<Report> {
                 testkit::protocol::Outcome::Skip => {
                     Verdict::Skip("skipped (the reason is on the serial log only)".into())
                 }
+                testkit::protocol::Outcome::NotReproduced => {
+                    Verdict::Skip("not-reproduced (the reason is on the serial log only)".into())
+                }
             };
             let note = match e.outcome {
                 testkit::protocol::Outcome::Pass => words,

@@ -1,0 +1,128 @@
+//! The guard: an IST entry that interrupted code on another IST stack copies
+//! that stack's whole live part and compares it on its own exit.
+
+use core::sync::atomic::Ordering;
+
+use super::shadow::contains;
+use super::{Corruption, CpuChecker, Kind, repairs};
+use crate::arch::percpu::{self, IST_COUNT, IST_STACK_SIZE, IstSlot, StackBounds};
+
+/// Levels per vector that can guard: an interrupter guards once per level,
+/// and two levels of one vector interrupting other stacks is already more
+/// than any scenario builds. A deeper level reports that it could not guard.
+pub(super) const GUARD_DEPTH: usize = 2;
+const GUARD_BYTES: usize = IST_STACK_SIZE as usize;
+const NO_STACK: usize = usize::MAX;
+
+pub(super) struct Guard {
+    stack: usize,
+    start: u64,
+    len: usize,
+    bytes: [u8; GUARD_BYTES],
+}
+
+impl Guard {
+    pub(super) const EMPTY: Guard = Guard {
+        stack: NO_STACK,
+        start: 0,
+        len: 0,
+        bytes: [0; GUARD_BYTES],
+    };
+}
+
+/// At entry of level `depth` of vector `v`: copy the interrupted IST stack, if
+/// the interrupted RSP lies on one, from RSP up to its top (the whole live part,
+/// whose top words are the victim's hardware frame).
+pub(super) fn take(
+    checker: &CpuChecker,
+    stacks: &[StackBounds; IST_COUNT],
+    v: usize,
+    depth: usize,
+    interrupted_rsp: u64,
+) {
+    let victim = (0..IST_COUNT).find(|&s| s != v && contains(stacks[s], interrupted_rsp));
+    let Some(slot) = checker.guards[v].get(depth) else {
+        if let Some(s) = victim {
+            checker.record(Corruption {
+                kind: Kind::DepthOverflow,
+                vector: IstSlot::ALL[s].vector(),
+                field: "guard",
+                expected: GUARD_DEPTH as u64,
+                seen: depth as u64 + 1,
+                depth: depth as u8,
+            });
+        }
+        return;
+    };
+    // SAFETY: the guard slot is this level's (rule on CpuChecker).
+    let guard = unsafe { &mut *slot.get() };
+    guard.stack = NO_STACK;
+    let Some(s) = victim else { return };
+    let len = (stacks[s].top - interrupted_rsp) as usize;
+    // SAFETY: [rsp, top) lies inside a mapped IST stack of this CPU, no longer
+    // than the stack (so than the buffer), and the context using it is
+    // suspended under us.
+    unsafe {
+        core::ptr::copy_nonoverlapping(interrupted_rsp as *const u8, guard.bytes.as_mut_ptr(), len)
+    };
+    guard.stack = s;
+    guard.start = interrupted_rsp;
+    guard.len = len;
+}
+
+/// The field a word at `offset` below an IST top belongs to, if it is part of
+/// the hardware frame of that stack's outermost handler.
+fn frame_field(offset_from_top: u64) -> &'static str {
+    match offset_from_top {
+        40 => "rip",
+        32 => "cs",
+        24 => "rflags",
+        16 => "rsp",
+        8 => "ss",
+        _ => "stack",
+    }
+}
+
+/// At exit: compare every guarded word, report (the hardware frame words each,
+/// the first other word), repair when repairing. True if anything changed.
+pub(super) fn check(checker: &CpuChecker, v: usize, depth: usize) -> bool {
+    let Some(slot) = checker.guards[v].get(depth) else {
+        return false;
+    };
+    // SAFETY: the guard slot is this level's.
+    let guard = unsafe { &*slot.get() };
+    if guard.stack == NO_STACK {
+        return false;
+    }
+    let top = percpu::this().ist_stacks()[guard.stack].top;
+    let mut clobbered = false;
+    for (offset, chunk) in guard.bytes[..guard.len].chunks_exact(8).enumerate() {
+        let addr = guard.start + offset as u64 * 8;
+        let field = frame_field(top - addr);
+        let expected = u64::from_ne_bytes(chunk.try_into().unwrap_or([0; 8]));
+        // SAFETY: the address lies in the guarded, mapped IST stack.
+        let seen = unsafe { core::ptr::read_volatile(addr as *const u64) };
+        if expected == seen {
+            continue;
+        }
+        if !clobbered || field != "stack" {
+            checker.record(Corruption {
+                kind: Kind::StackClobbered,
+                vector: IstSlot::ALL[guard.stack].vector(),
+                field,
+                expected,
+                seen,
+                depth: depth as u8,
+            });
+        }
+        clobbered = true;
+        if repairs() {
+            // SAFETY: as above; the owner of that stack is suspended under us.
+            unsafe { core::ptr::write_volatile(addr as *mut u64, expected) };
+        }
+    }
+    if clobbered && repairs() {
+        checker.recovered.fetch_add(1, Ordering::Relaxed);
+    }
+    clobbered
+}

@@ -1,0 +1,204 @@
+//! The IST integrity checker.
+//!
+//! Three mechanisms, because a clobber can happen before the victim can look:
+//! - Shadow (`shadow.rs`): every IST entry copies its whole `IstFrame` (all 24
+//!   words) into a per-CPU, per-vector, per-depth slot before anything that can
+//!   nest, and compares every word with that copy on exit. The `linux` NMI's
+//!   "iret" frame, which its final IRETQ uses, is checked too: it must hold the
+//!   outermost frame or a repeat request, nothing else.
+//! - Guard (`guard.rs`): an IST entry that interrupted code running on
+//!   *another* IST stack copies that stack's whole live part (interrupted RSP up
+//!   to the top) and compares it on its own exit. This catches the NMI that
+//!   lands on the first instruction of a #DB handler, before the #DB could take
+//!   its shadow, and whose handler raises a second #DB on the same IST stack.
+//! - Paint and canaries (`paint.rs`): stack high-water marks, and canary words
+//!   at each IST stack's bottom, judged when the checker is drained.
+//!
+//! An *incident* is one IST entry found damaged (frame, iret copy or guarded
+//! stack), however many words differ; a damaged canary is one too. Each
+//! differing word is a `Corruption` finding in a per-CPU ring that normal code
+//! drains (`report.rs`). In `recover` mode the copy is written back, so the
+//! interrupted code resumes as if nothing had happened and the run goes on
+//! counting; `strict` only reports; `blind` repairs and records nothing (a
+//! mutant: every `detect` test must then fail).
+
+mod guard;
+mod paint;
+mod report;
+mod shadow;
+
+use core::cell::UnsafeCell;
+use core::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
+
+pub use super::frame::IstFrame;
+use crate::arch::MAX_CPUS;
+use crate::arch::debugreg;
+use crate::arch::percpu::{self, IST_COUNT};
+pub use paint::{paint, stack_usage};
+pub use report::{Report, take_report};
+pub use shadow::{EMPTY_FRAME, amend_rflags, ist_enter, ist_exit};
+
+pub const MAX_DEPTH: usize = 4;
+/// #DB levels allowed before the checker disarms every breakpoint on the CPU, so
+/// that a breakpoint in the entry path recurses a bounded number of times.
+pub const RECURSION_CAP: usize = 3;
+const EVENT_SLOTS: usize = 32;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// A frame word an IST handler was about to IRET through differed from
+    /// its shadow (or the `linux` NMI's "iret" copy held something else).
+    FrameMismatch,
+    /// An interrupted IST stack changed under the handler that interrupted it.
+    StackClobbered,
+    /// An IST entry interrupted code on its own IST stack.
+    Reentry,
+    /// More nesting than the checker has slots for.
+    DepthOverflow,
+    /// An IST entry's frame landed on the live stack of the handler it
+    /// interrupted (same IST stack, no shift): that handler's state is gone.
+    Overlap,
+    /// A canary word at the bottom of an IST stack changed.
+    Canary,
+}
+const KINDS: usize = 6;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Corruption {
+    pub kind: Kind,
+    /// The vector whose frame or stack was hit.
+    pub vector: u8,
+    /// The word that differed: a register or frame slot name, "iret_rip"...,
+    /// "stack" (a guarded word outside the hardware frame), "canary".
+    pub field: &'static str,
+    pub expected: u64,
+    pub seen: u64,
+    pub depth: u8,
+}
+
+/// What the checker does on a mismatch (`checker=` on the command line).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Mode {
+    /// Report and write the copy back: the run goes on.
+    Recover = 0,
+    /// Report only.
+    Strict = 1,
+    /// A deliberately broken checker that repairs and records nothing: proves
+    /// that every `detect` test notices when the checker loses its teeth.
+    Blind = 2,
+}
+
+static MODE: AtomicU8 = AtomicU8::new(Mode::Recover as u8);
+
+pub fn set_mode(mode: Mode) {
+    MODE.store(mode as u8, Ordering::Relaxed);
+}
+
+fn mode() -> Mode {
+    match MODE.load(Ordering::Relaxed) {
+        1 => Mode::Strict,
+        2 => Mode::Blind,
+        _ => Mode::Recover,
+    }
+}
+
+/// Per-CPU checker state. Slot `[v][d]` belongs to the level-`d` handler of IST
+/// vector `v` on this CPU: levels below it are suspended, levels above it have
+/// not started or have finished, so exactly one context uses a slot at a time.
+struct CpuChecker {
+    depth: [AtomicU32; IST_COUNT],
+    max_depth: [AtomicU32; IST_COUNT],
+    shadow: [[UnsafeCell<IstFrame>; MAX_DEPTH]; IST_COUNT],
+    guards: [[UnsafeCell<guard::Guard>; guard::GUARD_DEPTH]; IST_COUNT],
+    events: [UnsafeCell<Option<Corruption>>; EVENT_SLOTS],
+    event_count: AtomicU32,
+    counts: [AtomicU64; KINDS],
+    /// Damaged entries (and canaries) since the last drain; read live by
+    /// scenarios that attribute incidents to iterations.
+    incidents: AtomicU64,
+    /// Incidents ever, never drained.
+    incidents_total: AtomicU64,
+    recovered: AtomicU64,
+}
+
+// SAFETY: see the slot ownership rule on `CpuChecker`; the event ring hands each
+// writer its own index through an atomic fetch_add.
+unsafe impl Sync for CpuChecker {}
+
+impl CpuChecker {
+    const fn new() -> Self {
+        Self {
+            depth: [const { AtomicU32::new(0) }; IST_COUNT],
+            max_depth: [const { AtomicU32::new(0) }; IST_COUNT],
+            shadow: [const { [const { UnsafeCell::new(shadow::EMPTY_FRAME) }; MAX_DEPTH] };
+                IST_COUNT],
+            guards: [const { [const { UnsafeCell::new(guard::Guard::EMPTY) }; guard::GUARD_DEPTH] };
+                IST_COUNT],
+            events: [const { UnsafeCell::new(None) }; EVENT_SLOTS],
+            event_count: AtomicU32::new(0),
+            counts: [const { AtomicU64::new(0) }; KINDS],
+            incidents: AtomicU64::new(0),
+            incidents_total: AtomicU64::new(0),
+            recovered: AtomicU64::new(0),
+        }
+    }
+
+    fn record(&self, event: Corruption) {
+        if mode() == Mode::Blind {
+            return;
+        }
+        self.counts[event.kind as usize].fetch_add(1, Ordering::Relaxed);
+        let index = self.event_count.fetch_add(1, Ordering::Relaxed) as usize;
+        if let Some(slot) = self.events.get(index) {
+            // SAFETY: fetch_add gave this writer the only claim on `index`.
+            unsafe { *slot.get() = Some(event) };
+        }
+    }
+
+    /// One damaged entry (however many words it lost).
+    fn incident(&self) {
+        if mode() == Mode::Blind {
+            return;
+        }
+        self.incidents.fetch_add(1, Ordering::Relaxed);
+        self.incidents_total.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+static CHECKERS: [CpuChecker; MAX_CPUS] = [const { CpuChecker::new() }; MAX_CPUS];
+
+fn this() -> &'static CpuChecker {
+    &CHECKERS[percpu::this().index()]
+}
+
+/// Incidents on `cpu` ever (never reset): scenarios take differences of it to
+/// tell which iteration an incident belongs to.
+pub fn incidents_total(cpu: usize) -> u64 {
+    CHECKERS[cpu].incidents_total.load(Ordering::Relaxed)
+}
+
+/// Whether repairs are on (recover mode), for the paths that write copies back.
+fn repairs() -> bool {
+    mode() != Mode::Strict
+}
+
+/// Forgets every IST level on `cpu` after a #DF abandoned them, and puts the
+/// TSS IST pointers back at their tops (a shifting #DB may have lowered one).
+pub fn reset_after_abandon(cpu: usize) {
+    let checker = &CHECKERS[cpu];
+    for (v, depth) in checker.depth.iter().enumerate() {
+        if v != percpu::IstSlot::Df as usize {
+            depth.store(0, Ordering::Relaxed);
+        }
+    }
+    percpu::cpu(cpu).reset_ist_pointers();
+    debugreg::reset();
+}
+
+/// Disarms breakpoints once #DB recursion reaches the cap (see RECURSION_CAP).
+fn cap_recursion(v: usize, depth: usize) {
+    if v == percpu::IstSlot::Db as usize && depth + 1 >= RECURSION_CAP {
+        debugreg::write_dr7(0);
+    }
+}

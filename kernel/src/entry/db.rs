@@ -1,0 +1,163 @@
+//! The #DB stub, shared by every strategy; strategy bits tested at run time.
+//!
+//! Reentrancy rules:
+//! - #DB runs on IST_DB. Another #DB can arrive inside it (a breakpoint in the
+//!   tracing hook, a watchpoint touched by an NMI handler); through the IST gate
+//!   it starts at the same top address and overwrites this frame, unless:
+//!   `shift-only` lowers the TSS pointer while the handler runs; `linux-4.19`
+//!   lowers it around the body and runs the tracing hook under a debug IDT
+//!   whose #DB gate has no IST (and its NMI loads that IDT when it finds the
+//!   #DB stack in use); `dr7-guard` and `linux` clear DR7 so no breakpoint
+//!   fires inside the handler.
+//! - An NMI or #MC can interrupt any instruction here (own IST stacks). The
+//!   checker's guard copies this stack's live part when that happens.
+//! - `linux` and `linux-4.19`: a #DB from ring 3 saves its registers on IST_DB,
+//!   then moves the whole frame to RSP0 (Linux's `error_entry` + `sync_regs`)
+//!   and runs there: a nested #DB then finds IST_DB empty. DR7 stays armed on
+//!   that path (Linux's `exc_debug_user` does not clear it either).
+//! - Nothing here takes a lock or prints: the Rust phases record into per-CPU
+//!   slots.
+//!
+//! Stack (IST_DB top, or RSP0 top after the ring-3 move):
+//!
+//!   top    -> +---------------------+
+//!             | SS RSP RFLAGS CS RIP |  hardware frame, 5 words
+//!             | error (0), vector (1)|  pushed here
+//!             | rax .. r15           |  PUSH_GPRS
+//!             | applied, dr7         |  the strategy state the exit undoes
+//!   rsp    -> +---------------------+  = IstFrame, handed to every phase
+//!
+//! Every instruction is wrapped in `W`/`WF`: NMI sweeps see which they hit.
+
+use core::arch::global_asm;
+
+use super::counters::Counter;
+use super::frame::{IstFrame, OFF_CS, SOFT_BYTES, asm_epilogue, asm_prelude};
+use super::strategy::{DEBUG_IDT, DR7_GUARD, ENTRY_FLAGS, SHIFT_IST, USER_SWITCH};
+use crate::arch::percpu::{TSS_IST1_OFFSET, TSS_RSP0_OFFSET};
+
+/// How far `shift-only` and `linux-4.19` lower the #DB IST pointer while a #DB
+/// runs (Linux 4.19: `EXCEPTION_STKSZ`).
+pub const IST_SHIFT: u64 = 4096;
+
+/// Bytes from RSP to CS right after PUSH_GPRS (the frame without dr7/applied).
+const GPRS_CS: usize = OFF_CS - 16;
+/// Words PUSH_GPRS and the stub pushed below the hardware frame, plus it.
+const MOVED_WORDS: usize = (SOFT_BYTES - 16) / 8 + 5;
+const FRAME_BYTES: usize = core::mem::size_of::<IstFrame>();
+const _: () = assert!(MOVED_WORDS * 8 + 16 == FRAME_BYTES);
+
+global_asm!(
+    asm_prelude!(),
+    r#"
+    .pushsection .rodata.window_start, "a"
+    .balign 8
+    .global window_table
+window_table:
+    .popsection
+    .pushsection .rodata.window_end, "a"
+    .global window_table_end
+window_table_end:
+    .popsection
+
+    .pushsection .text.entry, "ax"
+    .balign 16
+    .global db_stub
+db_stub:
+    W inc qword ptr gs:[{db_entered}]
+    W cld                                /* ring 3 may have set DF; rep movsq below */
+    W push 0                             /* no error code: keep the frame shape */
+    W push 1                             /* vector */
+    PUSH_GPRS
+    W movzx r12d, byte ptr [rip + {flags}] /* the strategy bits this entry applies */
+    W xor r13d, r13d                     /* saved DR7: none yet */
+    W test r12d, {user_switch}
+    W jz 1f
+    WF {user_switch}, test byte ptr [rsp + {gprs_cs}], 3
+    WF {user_switch}, jz 1f
+    /* From ring 3: move everything pushed so far to RSP0 and run there. */
+    WF {user_switch}, mov rdi, qword ptr gs:[{tss_rsp0}]
+    WF {user_switch}, sub rdi, {moved_bytes}
+    WF {user_switch}, mov rsi, rsp
+    WF {user_switch}, mov ecx, {moved_words}
+    WF {user_switch}, rep movsq
+    WF {user_switch}, lea rsp, [rdi - {moved_bytes}]
+    WF {user_switch}, inc qword ptr gs:[{db_from_user}]
+    WF {user_switch}, and r12d, ~({dr7_guard} | {shift_ist} | {debug_idt})
+1:
+    W test r12d, {shift_ist}
+    W jz 2f
+    WF {shift_ist}, sub qword ptr gs:[{tss_ist1}], {shift} /* a nested #DB now lands lower */
+2:
+    W test r12d, {dr7_guard}
+    W jz 3f
+    WF {dr7_guard}, mov r13, dr7         /* save DR7 ... */
+    WF {dr7_guard}, xor eax, eax
+    WF {dr7_guard}, mov dr7, rax         /* ... and disarm every breakpoint */
+3:
+    W push r12                           /* IstFrame.applied */
+    W push r13                           /* IstFrame.dr7 */
+    W lea r15, [rip + {phases}]
+    W test r12d, {debug_idt}
+    W jz 4f
+    WF {debug_idt}, lea r15, [rip + {phases_4_19}]
+4:
+    W xor r14d, r14d
+    /*
+     * One call site for every phase: a nested #DB on this same stack
+     * overwrites the return address of whatever call was in progress with the
+     * return address of its own calls, and with one call site that value is
+     * the same, so a clobbered handler still finds its way back here, where
+     * the checker can see the damage. The phase index lives in r14 and the
+     * table in r15, which the nested entry saves and restores.
+     */
+5:
+    W mov rdi, rsp
+    W call qword ptr [r15 + r14 * 8]
+    W inc r14d
+    W cmp qword ptr [r15 + r14 * 8], 0
+    W jne 5b
+    W pop r13
+    W pop r12
+    W test r12d, {dr7_guard}
+    W jz 6f
+    WF {dr7_guard}, mov dr7, r13         /* re-arm what was armed */
+6:
+    W test r12d, {shift_ist}
+    W jz 7f
+    WF {shift_ist}, add qword ptr gs:[{tss_ist1}], {shift}
+7:
+    POP_GPRS
+    W add rsp, 16                        /* vector, error code */
+    W iretq
+    .global db_stub_end
+db_stub_end:
+    .popsection
+"#,
+    asm_epilogue!(),
+    flags = sym ENTRY_FLAGS,
+    shift_ist = const SHIFT_IST,
+    dr7_guard = const DR7_GUARD,
+    user_switch = const USER_SWITCH,
+    debug_idt = const DEBUG_IDT,
+    tss_ist1 = const TSS_IST1_OFFSET,
+    tss_rsp0 = const TSS_RSP0_OFFSET,
+    shift = const IST_SHIFT,
+    gprs_cs = const GPRS_CS,
+    moved_words = const MOVED_WORDS,
+    moved_bytes = const MOVED_WORDS * 8,
+    db_entered = const Counter::DbEntered.gs_offset(),
+    db_from_user = const Counter::DbFromUser.gs_offset(),
+    phases = sym super::phases::DB,
+    phases_4_19 = sym super::phases::DB_4_19,
+);
+
+unsafe extern "C" {
+    fn db_stub();
+    fn db_stub_end();
+}
+
+/// The stub's code, as [start, end).
+pub fn range() -> (u64, u64) {
+    (db_stub as *const () as u64, db_stub_end as *const () as u64)
+}

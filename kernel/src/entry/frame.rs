@@ -1,0 +1,145 @@
+//! The frame every IST stub builds, its named offsets, and the asm text the
+//! stubs share: one register save/restore sequence, tied to `IstFrame` by the
+//! compile-time assertions below, and the `W`/`WF` window markers.
+//!
+//! Frame (lowest address first) = `IstFrame`:
+//!
+//!   rsp ->  dr7        saved DR7 (0 unless the DR7 guard applied)
+//!           applied    the strategy bits this entry applied (its exit undoes them)
+//!           r15 .. rax 15 words, pushed by PUSH_GPRS (rax first, so highest)
+//!           vector     pushed by the stub
+//!           error      by the CPU, or 0 pushed by the stub
+//!           RIP CS RFLAGS RSP SS   hardware frame (for `linux` kernel-mode NMIs,
+//!                                  the "outermost" copy; see `nmi.rs`)
+
+use core::mem::{offset_of, size_of};
+
+use crate::arch::vectors::TrapFrame;
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IstFrame {
+    pub dr7: u64,
+    pub applied: u64,
+    pub regs: TrapFrame,
+}
+
+pub const WORD: usize = 8;
+pub const FRAME_WORDS: usize = size_of::<IstFrame>() / WORD;
+/// Byte offsets from the frame's start (RSP right after the last push).
+pub const OFF_RIP: usize = offset_of!(IstFrame, regs) + offset_of!(TrapFrame, rip);
+pub const OFF_CS: usize = offset_of!(IstFrame, regs) + offset_of!(TrapFrame, cs);
+pub const OFF_RFLAGS: usize = offset_of!(IstFrame, regs) + offset_of!(TrapFrame, rflags);
+pub const OFF_RSP: usize = offset_of!(IstFrame, regs) + offset_of!(TrapFrame, rsp);
+/// Bytes the stub pushes below the hardware frame (error code included).
+pub const SOFT_BYTES: usize = OFF_RIP;
+
+const _: () = assert!(FRAME_WORDS == 24);
+const _: () = assert!(OFF_RIP == 19 * WORD);
+const _: () = assert!(OFF_CS == OFF_RIP + WORD);
+const _: () = assert!(OFF_RFLAGS == OFF_RIP + 2 * WORD);
+const _: () = assert!(OFF_RSP == OFF_RIP + 3 * WORD);
+// PUSH_GPRS pushes rax first, so rax sits highest and r15 lowest: the order
+// of `TrapFrame`'s fields, lowest address first, must be exactly the reverse.
+const _: () = assert!(offset_of!(TrapFrame, r15) == 0);
+const _: () = assert!(offset_of!(TrapFrame, rax) == 14 * WORD);
+const _: () = assert!(offset_of!(TrapFrame, vector) == 15 * WORD);
+const _: () = assert!(offset_of!(TrapFrame, error_code) == 16 * WORD);
+const _: () = assert!(offset_of!(IstFrame, dr7) == 0 && offset_of!(IstFrame, applied) == WORD);
+
+/// The shared asm text. Each stub's `global_asm!` block opens with
+/// `asm_prelude!()` and ends with `asm_epilogue!()` (which `.purgem`s the
+/// macros), so that blocks landing in one object never define them twice.
+///
+/// - `W insn` / `WF flag, insn`: an instruction of a stub whose address goes to
+///   `.rodata.window` (with the strategy bits that put it on the path; 0 = all).
+///   NMI sweeps use the table to tell which instructions they hit.
+/// - `PUSH_GPRS` / `POP_GPRS`: the one save/restore sequence (`IstFrame.regs`).
+macro_rules! asm_prelude {
+    () => {
+        r#"
+    .macro WF flag, insn:vararg
+    .pushsection .rodata.window, "a"
+    .quad 9999f, \flag
+    .popsection
+9999:
+    \insn
+    .endm
+    .macro W insn:vararg
+    WF 0, \insn
+    .endm
+    .macro PUSH_GPRS
+    W push rax
+    W push rbx
+    W push rcx
+    W push rdx
+    W push rsi
+    W push rdi
+    W push rbp
+    W push r8
+    W push r9
+    W push r10
+    W push r11
+    W push r12
+    W push r13
+    W push r14
+    W push r15
+    .endm
+    .macro POP_GPRS
+    W pop r15
+    W pop r14
+    W pop r13
+    W pop r12
+    W pop r11
+    W pop r10
+    W pop r9
+    W pop r8
+    W pop rbp
+    W pop rdi
+    W pop rsi
+    W pop rdx
+    W pop rcx
+    W pop rbx
+    W pop rax
+    .endm
+"#
+    };
+}
+
+macro_rules! asm_epilogue {
+    () => {
+        "
+    .purgem WF
+    .purgem W
+    .purgem PUSH_GPRS
+    .purgem POP_GPRS
+"
+    };
+}
+
+pub(super) use {asm_epilogue, asm_prelude};
+
+/// One instruction of a stub: its address, and the strategy flags that put it
+/// on the path (0: every strategy runs it).
+#[repr(C)]
+pub struct WindowEntry {
+    pub addr: u64,
+    pub flags: u64,
+}
+
+unsafe extern "C" {
+    static window_table: WindowEntry;
+    static window_table_end: WindowEntry;
+}
+
+/// Every marked instruction of every stub, in address order within a stub.
+pub fn window() -> &'static [WindowEntry] {
+    let start = &raw const window_table;
+    // SAFETY: the two symbols delimit the table the `W` macro emitted: the linker
+    // script keeps `.rodata.window*` input sections together, between the
+    // `.rodata.window_start` and `.rodata.window_end` markers (see linker.ld).
+    unsafe {
+        let len = (&raw const window_table_end).offset_from(start) as usize;
+        core::slice::from_raw_parts(start, len)
+    }
+}
