@@ -72,6 +72,9 @@ impl fmt::Display for RunError {
 
 /// What a test saw. The runner turns it into an outcome with the expectation
 /// for the current strategy ([`crate::judge`]).
+// No heap to box into: the messages are fixed-capacity strings, and a test
+// returns one `Observed` by value once.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Observed {
     /// The hazard happened and every check the test made held; the same as

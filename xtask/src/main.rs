@@ -154,7 +154,7 @@ mod tests {
             "{line}"
         );
         assert!(
-            line.contains("naive, shift-ist, dr7-guard, linux"),
+            line.contains("naive, shift-only, linux-4.19, dr7-guard, linux"),
             "{line}"
         );
         assert!(!line.contains('\n'));

@@ -148,7 +148,11 @@ fn every_scenario_file_is_declared_and_registers_a_test() {
             .and_then(|s| s.to_str())
             .unwrap_or("")
             .to_string();
-        if name == "mod" || name == "common" || path.extension().is_none_or(|e| e != "rs") {
+        if name == "mod"
+            || name == "common"
+            || name == "aim"
+            || path.extension().is_none_or(|e| e != "rs")
+        {
             continue;
         }
         scenarios += 1;
@@ -200,11 +204,7 @@ const MAX_LINES: usize = 400;
 
 /// Files allowed over [`MAX_LINES`] for now, each with the reason. An entry
 /// that is no longer needed fails the test, so the list only shrinks.
-const LONG_FILES: [(&str, &str); 3] = [
-    (
-        "kernel/src/entry/checker.rs",
-        "the checker splits into shadow/report/paint with the per-vector entry rewrite",
-    ),
+const LONG_FILES: [(&str, &str); 2] = [
     (
         "testkit/src/protocol/mod.rs",
         "grew past the limit with the run Setting; the event types are to move to their own file",

@@ -46,12 +46,12 @@ impl IstSlot {
         Self::ALL.into_iter().find(|s| s.vector() == vector)
     }
 }
-/// 16 KiB per IST stack: room for `shift-ist` to lower the #DB pointer three
+/// 16 KiB per IST stack: room for `shift-only`/`linux-4.19` to lower the #DB pointer three
 /// times, small enough that an overflow into the guard page is quick to provoke.
 pub const IST_STACK_PAGES: u64 = 4;
 pub const IST_STACK_SIZE: u64 = IST_STACK_PAGES * 4096;
 /// Where IST1 (the #DB stack pointer) sits, from the start of `PerCpu`: the
-/// `shift-ist` stub adjusts it through `gs:[0]`. IST1 is at byte 36 of the TSS.
+/// `shift-only` stub adjusts it through `gs:[0]`. IST1 is at byte 36 of the TSS.
 pub const TSS_IST1_OFFSET: usize = core::mem::offset_of!(PerCpu, tss) + 36;
 /// Where RSP0 (the ring-0 stack a ring-3 event switches to) sits, from the
 /// start of `PerCpu`: entries that leave their IST stack for it read it through

@@ -20,6 +20,7 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use testkit::{Context, Expect, Expectations, TestResult};
 
+use super::aim::{AFTER, Aim, BEFORE, INSIDE, NOT_LANDED};
 use super::common::{self, Window};
 use crate::arch::percpu::{self, IstSlot};
 use crate::entry::breakpoint::{self, Breakpoint, Kind};
@@ -31,6 +32,7 @@ use crate::mm;
 const VICTIM: usize = 0;
 const SENDER: usize = 1;
 const NMI_WAIT_US: u64 = 50_000;
+const LATE_NMI_WAIT_US: u64 = 1_000_000;
 
 #[repr(align(8))]
 struct Watched(AtomicU64);
@@ -80,10 +82,6 @@ static NMI_IN_DB: AtomicU64 = AtomicU64::new(0);
 /// A's #DB count when the current iteration began, and where its NMI landed.
 static ITERATION_DB_BASE: AtomicU64 = AtomicU64::new(0);
 static LANDING: AtomicU64 = AtomicU64::new(NOT_LANDED);
-const NOT_LANDED: u64 = 0;
-const BEFORE: u64 = 1;
-const INSIDE: u64 = 2;
-const AFTER: u64 = 3;
 static NMI_TOUCHES: AtomicU64 = AtomicU64::new(0);
 static WINDOW: Window = Window::new();
 
@@ -208,6 +206,15 @@ pub(super) fn sweep(ctx: &mut Context<'_>, origin: Origin) -> TestResult {
             percpu::cpu(VICTIM).nmi_count.load(Ordering::Acquire) > nmis
         });
         lost += u64::from(!landed);
+        // One NMI in flight at a time: a late one (a busy host) is waited for,
+        // so that it cannot meet the next one pending and be merged.
+        if !landed {
+            crate::arch::time::wait_until(LATE_NMI_WAIT_US, || {
+                SENT.load(Ordering::SeqCst) >= i
+                    && counters::read(VICTIM, Counter::NmiEntered) - entered_before
+                        >= SENT.load(Ordering::SeqCst)
+            });
+        }
         let landing = LANDING.load(Ordering::Relaxed);
         let inside_and_nested = landing == INSIDE && NESTED.load(Ordering::Relaxed);
         let incidents = detection.incidents_since_begin(VICTIM);
@@ -340,65 +347,5 @@ impl core::fmt::Display for Timing {
             self.clean.load(Ordering::Relaxed),
             self.mismatches.load(Ordering::Relaxed)
         )
-    }
-}
-
-/// Steers B's delay towards the #DB handler: it learns which delays landed
-/// inside, and draws most delays from that band (widened by a quarter on each
-/// side), the rest from the whole span so that the band can move. Until
-/// something lands inside, the span grows while NMIs arrive too early and
-/// shrinks while they arrive too late, within bounds, so a slow host can
-/// never push the delay (and the run time) out of proportion.
-struct Aim {
-    span: u64,
-    min_span: u64,
-    max_span: u64,
-    inside: Option<(u64, u64)>,
-    before: u64,
-    after: u64,
-}
-
-impl Aim {
-    fn new(span: u64) -> Self {
-        let span = span.max(64);
-        Self {
-            span,
-            min_span: 64,
-            max_span: span * 16,
-            inside: None,
-            before: 0,
-            after: 0,
-        }
-    }
-
-    fn next_delay(&mut self, rng: &mut testkit::Rng) -> u64 {
-        match self.inside {
-            Some((lo, hi)) if !rng.chance(4) => {
-                let margin = (hi - lo) / 4 + 1;
-                rng.between(lo.saturating_sub(margin), hi + margin)
-            }
-            _ => rng.below(self.span),
-        }
-    }
-
-    fn learn(&mut self, delay: u64, landing: u64) {
-        match landing {
-            INSIDE => {
-                let (lo, hi) = self.inside.unwrap_or((delay, delay));
-                self.inside = Some((lo.min(delay), hi.max(delay)));
-            }
-            BEFORE => self.before += 1,
-            AFTER => self.after += 1,
-            _ => {}
-        }
-        if self.inside.is_none() && self.before + self.after >= 64 {
-            self.span = if self.before > self.after {
-                (self.span * 2).min(self.max_span)
-            } else {
-                (self.span / 2).max(self.min_span)
-            };
-            self.before = 0;
-            self.after = 0;
-        }
     }
 }

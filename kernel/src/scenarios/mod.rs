@@ -1,5 +1,6 @@
 //! The torture tests, one per file: setup, hazard, proof it happened, check.
 
+mod aim;
 mod bench;
 mod common;
 pub mod db_kernel_nmi_db;

@@ -8,6 +8,10 @@ use std::string::{String, ToString};
 /// An event as the host holds it: owns its strings.
 pub type OwnedEvent = Event<String>;
 
+// Results carry many optional counters; events are short-lived and never
+// stored in bulk, so the size is not worth an indirection (and the kernel has
+// no heap to box into).
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LineKind<'a> {
     /// No prefix at the start: an ordinary log line (without its `\r`).

@@ -57,6 +57,10 @@ pub const PROTOCOL_VERSION: u32 = 2;
 /// Decoding is host-only (`std`): serde buffers an internally tagged enum in
 /// an allocated `Content` before it knows the variant, and the kernel has no
 /// heap. It only ever encodes.
+// Results carry many optional counters; events are short-lived and never
+// stored in bulk, so the size is not worth an indirection (and the kernel has
+// no heap to box into).
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "std", derive(Deserialize))]
 #[serde(tag = "type", rename_all = "snake_case")]

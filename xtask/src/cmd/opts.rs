@@ -144,9 +144,15 @@ mod tests {
 
     #[test]
     fn strategies_and_cpu_labels() {
-        assert_eq!(parse_strategy("shift-ist"), Ok(testkit::Strategy::ShiftIst));
+        assert_eq!(
+            parse_strategy("shift-only"),
+            Ok(testkit::Strategy::ShiftOnly)
+        );
         let err = parse_strategy("shift_ist").unwrap_err();
-        assert!(err.contains("naive, shift-ist, dr7-guard, linux"), "{err}");
+        assert!(
+            err.contains("naive, shift-only, linux-4.19, dr7-guard, linux"),
+            "{err}"
+        );
     }
 
     #[test]

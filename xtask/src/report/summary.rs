@@ -57,7 +57,7 @@ pub fn reports(decoded: &Decoded) -> Vec<Report> {
                     Verdict::Skip("skipped (the reason is on the serial log only)".into())
                 }
                 testkit::protocol::Outcome::NotReproduced => {
-                    Verdict::Skip("not-reproduced (the reason is on the serial log only)".into())
+                    Verdict::NotReproduced("the reason is on the serial log only".into())
                 }
             };
             let note = match e.outcome {

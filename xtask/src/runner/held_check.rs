@@ -136,7 +136,7 @@ mod tests {
 
     fn stream() -> String {
         [
-            r#"@istorm {"type":"hello","version":1,"door":"limine","machine":"tcg","cpus":2,"lapic":"x2apic","strategy":"naive","seed":1,"build":"x"}"#,
+            r#"@istorm {"type":"hello","version":2,"door":"limine","machine":"tcg","cpus":2,"lapic":"x2apic","strategy":"naive","seed":1,"build":"x"}"#,
             r#"@istorm {"type":"result","test":"boot::nmi_all_to_all","strategy":"naive","outcome":"pass","expected":"survive","iterations":1,"cycles":1,"cycles_per_iteration":1,"details":"","counters":{"nmis":2,"max_depth":1}}"#,
             r#"@istorm {"type":"result","test":"scenarios::db_kernel_nmi_db","strategy":"naive","outcome":"fail","expected":"detect","iterations":1,"cycles":1,"cycles_per_iteration":1,"details":"x","counters":{"corruptions":3,"nmis":200,"dbs":200}}"#,
             r#"@istorm {"type":"result","test":"scenarios::movss_entry_db::tf","strategy":"naive","outcome":"skip","expected":"survive","iterations":0,"cycles":0,"cycles_per_iteration":0,"details":"hw-only"}"#,

@@ -55,6 +55,7 @@ impl Sequence {
             Outcome::Fail if details.is_empty() => (Verdict::Fail("failed".into()), String::new()),
             Outcome::Fail => (Verdict::Fail(details.to_string()), String::new()),
             Outcome::Skip => (Verdict::Skip(details.to_string()), String::new()),
+            Outcome::NotReproduced => (Verdict::NotReproduced(details.to_string()), String::new()),
         };
         self.record(test, verdict, note, false)
     }

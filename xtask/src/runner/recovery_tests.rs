@@ -8,7 +8,7 @@ use testkit::protocol::{RecordKind, parse_stream};
 use super::*;
 use crate::qemu::exit::{Ending, Exit};
 
-const HELLO: &str = r#"@istorm {"type":"hello","version":1,"door":"pvh","machine":"tcg","cpus":4,"lapic":"x2apic","strategy":"linux","seed":1,"build":"t"}"#;
+const HELLO: &str = r#"@istorm {"type":"hello","version":2,"door":"pvh","machine":"tcg","cpus":4,"lapic":"x2apic","strategy":"linux","seed":1,"build":"t"}"#;
 
 fn plan(tests: &[&str]) -> String {
     let mut text = format!(
@@ -367,10 +367,10 @@ fn garbage_warns_and_a_newer_protocol_fails_the_boot() {
     assert_eq!(records(&steps)[0].1, "ok");
 
     let mut seq = Sequence::new(true);
-    let newer = HELLO.replace("\"version\":1", "\"version\":2") + "\n" + DONE;
+    let newer = HELLO.replace("\"version\":2", "\"version\":3") + "\n" + DONE;
     let steps = boot(&mut seq, &newer, exited(Exit::Success));
     assert!(matches!(&steps[..], [Step::Stopped(why)]
-        if why.starts_with("line 1: kernel speaks protocol version 2")));
+        if why.starts_with("line 1: kernel speaks protocol version 3")));
 }
 
 #[test]

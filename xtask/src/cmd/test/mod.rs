@@ -4,13 +4,13 @@
 //! and OVMF (`runner/image_checks.rs`), then the kernel's registered tests
 //! over the wire protocol:
 //!
-//! - one suite per strategy (naive, shift-ist, dr7-guard, linux) and LAPIC
+//! - one suite per strategy (naive, shift-only, linux-4.19, dr7-guard, linux) and LAPIC
 //!   mode (`-cpu max`: x2APIC, `-cpu qemu64`: xAPIC), each a sequence of PVH
 //!   boots that survives crashes (`runner/sequence.rs`);
 //! - the framework's selftests once (`filter=selftest::`, linux, `-cpu max`):
 //!   each crashes the kernel on purpose and must be seen crashing just so;
-//! - `checker::mutant_ignore_rip_is_caught`: with a checker blind to RIP, the
-//!   naive strategy must not pass `scenarios::db_kernel_nmi_db`.
+//! - `checker::mutant_blind_is_caught`: with a checker that records nothing,
+//!   every naive `detect` test must fail with "expected corruption, none detected".
 //!
 //! All of it runs on `--jobs` QEMU instances side by side (`pool.rs`) and
 //! ends with one line `N passed, N failed, N skipped`.
@@ -63,7 +63,7 @@ pub struct Args {
     /// Seed of the kernel's randomised sweeps.
     #[arg(long, value_name = "N")]
     seed: Option<u64>,
-    /// Run the suites under this entry strategy only: naive, shift-ist,
+    /// Run the suites under this entry strategy only: naive, shift-only, linux-4.19,
     /// dr7-guard or linux [default: all four].
     #[arg(long, value_name = "STRATEGY", value_parser = opts::parse_strategy)]
     entry: Option<Strategy>,
@@ -176,8 +176,9 @@ impl Args {
         let cpus = self.cpus();
         let qemu = self.emulator == Emulator::Qemu;
         if qemu && self.wanted(MUTANT) {
-            let mut args = self.kernel_args(Strategy::Naive, Some("db_kernel_nmi_db"));
-            args.push("checker=ignore-rip".into());
+            let mut args = self.kernel_args(Strategy::Naive, Some("scenarios::"));
+            args.push("checker=blind".into());
+            args.push("iterations=300".into());
             let cpu = cpus.first().map_or("max", String::as_str);
             let mut spec = self.spec(Strategy::Naive, cpu, args);
             spec.retry = false;

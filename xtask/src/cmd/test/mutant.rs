@@ -1,49 +1,45 @@
-//! `checker::mutant_ignore_rip_is_caught`: the naive strategy's
-//! `scenarios::db_kernel_nmi_db` under a checker blind to RIP must not pass,
-//! or the checker's RIP comparison proves nothing.
+//! `checker::mutant_blind_is_caught`: under a blind checker (it repairs and
+//! records nothing), every test that expects the naive strategy's corruption
+//! to be detected must fail with "expected corruption, none detected": else
+//! that test's `detect` verdict did not rest on the checker.
 
 use crate::report::verdict::{Report, Verdict};
 
-pub(super) const MUTANT: &str = "checker::mutant_ignore_rip_is_caught";
-const MUTANT_TARGET: &str = "scenarios::db_kernel_nmi_db";
+pub(super) const MUTANT: &str = "checker::mutant_blind_is_caught";
+/// The kernel tests whose naive expectation is `detect`.
+pub(super) const DETECT_TESTS: [&str; 5] = [
+    "scenarios::db_kernel_nmi_db",
+    "scenarios::db_user_nmi_db",
+    "scenarios::nmi_from_user_latch",
+    "scenarios::nmi_nesting",
+    "scenarios::trace_irq_recursion",
+];
+const REASON: &str = "expected corruption, none detected";
 
-/// The checker mutant is caught when the target test does not pass under it:
-/// a failed result and a crash both count.
+/// Caught when every `detect` test failed for that reason.
 pub(super) fn judge_mutant(seen: &[Report]) -> Report {
-    let target = seen.iter().find(|r| r.name == MUTANT_TARGET);
-    let (verdict, note) = match target.map(|r| &r.verdict) {
-        Some(Verdict::Fail(why)) => (
-            Verdict::Pass,
-            format!("{MUTANT_TARGET} fails under checker=ignore-rip: {why}"),
-        ),
-        Some(Verdict::Pass) => (
-            Verdict::Fail(format!(
-                "a checker blind to RIP let naive pass {MUTANT_TARGET}: {}",
-                target.map_or("", |r| r.note.as_str())
-            )),
-            String::new(),
-        ),
-        Some(Verdict::Skip(why) | Verdict::NotReproduced(why)) => (
-            Verdict::Fail(format!("{MUTANT_TARGET} was skipped: {why}")),
-            String::new(),
-        ),
-        None => {
-            let why = seen
-                .iter()
-                .find_map(|r| match &r.verdict {
-                    Verdict::Fail(why) => Some(format!(": {}", why)),
-                    _ => None,
-                })
-                .unwrap_or_default();
-            (
-                Verdict::Fail(format!("{MUTANT_TARGET} never ran{why}")),
-                String::new(),
-            )
+    let mut missed = Vec::new();
+    for test in DETECT_TESTS {
+        match seen.iter().find(|r| r.name == test).map(|r| &r.verdict) {
+            Some(Verdict::Fail(why)) if why.contains(REASON) => {}
+            Some(Verdict::Fail(why)) => missed.push(format!("{test} failed otherwise: {why}")),
+            Some(Verdict::Pass) => missed.push(format!("{test} passed")),
+            Some(Verdict::Skip(why) | Verdict::NotReproduced(why)) => {
+                missed.push(format!("{test} was skipped: {why}"))
+            }
+            None => missed.push(format!("{test} never ran")),
         }
+    }
+    let verdict = if missed.is_empty() {
+        Verdict::Pass
+    } else {
+        Verdict::Fail(format!("under checker=blind: {}", missed.join("; ")))
     };
     Report {
-        note,
-        detail: target.map(|r| r.detail.clone()).unwrap_or_default(),
+        note: format!(
+            "{} detect tests fail with \"{REASON}\" under checker=blind",
+            DETECT_TESTS.len()
+        ),
         ..Report::new(MUTANT, verdict)
     }
 }
