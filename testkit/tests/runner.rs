@@ -1,80 +1,14 @@
 //! The runner against a fake platform: event order, skips, verdicts, details.
 
-use std::cell::Cell;
+mod support;
+
+use support::{Fake, HIDDEN};
 use testkit::protocol::{Counters, Event, Expected, Outcome};
 use testkit::run::{RunConfig, Summary, run_tests};
 use testkit::{
-    Context, Corruption, Evidence, Expect, Expectations, Failure, Job, Machine, Observed, Platform,
-    RunError, Selection, Strategy, TestDesc, TestResult, tags,
+    Context, Corruption, Evidence, Expect, Expectations, Failure, Machine, Observed, Selection,
+    Strategy, TestDesc, TestResult, tags,
 };
-
-/// Runs jobs inline, counts cycles by 10 per read, records every event.
-struct Fake {
-    cpus: usize,
-    clock: Cell<u64>,
-    results: Vec<Option<u64>>,
-    events: Vec<Event<String>>,
-}
-
-impl Fake {
-    fn new(cpus: usize) -> Self {
-        Self {
-            cpus,
-            clock: Cell::new(0),
-            results: vec![None; cpus],
-            events: Vec::new(),
-        }
-    }
-
-    fn results(&self) -> Vec<&Event<String>> {
-        self.events
-            .iter()
-            .filter(|e| matches!(e, Event::Result { .. }))
-            .collect()
-    }
-}
-
-impl Platform for Fake {
-    fn cpu_count(&self) -> usize {
-        self.cpus
-    }
-    fn current_cpu(&self) -> usize {
-        0
-    }
-    fn cycles(&self) -> u64 {
-        self.clock.set(self.clock.get() + 10);
-        self.clock.get()
-    }
-    fn start_on(&mut self, cpu: usize, job: Job, arg: u64) -> Result<(), RunError> {
-        let slot = self.results.get_mut(cpu).ok_or(RunError::NoSuchCpu(cpu))?;
-        *slot = Some(job(arg));
-        Ok(())
-    }
-    fn join(&mut self, cpu: usize, _timeout_ms: u32) -> Result<u64, RunError> {
-        let slot = self.results.get_mut(cpu).ok_or(RunError::NoSuchCpu(cpu))?;
-        slot.take().ok_or(RunError::NotStarted(cpu))
-    }
-    fn emit(&mut self, event: &Event<&str>) {
-        self.events.push(event.clone().map_str(String::from));
-    }
-    fn drain_checker(&mut self, each: &mut dyn FnMut(Corruption<'static>)) -> u64 {
-        let found = HIDDEN.swap(0, std::sync::atomic::Ordering::SeqCst);
-        for _ in 0..found {
-            each(Corruption {
-                cpu: Some(1),
-                iteration: 0,
-                vector: 2,
-                field: "stack",
-                expected: 0,
-                seen: 1,
-            });
-        }
-        found
-    }
-}
-
-/// Findings a test leaves in the fake checker without collecting them.
-static HIDDEN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 fn double(arg: u64) -> u64 {
     arg * 2
@@ -399,22 +333,19 @@ fn skip_list_resumes_after_a_crash_and_seeds_repeat() {
 
 #[test]
 fn a_finding_the_test_did_not_collect_fails_it() {
-    let tests = [desc("h::hides", hides_a_finding)];
     let mut fake = Fake::new(2);
+    let (strategy, machine, seed) = (Strategy::Linux, Machine::Kvm, 0);
     let config = RunConfig {
-        strategy: Strategy::Linux,
-        machine: Machine::Kvm,
-        seed: 0,
+        strategy,
+        machine,
+        seed,
     };
+    let tests = [desc("h::hides", hides_a_finding)];
     let summary = run_tests(&mut fake, &tests, &Selection::parse("").unwrap(), &config);
     assert_eq!(summary.failed, 1);
     let (outcome, details, _) = outcome_of(&fake, "h::hides");
     assert_eq!(outcome, &Outcome::Fail);
     assert!(details.contains("did not collect"), "{details}");
-    let wired = fake
-        .events
-        .iter()
-        .filter(|e| matches!(e, Event::Corruption { .. }))
-        .count();
-    assert_eq!(wired, 2, "every drained finding goes on the wire");
+    let wired = fake.events.iter().filter(|e| e.kind() == "corruption");
+    assert_eq!(wired.count(), 2, "every drained finding goes on the wire");
 }
