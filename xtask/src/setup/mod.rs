@@ -74,9 +74,9 @@ pub fn ensure(purpose: Purpose, yes: bool) -> Result<()> {
                 bail!("set-up declined: run {by_hand}");
             }
         }
-        Consent::Nobody => bail!(
-            "set-up needs consent and nobody is at a terminal: pass --yes, or run {by_hand}"
-        ),
+        Consent::Nobody => {
+            bail!("set-up needs consent and nobody is at a terminal: pass --yes, or run {by_hand}")
+        }
     }
     // Without a terminal sudo must not wait for a password nobody types.
     let sudo = sudo.then_some(if terminal { "sudo" } else { "sudo -n" });
@@ -108,7 +108,9 @@ fn describe(step: &Step) -> String {
         Action::AptInstall { suite, packages } => format!(
             "apt-get install {}{}",
             packages.join(" "),
-            suite.as_ref().map_or(String::new(), |s| format!(" from {s}"))
+            suite
+                .as_ref()
+                .map_or(String::new(), |s| format!(" from {s}"))
         ),
         Action::Manual(text) => text.clone(),
     };
@@ -153,7 +155,10 @@ mod tests {
     fn the_by_hand_line_names_every_command_with_sudo_only_when_needed() {
         let steps = plan::plan(&plan::tests::fresh(), Purpose::Run);
         let line = commands_line(&steps, true);
-        assert!(line.starts_with("`rustup target add x86_64-unknown-none && (copy"), "{line}");
+        assert!(
+            line.starts_with("`rustup target add x86_64-unknown-none && (copy"),
+            "{line}"
+        );
         assert!(line.contains("&& sudo apt-get update && sudo apt-get install -t bookworm-backports qemu-system-x86 && sudo apt-get install ovmf xorriso gcc`"), "{line}");
         assert!(!commands_line(&steps, false).contains("sudo"));
         assert!(!line.contains('\n'));

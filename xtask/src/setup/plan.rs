@@ -48,11 +48,18 @@ pub enum Action {
     /// `rustup target add TARGET`.
     RustTarget(String),
     /// Write `entry` (copied from the machine's own source) to `dest`.
-    EnableSuite { suite: String, dest: String, entry: String },
+    EnableSuite {
+        suite: String,
+        dest: String,
+        entry: String,
+    },
     /// `apt-get update`.
     AptUpdate,
     /// `apt-get install [-t SUITE] PACKAGES`.
-    AptInstall { suite: Option<String>, packages: Vec<String> },
+    AptInstall {
+        suite: Option<String>,
+        packages: Vec<String>,
+    },
     /// Cannot be planned: one line saying what to do by hand.
     Manual(String),
 }
@@ -133,7 +140,10 @@ pub fn plan(probe: &dyn Probe, purpose: Purpose) -> Vec<Step> {
         match probe.codename().as_deref() {
             Some("bookworm") => {
                 let suite = "bookworm-backports";
-                let enabled = probe.apt_sources().iter().any(|s| sources::names_suite(s, suite));
+                let enabled = probe
+                    .apt_sources()
+                    .iter()
+                    .any(|s| sources::names_suite(s, suite));
                 if !enabled {
                     steps.push(enable_suite(probe, "bookworm", suite));
                 }

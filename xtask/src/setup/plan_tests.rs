@@ -105,7 +105,10 @@ fn a_fresh_bookworm_machine_gets_everything_in_order() {
     assert_eq!(
         installs(&steps),
         [
-            (Some("bookworm-backports".into()), vec!["qemu-system-x86".into()]),
+            (
+                Some("bookworm-backports".into()),
+                vec!["qemu-system-x86".into()]
+            ),
             (
                 None,
                 ["ovmf", "xorriso", "gcc", "chromium", "chromium-driver"]
@@ -131,12 +134,23 @@ fn an_old_qemu_is_replaced_and_enabled_backports_are_not_enabled_again() {
     let mut machine = complete();
     machine.qemu = Some((7, 2));
     let steps = plan(&machine, Purpose::Run);
-    assert!(steps[1].why.contains("QEMU 7.2 is too old"), "{:?}", steps[1]);
+    assert!(
+        steps[1].why.contains("QEMU 7.2 is too old"),
+        "{:?}",
+        steps[1]
+    );
     assert_eq!(
         installs(&steps),
-        [(Some("bookworm-backports".into()), vec!["qemu-system-x86".into()])]
+        [(
+            Some("bookworm-backports".into()),
+            vec!["qemu-system-x86".into()]
+        )]
     );
-    assert!(!steps.iter().any(|s| matches!(s.action, Action::EnableSuite { .. })));
+    assert!(
+        !steps
+            .iter()
+            .any(|s| matches!(s.action, Action::EnableSuite { .. }))
+    );
 }
 
 #[test]
@@ -158,13 +172,18 @@ fn one_line_sources_are_copied_when_there_is_no_deb822_file() {
         "deb http://archive.example/debian bookworm main\n",
     )]);
     let steps = plan(&machine, Purpose::Run);
-    let Some(Action::EnableSuite { dest, entry, .. }) =
-        steps.iter().map(|s| &s.action).find(|a| matches!(a, Action::EnableSuite { .. }))
+    let Some(Action::EnableSuite { dest, entry, .. }) = steps
+        .iter()
+        .map(|s| &s.action)
+        .find(|a| matches!(a, Action::EnableSuite { .. }))
     else {
         panic!("no suite step: {steps:?}")
     };
     assert_eq!(dest, sources::ONE_LINE_DEST);
-    assert_eq!(entry, "deb http://archive.example/debian bookworm-backports main\n");
+    assert_eq!(
+        entry,
+        "deb http://archive.example/debian bookworm-backports main\n"
+    );
 }
 
 #[test]

@@ -102,7 +102,10 @@ mod tests {
              Components: main\nSigned-By: /k.gpg\n"
         );
         assert_eq!(deb822_entry(DEB822, "trixie", "trixie-backports"), None);
-        assert_eq!(deb822_entry("Types: deb-src\nSuites: bookworm\n", "bookworm", "x"), None);
+        assert_eq!(
+            deb822_entry("Types: deb-src\nSuites: bookworm\n", "bookworm", "x"),
+            None
+        );
     }
 
     #[test]
@@ -117,13 +120,22 @@ mod tests {
             one_line_entry("deb http://a/debian bookworm main\n", "bookworm", "b-bp").unwrap(),
             "deb http://a/debian b-bp main\n"
         );
-        assert_eq!(one_line_entry("deb http://a/debian trixie main\n", "bookworm", "x"), None);
+        assert_eq!(
+            one_line_entry("deb http://a/debian trixie main\n", "bookworm", "x"),
+            None
+        );
     }
 
     #[test]
     fn a_suite_already_named_is_seen() {
-        assert!(names_suite("Suites: bookworm-backports\n", "bookworm-backports"));
+        assert!(names_suite(
+            "Suites: bookworm-backports\n",
+            "bookworm-backports"
+        ));
         assert!(!names_suite(DEB822, "bookworm-backports"));
-        assert!(!names_suite("# deb http://a bookworm-backports main\n", "bookworm-backports"));
+        assert!(!names_suite(
+            "# deb http://a bookworm-backports main\n",
+            "bookworm-backports"
+        ));
     }
 }

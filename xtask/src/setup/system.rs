@@ -102,7 +102,8 @@ pub fn carry_out(step: &Step, sudo: Option<&str>) -> Result<()> {
     match &step.action {
         Action::RustTarget(target) => {
             let mut cmd = Command::new("rustup");
-            cmd.args(["target", "add", target]).current_dir(crate::root());
+            cmd.args(["target", "add", target])
+                .current_dir(crate::root());
             process::run(&mut cmd)
         }
         Action::EnableSuite { dest, entry, .. } => {
@@ -157,7 +158,10 @@ mod tests {
     fn qemu_versions_are_read_from_the_first_line() {
         let debian = "QEMU emulator version 10.0.2 (Debian 1:10.0.2+ds-2~bpo12+1)\nCopyright";
         assert_eq!(parse_qemu_version(debian), Some((10, 0)));
-        assert_eq!(parse_qemu_version("QEMU emulator version 7.2.15\n"), Some((7, 2)));
+        assert_eq!(
+            parse_qemu_version("QEMU emulator version 7.2.15\n"),
+            Some((7, 2))
+        );
         assert_eq!(parse_qemu_version("bash: not found"), None);
         assert_eq!(parse_qemu_version(""), None);
     }

@@ -1,0 +1,413 @@
+//! The report as one self-contained HTML page: no script, no fetch, styles
+//! inline. Every number a check compares carries `data-check="KEY"`; the keys
+//! are made by [`keys`], which the browser check rebuilds from the JSON alone.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use serde_json::Value;
+
+use super::disasm::{self, Insn};
+use super::model::{Cell, Run, Window};
+use super::trend::Point;
+
+/// What the page is made of.
+pub struct Inputs<'a> {
+    pub title: &'a str,
+    pub run: &'a Run,
+    /// Each stub's instructions, when the kernel ELF was at hand.
+    pub stubs: &'a BTreeMap<String, Vec<Insn>>,
+    /// The platform divergence JSON, when given.
+    pub platforms: Option<&'a Value>,
+    pub trend: &'a [Point],
+}
+
+pub mod keys {
+    pub fn summary(outcome: &str) -> String {
+        format!("summary/{outcome}")
+    }
+    pub fn cell(test: &str, strategy: &str, lapic: &str, what: &str) -> String {
+        format!("cell/{test}/{strategy}/{lapic}/{what}")
+    }
+    pub fn heat(
+        test: &str,
+        strategy: &str,
+        lapic: &str,
+        stub: &str,
+        offset: u64,
+        what: &str,
+    ) -> String {
+        format!("heat/{test}/{strategy}/{lapic}/{stub}/{offset:#x}/{what}")
+    }
+}
+
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A number (or word) the check compares.
+fn checked(key: &str, value: impl std::fmt::Display) -> String {
+    format!(
+        "<span data-check=\"{}\">{}</span>",
+        escape(key),
+        escape(&value.to_string())
+    )
+}
+
+const STYLE: &str = "body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#222}\
+table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:2px 6px;\
+vertical-align:top;text-align:left}th{background:#f3f3f3}code,.asm{font-family:monospace}\
+.pass{background:#e3f6e3}.fail{background:#fbdcdc}.skip{background:#eee}\
+.not-reproduced{background:#fff3cd}.ev{font-size:12px;color:#444}.num{text-align:right}\
+.bad{color:#b00;font-weight:bold}";
+
+pub fn render(inputs: &Inputs) -> String {
+    let mut page = String::new();
+    let title = escape(inputs.title);
+    let _ = write!(
+        page,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <link rel=\"icon\" href=\"data:,\"><title>{title}</title><style>{STYLE}</style>\
+         </head><body><h1>{title}</h1>\n"
+    );
+    summary(&mut page, inputs.run);
+    matrix(&mut page, inputs.run);
+    heat(&mut page, inputs);
+    timing(&mut page, inputs);
+    if let Some(platforms) = inputs.platforms {
+        page.push_str("<h2>Platform divergence</h2>\n");
+        value_table(&mut page, platforms);
+    }
+    trend(&mut page, inputs.trend);
+    host_checks(&mut page, inputs.run);
+    page.push_str("</body></html>\n");
+    page
+}
+
+fn summary(page: &mut String, run: &Run) {
+    page.push_str("<p>");
+    for outcome in ["pass", "fail", "skip", "not-reproduced"] {
+        let n = run.cells.iter().filter(|c| c.outcome == outcome).count();
+        let _ = write!(
+            page,
+            "{} {outcome} &nbsp; ",
+            checked(&keys::summary(outcome), n)
+        );
+    }
+    page.push_str("</p>\n");
+}
+
+fn matrix(page: &mut String, run: &Run) {
+    let strategies = run.strategies();
+    page.push_str("<h2>Strategy x scenario</h2>\n<table><tr><th>scenario</th>");
+    for s in &strategies {
+        let _ = write!(page, "<th>{}</th>", escape(s));
+    }
+    page.push_str("</tr>\n");
+    for test in run.scenarios() {
+        let _ = write!(page, "<tr><th><code>{}</code></th>", escape(&test));
+        for strategy in &strategies {
+            page.push_str("<td>");
+            for cell in run
+                .cells
+                .iter()
+                .filter(|c| c.test == test && &c.strategy == strategy)
+            {
+                evidence(page, cell);
+            }
+            page.push_str("</td>");
+        }
+        page.push_str("</tr>\n");
+    }
+    page.push_str("</table>\n");
+}
+
+fn evidence(page: &mut String, cell: &Cell) {
+    let key = |what: &str| keys::cell(&cell.test, &cell.strategy, &cell.lapic, what);
+    let _ = write!(
+        page,
+        "<div class=\"{}\" title=\"{}\"><b>{}</b> {}",
+        escape(&cell.outcome),
+        escape(&cell.message),
+        escape(&cell.lapic),
+        checked(&key("outcome"), &cell.outcome)
+    );
+    if let Some(expected) = &cell.expected {
+        let _ = write!(page, " (expected {})", escape(expected));
+    }
+    page.push_str("<div class=\"ev\">");
+    if let Some(n) = cell.iterations {
+        let _ = write!(page, "iterations {}", checked(&key("iterations"), n));
+    }
+    for (name, value) in &cell.counters {
+        let _ = write!(page, ", {} {}", escape(name), checked(&key(name), value));
+    }
+    page.push_str("</div></div>");
+}
+
+/// Grouped by stub and test: one column pair per strategy and LAPIC mode.
+fn groups(run: &Run) -> BTreeMap<(String, String), Vec<&Window>> {
+    let mut groups: BTreeMap<(String, String), Vec<&Window>> = BTreeMap::new();
+    for w in &run.windows {
+        groups
+            .entry((w.stub.clone(), w.test.clone()))
+            .or_default()
+            .push(w);
+    }
+    for windows in groups.values_mut() {
+        windows.sort_by_key(|w| (super::model::strategy_rank(&w.strategy), w.lapic.clone()));
+    }
+    groups
+}
+
+fn stub_name(symbol: &str) -> &str {
+    disasm::STUBS
+        .iter()
+        .find(|(s, _)| *s == symbol)
+        .map_or(symbol, |(_, name)| name)
+}
+
+/// The instructions to list: the disassembly, else the offsets seen.
+fn rows_of(stub: &str, windows: &[&Window], stubs: &BTreeMap<String, Vec<Insn>>) -> Vec<Insn> {
+    if let Some(insns) = stubs.get(stub) {
+        return insns.clone();
+    }
+    let mut offsets: Vec<u64> = windows
+        .iter()
+        .flat_map(|w| w.rows.keys().copied())
+        .collect();
+    offsets.sort_unstable();
+    offsets.dedup();
+    offsets
+        .into_iter()
+        .map(|offset| Insn {
+            offset,
+            bytes: String::new(),
+            text: "(no ELF)".into(),
+        })
+        .collect()
+}
+
+fn heat(page: &mut String, inputs: &Inputs) {
+    page.push_str("<h2>Where the NMIs landed</h2>\n");
+    if inputs.run.windows.is_empty() {
+        page.push_str("<p>This run has no window events.</p>\n");
+        return;
+    }
+    page.push_str("<p>Per instruction: NMIs that landed there / of those, the ones after which the checker found a damaged frame. Blue: landings; red: corruptions.</p>\n");
+    for ((stub, test), windows) in groups(inputs.run) {
+        let _ = write!(
+            page,
+            "<h3>{} (<code>{}</code>) in <code>{}</code></h3>\n<table><tr><th>offset</th><th>instruction</th>",
+            escape(stub_name(&stub)),
+            escape(&stub),
+            escape(&test)
+        );
+        for w in &windows {
+            let _ = write!(
+                page,
+                "<th colspan=\"2\">{} {}</th>",
+                escape(&w.strategy),
+                escape(&w.lapic)
+            );
+        }
+        page.push_str("</tr>\n");
+        let max = windows
+            .iter()
+            .flat_map(|w| w.rows.values().map(|r| r.hits))
+            .max()
+            .unwrap_or(0)
+            .max(1);
+        for insn in rows_of(&stub, &windows, inputs.stubs) {
+            let _ = write!(
+                page,
+                "<tr><td class=\"asm\">+{:#x}</td><td class=\"asm\" title=\"{}\">{}</td>",
+                insn.offset,
+                escape(&insn.bytes),
+                escape(&insn.text)
+            );
+            for w in &windows {
+                let row = w.rows.get(&insn.offset).copied().unwrap_or_default();
+                let key =
+                    |what| keys::heat(&w.test, &w.strategy, &w.lapic, &w.stub, insn.offset, what);
+                let blue = 255 - (row.hits * 155 / max) as u8;
+                let red = 255 - (row.corrupted * 155).checked_div(row.hits).unwrap_or(0) as u8;
+                let _ = write!(
+                    page,
+                    "<td class=\"num\" style=\"background:rgb({blue},{blue},255)\">{}</td>\
+                     <td class=\"num\" style=\"background:rgb(255,{red},{red})\">{}</td>",
+                    checked(&key("hits"), row.hits),
+                    checked(&key("corrupted"), row.corrupted)
+                );
+            }
+            page.push_str("</tr>\n");
+        }
+        page.push_str("</table>\n");
+    }
+}
+
+/// Windows with a per-instruction prediction (the timing-dependent
+/// strategies): predicted against seen.
+fn timing(page: &mut String, inputs: &Inputs) {
+    let timed: Vec<&Window> = inputs
+        .run
+        .windows
+        .iter()
+        .filter(|w| w.rows.values().any(|r| r.predicted.is_some()))
+        .collect();
+    page.push_str("<h2>Timing: predicted against seen</h2>\n");
+    if timed.is_empty() {
+        page.push_str("<p>No window in this run carries a prediction.</p>\n");
+        return;
+    }
+    for w in timed {
+        let insns = rows_of(&w.stub, &[w], inputs.stubs);
+        let _ = write!(
+            page,
+            "<h3><code>{}</code> {} {}, <code>{}</code></h3>\n<table><tr><th>offset</th>\
+             <th>instruction</th><th>predicted</th><th>landed</th><th>corrupted</th><th>held</th></tr>\n",
+            escape(&w.test),
+            escape(&w.strategy),
+            escape(&w.lapic),
+            escape(&w.stub)
+        );
+        for insn in insns {
+            let Some(row) = w.rows.get(&insn.offset) else {
+                continue;
+            };
+            let Some(predicted) = row.predicted else {
+                continue;
+            };
+            let held = if row.hits == 0 {
+                "not hit"
+            } else if predicted == (row.corrupted == row.hits) && (predicted || row.corrupted == 0)
+            {
+                "yes"
+            } else {
+                "<span class=\"bad\">no</span>"
+            };
+            let _ = writeln!(
+                page,
+                "<tr><td class=\"asm\">+{:#x}</td><td class=\"asm\">{}</td><td>{}</td>\
+                 <td class=\"num\">{}</td><td class=\"num\">{}</td><td>{held}</td></tr>",
+                insn.offset,
+                escape(&insn.text),
+                if predicted { "corrupts" } else { "survives" },
+                row.hits,
+                row.corrupted
+            );
+        }
+        page.push_str("</table>\n");
+    }
+}
+
+/// Any JSON as a table: an array of objects gets a column per key.
+fn value_table(page: &mut String, value: &Value) {
+    let rows: Vec<&Value> = match value {
+        Value::Array(items) => items.iter().collect(),
+        Value::Object(map) => match map.get("rows") {
+            Some(Value::Array(items)) => items.iter().collect(),
+            _ => vec![value],
+        },
+        other => vec![other],
+    };
+    let mut columns: Vec<String> = Vec::new();
+    for row in &rows {
+        if let Value::Object(map) = row {
+            for k in map.keys() {
+                if !columns.contains(k) {
+                    columns.push(k.clone());
+                }
+            }
+        }
+    }
+    page.push_str("<table><tr>");
+    for c in &columns {
+        let _ = write!(page, "<th>{}</th>", escape(c));
+    }
+    page.push_str("</tr>\n");
+    for row in rows {
+        page.push_str("<tr>");
+        for c in &columns {
+            let cell = match row.get(c) {
+                Some(Value::String(s)) => s.clone(),
+                Some(Value::Null) | None => String::new(),
+                Some(v) => v.to_string(),
+            };
+            let _ = write!(page, "<td>{}</td>", escape(&cell));
+        }
+        page.push_str("</tr>\n");
+    }
+    page.push_str("</table>\n");
+}
+
+fn trend(page: &mut String, points: &[Point]) {
+    page.push_str("<h2>Trend across runs kept under target/runs</h2>\n");
+    if points.is_empty() {
+        page.push_str("<p>No earlier runs kept.</p>\n");
+        return;
+    }
+    let max = points
+        .iter()
+        .map(|p| p.iterations_per_s)
+        .fold(1.0, f64::max);
+    page.push_str("<table><tr><th>run</th><th>kernel iterations/s</th><th></th><th>window coverage</th></tr>\n");
+    for p in points {
+        let width = (p.iterations_per_s / max * 200.0).round() as u32;
+        let coverage = p
+            .coverage
+            .map_or("-".to_string(), |c| format!("{:.1}%", c * 100.0));
+        let _ = writeln!(
+            page,
+            "<tr><td>{}</td><td class=\"num\">{:.0}</td><td><svg width=\"200\" height=\"10\">\
+             <rect width=\"{width}\" height=\"10\" fill=\"#58a\"/></svg></td><td class=\"num\">{coverage}</td></tr>",
+            escape(&p.run),
+            p.iterations_per_s
+        );
+    }
+    page.push_str("</table>\n");
+}
+
+fn host_checks(page: &mut String, run: &Run) {
+    let host: Vec<&Cell> = run.cells.iter().filter(|c| c.strategy.is_empty()).collect();
+    if host.is_empty() {
+        return;
+    }
+    page.push_str("<h2>Host checks</h2>\n<table><tr><th>check</th><th>outcome</th><th>seconds</th><th>message</th></tr>\n");
+    for c in host {
+        let _ = writeln!(
+            page,
+            "<tr class=\"{}\"><td><code>{}</code></td><td>{}</td><td class=\"num\">{:.2}</td><td>{}</td></tr>",
+            escape(&c.outcome),
+            escape(&c.test),
+            checked(&keys::cell(&c.test, "", "", "outcome"), &c.outcome),
+            c.seconds,
+            escape(&c.message)
+        );
+    }
+    page.push_str("</table>\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_is_escaped() {
+        assert_eq!(
+            escape("<a href='x'>&\"</a>"),
+            "&lt;a href=&#39;x&#39;&gt;&amp;&quot;&lt;/a&gt;"
+        );
+    }
+}
