@@ -54,6 +54,9 @@ enum Cli {
     Matrix(cmd::divergence::Args),
     /// Write LAVA job definitions (QEMU, and an x86 PC booting the USB image).
     Lava(cmd::lava::Args),
+    /// Write one self-contained HTML page from a run's JSON: the strategy x
+    /// scenario matrix, where NMIs landed in the entry stubs, the trend.
+    Report(cmd::report::Args),
 }
 
 /// A command-line mistake as one line `error: ...` (clap's own report has a
@@ -111,6 +114,7 @@ fn main() -> ExitCode {
         Cli::Results(args) => cmd::results::main(args),
         Cli::Matrix(args) => cmd::divergence::main(args),
         Cli::Lava(args) => cmd::lava::main(args),
+        Cli::Report(args) => cmd::report::main(args),
     };
     result.unwrap_or_else(|error| {
         // `{:#}` prints the whole context chain on one line and never a backtrace,

@@ -1,16 +1,23 @@
-//! `cargo xtask run`: build, boot once, stream the serial console live, and turn
-//! QEMU's exit status into ours (0 when the kernel reports success).
+//! `cargo xtask run`: set up what is missing, build, boot once, show the run
+//! as a person reads it (`runner/live`: human lines, a progress bar per test;
+//! the wire only with `--raw`, always in `target/artifacts/run-*.serial`), and
+//! turn QEMU's exit status into ours (0 when the kernel reports success).
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 
-use crate::cmd::opts::{self, Common};
+use crate::cmd::opts::{self, Common, Switch};
+use crate::cmd::setup::{self, Purpose};
+use crate::qemu::crash::BootEnd;
 use crate::qemu::emulator::Emulator;
 use crate::qemu::exit::Exit;
 use crate::qemu::machine::End;
 use crate::qemu::process::Echo;
+use crate::qemu::screenshot;
 use crate::runner::boot::{Artifacts, BootConfig, Door};
+use crate::runner::live::{Style, View};
 use crate::{media::kernel, media::limine, qemu::accel};
 
 /// Boot the kernel in QEMU and stream its serial console.
@@ -29,6 +36,18 @@ pub struct Args {
     /// BIOS; its CPU model defaults to corei7_skylake_x (x2APIC), 1 to 8 CPUs.
     #[arg(long, value_enum, default_value_t = Emulator::Qemu)]
     emulator: Emulator,
+    /// Under TCG, one instruction per translation block, as `cargo xtask
+    /// test` runs the suites: what a person watches is what CI checks (the NMI
+    /// sweeps reach every instruction of the entry windows only so).
+    #[arg(long, value_enum, value_name = "on|off", default_value_t = Switch::On)]
+    tcg_single_step: Switch,
+    /// Also print the raw `@istorm {json}` wire lines (they always go to
+    /// target/artifacts/run-*.serial).
+    #[arg(long)]
+    raw: bool,
+    /// Install what is missing without asking (also when `CI` is set).
+    #[arg(long)]
+    yes: bool,
     #[command(flatten)]
     common: Common,
     /// Kernel command-line words, e.g. `selftest=ud2`.
@@ -38,12 +57,13 @@ pub struct Args {
 
 pub fn main(args: Args) -> Result<ExitCode> {
     opts::check_kernel_args(&args.kernel_args)?;
+    setup::ensure(Purpose::Run, args.yes)?;
     let config = BootConfig {
         door: args.boot,
         smp: args.smp,
         cpu: args.emulator.cpu_model(&args.cpu),
         args: args.kernel_args,
-        single_step: false,
+        single_step: args.tcg_single_step == Switch::On,
         emulator: args.emulator,
     };
     let choice = accel::choose(args.common.accel)?;
@@ -59,18 +79,45 @@ pub fn main(args: Args) -> Result<ExitCode> {
         Some(line) => eprintln!("{line}"),
         None => eprintln!("{choice}"),
     }
-    let outcome = artifacts.boot(&config, choice.accel, args.common.timeout(), Echo::Live)?;
-    match outcome.end {
-        End::Exited(Exit::Success) => {
-            eprintln!(
-                "run: {} in {:.2} s",
-                outcome.end,
-                outcome.elapsed.as_secs_f64()
-            );
+    if screenshot::is_held(&config.args) {
+        // A held run ends with a screenshot: the plain stream.
+        let outcome = artifacts.boot(&config, choice.accel, args.common.timeout(), Echo::Live)?;
+        return match outcome.end {
+            End::Exited(Exit::Success) => Ok(ExitCode::SUCCESS),
+            end => bail!("{end}"),
+        };
+    }
+    let serial = serial_path()?;
+    let file = std::fs::File::create(&serial)
+        .with_context(|| format!("cannot create `{}`", serial.display()))?;
+    let mut view = View::new(Style::for_stdout(args.raw), file, args.common.timeout());
+    let live = artifacts.boot_watched(&config, choice.accel, &mut view);
+    view.finish();
+    let live = live?;
+    eprintln!("serial: {} ({} wire events)", serial.display(), view.events);
+    match live.end {
+        BootEnd::Exited(Exit::Success) => {
+            eprintln!("run: {} in {:.2} s", live.end, live.elapsed.as_secs_f64());
             Ok(ExitCode::SUCCESS)
         }
-        end => bail!("{end}"),
+        end => {
+            let stderr = live.stderr.trim();
+            if !stderr.is_empty() {
+                eprintln!("{stderr}");
+            }
+            bail!("{end}")
+        }
     }
+}
+
+/// `target/artifacts/run-SECS.serial`, named so that names sort by time.
+fn serial_path() -> Result<PathBuf> {
+    let dir = crate::target_dir().join("artifacts");
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    Ok(dir.join(format!("run-{secs:012}.serial")))
 }
 
 #[cfg(test)]

@@ -3,11 +3,12 @@
 //! QR codes (`picture`); results read back from any of those, a LAVA log or
 //! a QR text (`finding`, `lava_results`), what silicon does per hazard
 //! (`reference`) and the hazard x platform table (`divergence`), each result's
-//! `platform`. The bottom room: imports nothing else of xtask.
+//! `platform`, the HTML report (`html`). The bottom room: imports nothing else of xtask.
 
 pub mod console;
 pub mod divergence;
 pub mod finding;
+pub mod html;
 pub mod jsonlog;
 pub mod junit;
 pub mod lava_results;

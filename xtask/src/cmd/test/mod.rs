@@ -33,16 +33,19 @@ use self::mutant::MUTANT;
 use self::pool::{lock, prepare, run_jobs};
 
 use crate::cmd::opts::{self, Common, Switch};
+use crate::cmd::setup::{self, Purpose};
 use crate::media::kernel;
 use crate::qemu::bochs;
 use crate::qemu::emulator::Emulator;
 use crate::qemu::process;
 use crate::report::console::Console;
+use crate::report::html::{self, trend};
 use crate::report::jsonlog::JsonLog;
 use crate::report::junit;
 use crate::report::tally::Tally;
 use crate::report::verdict::{Report, Verdict};
 use crate::runner::boot::{BootConfig, Door};
+use crate::runner::browser;
 use crate::runner::lava_check;
 use crate::runner::matrix;
 use crate::runner::sequence::Spec;
@@ -98,6 +101,12 @@ pub struct Args {
     /// image, checker mutant, LAVA job) are left out.
     #[arg(long, value_enum, default_value_t = Emulator::Qemu)]
     emulator: Emulator,
+    /// Then write the HTML report of this run to target/report.html.
+    #[arg(long)]
+    report: bool,
+    /// Install what is missing without asking (also when `CI` is set).
+    #[arg(long)]
+    yes: bool,
     /// Boot once with `list=1`, print the kernel's test names and exit.
     #[arg(long)]
     list: bool,
@@ -109,6 +118,8 @@ pub struct Args {
 }
 
 const HOST_TESTS: &str = "host::unit_tests";
+/// The HTML report of this very run, opened in headless Chromium.
+const BROWSER: &str = "report::browser";
 const SUITE_TIMEOUT: Duration = Duration::from_secs(300);
 const SELFTEST_FILTER: &str = "selftest::";
 
@@ -223,10 +234,16 @@ pub fn main(args: Args) -> Result<ExitCode> {
     if let Some(filter) = &args.filter {
         opts::check_kernel_args(&[format!("filter={filter}")])?;
     }
+    setup::ensure(Purpose::Test, args.yes)?;
     if args.list {
         return list(&args);
     }
-    let json = args.json.as_deref().map(JsonLog::create).transpose()?;
+    // Every run's JSON is kept under target/runs (the report's trend); a
+    // run of part of the catalog is named so, and left out of the trend.
+    let partial = args.filter.is_some() || args.entry.is_some() || args.cpu.is_some();
+    let kept = trend::new_run_path(partial)?;
+    let json_path = args.json.clone().unwrap_or_else(|| kept.clone());
+    let json = Some(JsonLog::create(&json_path)?);
     if let Some(path) = &args.junit {
         // Fail now on a path that cannot be written, not after the run.
         junit::write(path, &[])?;
@@ -252,7 +269,7 @@ pub fn main(args: Args) -> Result<ExitCode> {
     if let Some(ready) = ready {
         run_jobs(&args, ready, &tally, json.as_ref());
     }
-    let tally = tally.into_inner().unwrap_or_else(|p| p.into_inner());
+    let mut tally = tally.into_inner().unwrap_or_else(|p| p.into_inner());
     let mut failed_output = false;
     if let Some(json) = &json {
         for report in tally.reports() {
@@ -261,6 +278,38 @@ pub fn main(args: Args) -> Result<ExitCode> {
         if let Err(e) = json.finish() {
             eprintln!("error: {e:#}");
             failed_output = true;
+        }
+    }
+    if json_path != kept
+        && let Err(e) = std::fs::copy(&json_path, &kept)
+    {
+        eprintln!("warning: keeping the run in `{}`: {e}", kept.display());
+    }
+    let elf = args
+        .common
+        .kernel
+        .clone()
+        .unwrap_or_else(kernel::kernel_path);
+    let elf = elf.is_file().then_some(elf);
+    if args.wanted(BROWSER) {
+        tally.expect(1);
+        let report = match browser::check(&json_path, elf.as_deref()) {
+            Ok(note) => Report {
+                note,
+                ..Report::new(BROWSER, Verdict::Pass)
+            },
+            Err(e) => Report::new(BROWSER, Verdict::Fail(format!("{e:#}"))),
+        };
+        tally.record(report);
+    }
+    if args.report {
+        let out = crate::target_dir().join("report.html");
+        match html::write(&json_path, None, elf.as_deref(), &out) {
+            Ok(()) => eprintln!("report: {}", out.display()),
+            Err(e) => {
+                eprintln!("error: the report: {e:#}");
+                failed_output = true;
+            }
         }
     }
     if let Some(path) = &args.junit

@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 use anyhow::{Context, Result, bail};
 
 use super::plan::{Action, Probe, Step};
-use crate::process;
+use crate::qemu::process;
 
 pub struct Machine;
 
@@ -129,7 +129,11 @@ pub fn carry_out(step: &Step, sudo: Option<&str>) -> Result<()> {
             let mut cmd = as_root(&["apt-get", "update", "-qq", "-o", lock_wait]);
             process::run(&mut cmd)
         }
-        Action::AptInstall { suite, packages } => {
+        Action::AptInstall {
+            suite,
+            packages,
+            lean,
+        } => {
             let mut words = vec![
                 "env",
                 "DEBIAN_FRONTEND=noninteractive",
@@ -142,6 +146,9 @@ pub fn carry_out(step: &Step, sudo: Option<&str>) -> Result<()> {
             ];
             if let Some(suite) = suite {
                 words.extend(["-t", suite.as_str()]);
+            }
+            if *lean {
+                words.push("--no-install-recommends");
             }
             words.extend(packages.iter().map(String::as_str));
             process::run(&mut as_root(&words))

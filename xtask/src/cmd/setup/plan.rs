@@ -55,10 +55,12 @@ pub enum Action {
     },
     /// `apt-get update`.
     AptUpdate,
-    /// `apt-get install [-t SUITE] PACKAGES`.
+    /// `apt-get install [-t SUITE] [--no-install-recommends] PACKAGES`.
     AptInstall {
         suite: Option<String>,
         packages: Vec<String>,
+        /// Without the recommended packages.
+        lean: bool,
     },
     /// Cannot be planned: one line saying what to do by hand.
     Manual(String),
@@ -70,42 +72,83 @@ struct Package {
     present: fn(&dyn Probe) -> bool,
     why: &'static str,
     purposes: &'static [Purpose],
+    /// Installed without its recommended packages (a large tree otherwise).
+    lean: bool,
 }
 
 const BOTH: &[Purpose] = &[Purpose::Run, Purpose::Test];
 
-/// The packages from the distribution's own suite. Bochs (the platform
-/// matrix) belongs in this list, with `purposes: &[Purpose::Test]`.
+/// The packages from the distribution's own suite.
 const PACKAGES: &[Package] = &[
     Package {
         name: "ovmf",
         present: |p| p.file(OVMF_CODE) || p.file("/usr/share/ovmf/OVMF.fd"),
         why: "UEFI firmware for the limine-uefi, disk-uefi and usb-uefi boots",
         purposes: BOTH,
+        lean: false,
     },
     Package {
         name: "xorriso",
         present: |p| p.program("xorriso"),
         why: "builds the Limine ISO the default boot uses",
         purposes: BOTH,
+        lean: false,
     },
     Package {
         name: "gcc",
         present: |p| p.program("cc"),
         why: "compiles Limine's host tool (bios-install)",
         purposes: BOTH,
+        lean: false,
     },
     Package {
         name: "chromium",
         present: |p| p.program("chromium"),
         why: "the headless browser that checks the HTML report",
         purposes: &[Purpose::Test],
+        lean: false,
     },
     Package {
         name: "chromium-driver",
         present: |p| p.program("chromedriver"),
         why: "drives chromium over WebDriver for the report check",
         purposes: &[Purpose::Test],
+        lean: false,
+    },
+    Package {
+        name: "bochs",
+        present: |p| p.program("bochs"),
+        why: "the second emulator of the platform matrix (`--emulator bochs`, the Bochs smoke boot)",
+        purposes: &[Purpose::Test],
+        lean: false,
+    },
+    Package {
+        name: "bochsbios",
+        present: |p| p.file("/usr/share/bochs/BIOS-bochs-latest"),
+        why: "Bochs' BIOS",
+        purposes: &[Purpose::Test],
+        lean: false,
+    },
+    Package {
+        name: "vgabios",
+        present: |p| p.file("/usr/share/vgabios/vgabios.bin"),
+        why: "Bochs' VGA BIOS",
+        purposes: &[Purpose::Test],
+        lean: false,
+    },
+    Package {
+        name: "bochs-term",
+        present: |p| p.file("/usr/lib/x86_64-linux-gnu/bochs/plugins/libbx_term_gui.so"),
+        why: "Bochs' terminal display, for headless runs",
+        purposes: &[Purpose::Test],
+        lean: false,
+    },
+    Package {
+        name: "lava-dispatcher",
+        present: |p| p.program("lava-run"),
+        why: "lava-run checks the LAVA job definitions",
+        purposes: &[Purpose::Test],
+        lean: true,
     },
 ];
 
@@ -151,6 +194,7 @@ pub fn plan(probe: &dyn Probe, purpose: Purpose) -> Vec<Step> {
                     action: Action::AptInstall {
                         suite: Some(suite.into()),
                         packages: vec!["qemu-system-x86".into()],
+                        lean: false,
                     },
                     why,
                 });
@@ -160,27 +204,32 @@ pub fn plan(probe: &dyn Probe, purpose: Purpose) -> Vec<Step> {
                 action: Action::AptInstall {
                     suite: None,
                     packages: vec!["qemu-system-x86".into()],
+                    lean: false,
                 },
                 why,
             }),
         }
     }
-    let missing: Vec<&Package> = PACKAGES
-        .iter()
-        .filter(|p| p.purposes.contains(&purpose) && !(p.present)(probe))
-        .collect();
-    if !missing.is_empty() {
-        apt.push(Step {
-            action: Action::AptInstall {
-                suite: None,
-                packages: missing.iter().map(|p| p.name.to_string()).collect(),
-            },
-            why: missing
-                .iter()
-                .map(|p| format!("{}: {}", p.name, p.why))
-                .collect::<Vec<_>>()
-                .join("; "),
-        });
+    for lean in [false, true] {
+        let missing: Vec<&Package> = PACKAGES
+            .iter()
+            .filter(|p| p.lean == lean)
+            .filter(|p| p.purposes.contains(&purpose) && !(p.present)(probe))
+            .collect();
+        if !missing.is_empty() {
+            apt.push(Step {
+                action: Action::AptInstall {
+                    suite: None,
+                    packages: missing.iter().map(|p| p.name.to_string()).collect(),
+                    lean,
+                },
+                why: missing
+                    .iter()
+                    .map(|p| format!("{}: {}", p.name, p.why))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            });
+        }
     }
     if !apt.is_empty() {
         steps.push(Step {

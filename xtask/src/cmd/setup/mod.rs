@@ -105,7 +105,9 @@ fn describe(step: &Step) -> String {
             format!("apt source {suite} in {dest}, copied from this machine's own entry")
         }
         Action::AptUpdate => "apt-get update".into(),
-        Action::AptInstall { suite, packages } => format!(
+        Action::AptInstall {
+            suite, packages, ..
+        } => format!(
             "apt-get install {}{}",
             packages.join(" "),
             suite
@@ -128,9 +130,18 @@ fn commands_line(steps: &[Step], sudo: bool) -> String {
                 "(copy this machine's Debian source entry with the suite {suite} into {su}{dest})"
             )),
             Action::AptUpdate => Some(format!("{su}apt-get update")),
-            Action::AptInstall { suite, packages } => Some(format!(
-                "{su}apt-get install {}{}",
+            Action::AptInstall {
+                suite,
+                packages,
+                lean,
+            } => Some(format!(
+                "{su}apt-get install {}{}{}",
                 suite.as_ref().map_or(String::new(), |s| format!("-t {s} ")),
+                if *lean {
+                    "--no-install-recommends "
+                } else {
+                    ""
+                },
                 packages.join(" ")
             )),
             Action::Manual(_) => None,

@@ -7,6 +7,8 @@
 //! The check proves it can fail each time it runs: a copy of the page with one
 //! number changed must be caught, and so must a copy that logs an error.
 
+mod webdriver;
+
 use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -16,9 +18,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail, ensure};
 use serde_json::{Value, json};
 
-use super::html::keys;
-use super::webdriver::Client;
-use crate::process::Guard;
+use crate::qemu::process::Guard;
+use crate::report::html::keys;
+use webdriver::Client;
 
 /// Flags that work on this kind of machine (no sandbox as root, no network).
 const FLAGS: &[&str] = &[
@@ -40,7 +42,7 @@ pub fn check(json: &Path, kernel: Option<&Path>) -> Result<String> {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
     let page = dir.join("report.html");
-    super::write(json, None, kernel, &page)?;
+    crate::report::html::write(json, None, kernel, &page)?;
     let text = std::fs::read_to_string(json)?;
     let expected = expected(&text)?;
 
@@ -201,13 +203,13 @@ struct Browser {
 impl Browser {
     fn start(profile: &Path) -> Result<Browser> {
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let mut cmd = Command::new(crate::process::find_program("chromedriver").context(
+        let mut cmd = Command::new(crate::qemu::process::find_program("chromedriver").context(
             "`chromedriver` not found on PATH: install the Debian package `chromium-driver`",
         )?);
         cmd.arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        crate::process::show(&cmd);
+        crate::qemu::process::show(&cmd);
         let driver = Guard::spawn(&mut cmd)?;
         let client = Client::new(port);
         let start = Instant::now();
@@ -220,7 +222,7 @@ impl Browser {
         }
         let mut args: Vec<String> = FLAGS.iter().map(|f| f.to_string()).collect();
         args.push(format!("--user-data-dir={}", profile.display()));
-        let binary: PathBuf = crate::process::find_program("chromium")
+        let binary: PathBuf = crate::qemu::process::find_program("chromium")
             .context("`chromium` not found on PATH: install the Debian package `chromium`")?;
         let caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
@@ -320,8 +322,8 @@ mod tests {
         assert_eq!(want["heat/t/naive/x2apic/db_stub/0x4/hits"], ["7"]);
         assert_eq!(want["summary/pass"], ["1"]);
         // The page made by html.rs shows exactly these.
-        let run = super::super::model::Run::parse(RUN).unwrap();
-        let page = super::super::html::render(&super::super::html::Inputs {
+        let run = crate::report::html::Run::parse(RUN).unwrap();
+        let page = crate::report::html::render(&crate::report::html::Inputs {
             title: "t",
             run: &run,
             stubs: &BTreeMap::new(),

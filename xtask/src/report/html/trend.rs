@@ -59,12 +59,14 @@ pub fn point(name: &str, run: &Run) -> Point {
     }
 }
 
-/// Every kept run, oldest first; an unreadable one is left out.
+/// Every kept run of the whole catalog, oldest first; an unreadable one is
+/// left out.
 pub fn points(dir: &Path) -> Vec<Point> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .map(|d| d.flatten().map(|e| e.path()).collect())
         .unwrap_or_default();
     files.retain(|p| p.extension().is_some_and(|e| e == "jsonl"));
+    files.retain(|p| !p.to_string_lossy().ends_with("-partial.jsonl"));
     files.sort();
     files
         .iter()
@@ -77,9 +79,10 @@ pub fn points(dir: &Path) -> Vec<Point> {
         .collect()
 }
 
-/// Where `cargo xtask test` writes this run's JSON: `target/runs/run-SECS.jsonl`,
+/// Where `cargo xtask test` keeps this run's JSON: `target/runs/run-SECS.jsonl`
+/// (`run-SECS-partial.jsonl` for part of the catalog, left out of the trend),
 /// named so that names sort by time; the oldest beyond [`KEPT`] go.
-pub fn new_run_path() -> Result<PathBuf> {
+pub fn new_run_path(partial: bool) -> Result<PathBuf> {
     let dir = runs_dir();
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
     let mut old: Vec<PathBuf> = std::fs::read_dir(&dir)
@@ -92,7 +95,8 @@ pub fn new_run_path() -> Result<PathBuf> {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    Ok(dir.join(format!("run-{secs:012}.jsonl")))
+    let tail = if partial { "-partial" } else { "" };
+    Ok(dir.join(format!("run-{secs:012}{tail}.jsonl")))
 }
 
 /// The newest kept run.
@@ -136,6 +140,7 @@ mod tests {
         std::fs::write(dir.path().join("run-000000000002.jsonl"), line).unwrap();
         std::fs::write(dir.path().join("run-000000000001.jsonl"), line).unwrap();
         std::fs::write(dir.path().join("notes.txt"), "x").unwrap();
+        std::fs::write(dir.path().join("run-000000000003-partial.jsonl"), line).unwrap();
         let names: Vec<String> = points(dir.path()).into_iter().map(|p| p.run).collect();
         assert_eq!(names, ["run-000000000001", "run-000000000002"]);
     }

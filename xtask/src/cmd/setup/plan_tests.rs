@@ -57,9 +57,22 @@ pub fn fresh() -> Fake {
 /// A machine with everything.
 pub fn complete() -> Fake {
     Fake {
-        programs: vec!["rustup", "xorriso", "cc", "chromium", "chromedriver"],
+        programs: vec![
+            "rustup",
+            "xorriso",
+            "cc",
+            "chromium",
+            "chromedriver",
+            "bochs",
+            "lava-run",
+        ],
         qemu: Some((10, 0)),
-        files: vec![OVMF_CODE],
+        files: vec![
+            OVMF_CODE,
+            "/usr/share/bochs/BIOS-bochs-latest",
+            "/usr/share/vgabios/vgabios.bin",
+            "/usr/lib/x86_64-linux-gnu/bochs/plugins/libbx_term_gui.so",
+        ],
         targets: vec![KERNEL_TARGET],
         root: true,
         codename: Some("bookworm"),
@@ -71,7 +84,9 @@ fn installs(steps: &[Step]) -> Vec<(Option<String>, Vec<String>)> {
     steps
         .iter()
         .filter_map(|s| match &s.action {
-            Action::AptInstall { suite, packages } => Some((suite.clone(), packages.clone())),
+            Action::AptInstall {
+                suite, packages, ..
+            } => Some((suite.clone(), packages.clone())),
             _ => None,
         })
         .collect()
@@ -96,7 +111,10 @@ fn a_fresh_bookworm_machine_gets_everything_in_order() {
             Action::Manual(_) => "manual",
         })
         .collect();
-    assert_eq!(kinds, ["target", "suite", "update", "install", "install"]);
+    assert_eq!(
+        kinds,
+        ["target", "suite", "update", "install", "install", "install"]
+    );
     let Action::EnableSuite { dest, entry, .. } = &steps[1].action else {
         unreachable!()
     };
@@ -111,10 +129,21 @@ fn a_fresh_bookworm_machine_gets_everything_in_order() {
             ),
             (
                 None,
-                ["ovmf", "xorriso", "gcc", "chromium", "chromium-driver"]
-                    .map(String::from)
-                    .to_vec()
+                [
+                    "ovmf",
+                    "xorriso",
+                    "gcc",
+                    "chromium",
+                    "chromium-driver",
+                    "bochs",
+                    "bochsbios",
+                    "vgabios",
+                    "bochs-term"
+                ]
+                .map(String::from)
+                .to_vec()
             ),
+            (None, vec!["lava-dispatcher".into()]),
         ]
     );
     // Every step says why.
@@ -126,6 +155,7 @@ fn run_does_not_need_the_browser() {
     let steps = plan(&fresh(), Purpose::Run);
     let all: Vec<String> = installs(&steps).into_iter().flat_map(|(_, p)| p).collect();
     assert!(!all.iter().any(|p| p.starts_with("chromium")), "{all:?}");
+    assert!(!all.iter().any(|p| p.starts_with("bochs")), "{all:?}");
     assert!(all.contains(&"xorriso".to_string()));
 }
 
