@@ -212,7 +212,22 @@ impl<'p> Context<'p> {
     /// Reports iterations done so far, so the host can tell slow from stuck.
     pub fn progress(&mut self, done: u32) {
         let test = self.test;
-        self.platform.emit(&Event::Progress { test, done });
+        self.platform.emit(&Event::Progress {
+            test,
+            done,
+            nmis: None,
+        });
+    }
+
+    /// [`Context::progress`] with the NMIs landed so far where the test aims
+    /// them, for the live display of `cargo xtask run`.
+    pub fn progress_nmis(&mut self, done: u32, nmis: u64) {
+        let test = self.test;
+        self.platform.emit(&Event::Progress {
+            test,
+            done,
+            nmis: Some(nmis),
+        });
     }
 
     /// Puts one checker finding on the wire. Only corruptions reported here

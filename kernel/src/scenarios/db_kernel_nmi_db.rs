@@ -228,7 +228,7 @@ pub(super) fn sweep(ctx: &mut Context<'_>, origin: Origin) -> TestResult {
         }
         aim.learn(delay, landing);
         if i % 1000 == 0 {
-            ctx.progress(i as u32);
+            ctx.progress_nmis(i as u32, NMI_IN_DB.load(Ordering::Relaxed));
         }
     }
     STOP.store(1, Ordering::Release);

@@ -101,7 +101,13 @@ pub enum Event<S> {
         timeout_ms: u32,
     },
     /// Iterations done so far: tells slow from stuck.
-    Progress { test: S, done: u32 },
+    Progress {
+        test: S,
+        done: u32,
+        /// NMIs landed so far where the test aims them (tests that send NMIs).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        nmis: Option<u64>,
+    },
     /// The kernel asks the host for a machine check on one CPU now (QEMU's
     /// monitor `mce CPU BANK STATUS MCG_STATUS ADDR MISC`), while that CPU
     /// loops `during` ("db", "nmi", "idle"...). The host picks the moment,
@@ -343,9 +349,10 @@ impl<S> Event<S> {
                 cpu,
                 timeout_ms,
             },
-            Event::Progress { test, done } => Event::Progress {
+            Event::Progress { test, done, nmis } => Event::Progress {
                 test: f(test),
                 done,
+                nmis,
             },
             Event::Inject {
                 test,

@@ -14,7 +14,11 @@ fn stream_reports_events_logs_errors_and_missing_done() {
     out += &encode(&every_event()[0]);
     out += "cpu0: log line\n";
     out += "@istorm {\"type\":\"plan\",\"cou\n"; // cut off by a racing writer
-    out += &encode(&Event::Progress { test: "t", done: 1 });
+    out += &encode(&Event::Progress {
+        test: "t",
+        done: 1,
+        nmis: None,
+    });
     out += "@istorm {\"type\":\"hang\",\"cpu\":0"; // the crash cut the last line
     let transcript = parse_stream(out.as_bytes());
 

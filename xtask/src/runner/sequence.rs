@@ -319,9 +319,10 @@ impl BootWatch<'_> {
                 self.worker
                     .set(format!("{title}: boot {attempt}: {test} 0/{iterations}"));
             }
-            OwnedEvent::Progress { test, done } => self.worker.set(format!(
-                "{title}: boot {attempt}: {test} {done}/{}",
-                self.iterations
+            OwnedEvent::Progress { test, done, nmis } => self.worker.set(format!(
+                "{title}: boot {attempt}: {test} {done}/{}{}",
+                self.iterations,
+                nmis.map_or(String::new(), |n| format!(", {n} NMIs landed"))
             )),
             OwnedEvent::Result { test, .. } => {
                 if let Some(start) = self.starts.get(test) {

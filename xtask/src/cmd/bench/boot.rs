@@ -3,10 +3,11 @@
 //! Plain `-accel tcg`, as the boot matrix runs.
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::{Result, bail};
 
-use super::{Args, median};
+use super::{Args, boot_split, median};
 use crate::media::limine::{self, Lookup};
 use crate::qemu::emulator::Emulator;
 use crate::qemu::exit::Exit;
@@ -92,6 +93,24 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         println!("{line}");
     }
     let pvh = rows[1].1.as_secs_f64() / floor.as_secs_f64();
+    let split = boot_split::measure(
+        &artifacts,
+        &config(Door::Pvh),
+        choice.accel,
+        timeout,
+        args.runs,
+    )?;
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!(
+        "where a PVH boot goes (host stamps on serial lines, median): QEMU start and firmware \
+         to the kernel's first line {:.1} ms (the floor alone is {:.1} ms), kernel bring-up to \
+         all CPUs online {:.1} ms, rest of the kernel to `done` {:.1} ms, exit {:.1} ms",
+        ms(split.firmware),
+        ms(floor),
+        ms(split.bring_up),
+        ms(split.kernel_rest),
+        ms(split.exit)
+    );
     let verdict = if pvh <= PVH_TARGET { "yes" } else { "no" };
     println!("PVH within {PVH_TARGET}x of the floor: {verdict} ({pvh:.2}x)");
     Ok(ExitCode::SUCCESS)

@@ -5,13 +5,16 @@
 //! - `runner`: the test runner's own costs: an empty boot, a test, a crash
 //!   and the boot after it (`runner.rs`);
 //! - `entry`: exception-entry round trips per strategy against the INT3 and
-//!   NMI floors (`entry.rs`).
+//!   NMI floors (`entry.rs`);
+//! - `jobs`: suites one at a time against two side by side (`jobs.rs`).
 //!
 //! `runner` and `entry` boot with the same QEMU options as the suites of
 //! `cargo xtask test` (PVH, `-accel tcg,one-insn-per-tb=on` under TCG).
 
 mod boot;
+mod boot_split;
 mod entry;
+mod jobs;
 mod runner;
 
 use std::process::ExitCode;
@@ -58,6 +61,8 @@ enum Bench {
     Runner,
     /// Exception-entry round trips per strategy against the INT3 and NMI floors.
     Entry,
+    /// Suites one at a time against two side by side; the expected speed-up per core.
+    Jobs,
 }
 
 pub fn main(args: Args) -> Result<ExitCode> {
@@ -65,6 +70,7 @@ pub fn main(args: Args) -> Result<ExitCode> {
         Bench::Boot => boot::run(&args),
         Bench::Runner => runner::run(&Setup::new(&args)?),
         Bench::Entry => entry::run(&Setup::new(&args)?),
+        Bench::Jobs => jobs::run(&Setup::new(&args)?),
     }
 }
 

@@ -24,6 +24,7 @@ use crate::report::tally::Tally;
 use crate::report::verdict::{Report, Verdict};
 use crate::runner::boot::{Artifacts, Door};
 use crate::runner::lava_check;
+use crate::runner::budget::{Budget, SUITE_CORES};
 use crate::runner::sequence::{self, Shared};
 use crate::runner::suite;
 
@@ -119,10 +120,9 @@ pub(super) fn run_jobs(args: &Args, ready: Ready, tally: &Mutex<Tally>, json: Op
         artifacts,
         jobs: runnable,
     } = ready;
-    let threads = match args.jobs {
-        Some(n) => n as usize,
-        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
-    };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = args.jobs.map_or(cores, |n| n as usize);
+    let budget = Budget::new(cores);
     let checks = runnable
         .iter()
         .filter(|j| matches!(j, Job::Check(_) | Job::Lava))
@@ -137,8 +137,10 @@ pub(super) fn run_jobs(args: &Args, ready: Ready, tally: &Mutex<Tally>, json: Op
         console::note(&line);
     }
     console::note(&format!(
-        "{choice}; {checks} boot checks and {} suites on {threads} jobs{step}",
-        runnable.len() - checks
+        "{choice}; {checks} boot checks and {} suites on {threads} jobs, {cores} cores: \
+         {} suites side by side{step}",
+        runnable.len() - checks,
+        budget.suites_at_once().min(threads)
     ));
     let mutants = runnable
         .iter()
@@ -160,7 +162,7 @@ pub(super) fn run_jobs(args: &Args, ready: Ready, tally: &Mutex<Tally>, json: Op
             scope.spawn(|| {
                 let worker = lock(tally).console().worker();
                 while let Some(job) = runnable.get(next.fetch_add(1, Ordering::Relaxed)) {
-                    run_job(job, &shared, &worker);
+                    run_job(job, &shared, &worker, &budget);
                 }
             });
         }
@@ -194,20 +196,12 @@ pub(super) fn lock(tally: &Mutex<Tally>) -> std::sync::MutexGuard<'_, Tally> {
     tally.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Kernel suites run alone: their NMI timing sweeps need the two vCPUs they
-/// keep busy to run at once, and under TCG every vCPU is a host thread.
-/// Measured on 2 cores: a suite boot takes ~2 s alone and 80-166 s next to
-/// another suite. Boot checks share the machine with each other freely.
-static TIMING: std::sync::RwLock<()> = std::sync::RwLock::new(());
-
-fn run_job(job: &Job, shared: &Shared, worker: &Worker) {
-    let (_shared, _alone) = match job {
-        Job::Check(_) | Job::Lava => (Some(TIMING.read().unwrap_or_else(|p| p.into_inner())), None),
-        Job::Suite(_) | Job::Mutant(_) => (
-            None,
-            Some(TIMING.write().unwrap_or_else(|p| p.into_inner())),
-        ),
-    };
+/// Runs one job once its cores are free (`runner/budget.rs`).
+fn run_job(job: &Job, shared: &Shared, worker: &Worker, budget: &Budget) {
+    let _cores = budget.take(match job {
+        Job::Check(_) | Job::Lava => 1,
+        Job::Suite(_) | Job::Mutant(_) => SUITE_CORES,
+    });
     match job {
         Job::Check(check) => {
             worker.set(check.name.clone());
