@@ -17,8 +17,9 @@ mod common;
 /// The rooms, highest first: a room may import the rooms after it.
 const ROOMS: [&str; 5] = ["cmd", "runner", "media", "qemu", "report"];
 
-/// Modules of `cmd` that every subcommand may import.
-const CMD_SHARED: [&str; 1] = ["cmd::opts"];
+/// Modules of `cmd` that every subcommand may import: the shared options, and
+/// the set-up that `run` and `test` do first.
+const CMD_SHARED: [&str; 2] = ["cmd::opts", "cmd::setup"];
 
 /// One `crate::` path and where it was written.
 struct Edge {
