@@ -35,11 +35,6 @@ pub(super) fn every_event() -> Vec<Event<&'static str>> {
         Event::Progress {
             test: "boot::nmi_all_to_all",
             done: 500,
-            nmis: None,
-        },
-        Event::Progress {
-            test: "scenarios::db_kernel_nmi_db",
-            done: 1000,
             nmis: Some(377),
         },
         Event::Result {
