@@ -11,6 +11,7 @@ mod disasm;
 mod elf;
 mod model;
 mod page;
+mod tables;
 pub mod trend;
 
 pub use page::keys;
