@@ -23,8 +23,8 @@ use crate::report::jsonlog::JsonLog;
 use crate::report::tally::Tally;
 use crate::report::verdict::{Report, Verdict};
 use crate::runner::boot::{Artifacts, Door};
-use crate::runner::lava_check;
 use crate::runner::budget::{Budget, SUITE_CORES};
+use crate::runner::lava_check;
 use crate::runner::sequence::{self, Shared};
 use crate::runner::suite;
 
