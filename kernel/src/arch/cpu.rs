@@ -156,13 +156,6 @@ pub fn icebp() {
     unsafe { asm!(".byte 0xf1", options(nomem, nostack)) };
 }
 
-/// `INT 1` (0xcd 0x01): a software interrupt through the #DB gate, which
-/// unlike ICEBP obeys the gate's DPL (ring 0 here, so it is allowed).
-pub fn int1_instruction() {
-    // SAFETY: raises #DB through the IDT; execution continues after it.
-    unsafe { asm!("int 1", options(nomem, nostack)) };
-}
-
 /// Switches to `stack_top` and calls `entry(arg)`; never returns. Used to move an
 /// AP from the loader's stack onto its own.
 pub fn switch_stack_and_call(stack_top: u64, entry: extern "C" fn(u64) -> !, arg: u64) -> ! {

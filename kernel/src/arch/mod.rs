@@ -9,6 +9,7 @@ pub mod ap_trampoline;
 pub mod boot_info;
 pub mod cpu;
 pub mod cpuinfo;
+pub mod damage;
 pub mod debugreg;
 pub mod exit;
 pub mod framebuffer;

@@ -5,8 +5,9 @@
 //! ring 3 (null selector, no SWAPGS anywhere): user code here is test code.
 
 use core::arch::global_asm;
-use core::sync::atomic::AtomicU64;
+use core::sync::atomic::{AtomicU64, Ordering};
 
+use super::damage::{self, Hazard, Regs};
 use super::gdt::{USER_CODE_SELECTOR, USER_DATA_SELECTOR};
 use super::park;
 use super::vectors::TrapFrame;
@@ -243,6 +244,12 @@ pub fn land(frame: &mut TrapFrame) -> bool {
     park::land(frame, value)
 }
 
+/// Where the register damage kit's ring-3 probes sit in the code page.
+pub const DAMAGE_OFFSET: u64 = 2048;
+/// The data page's last 32 cells: a probe's pattern, then what it stored.
+const DAMAGE_FILL_CELL: usize = 480;
+const DAMAGE_OUT_CELL: usize = 496;
+
 /// User pages for one CPU's ring-3 programs: code (with the `store` program),
 /// a stack, and a data page the kernel sees as atomics.
 pub struct Sandbox {
@@ -259,6 +266,10 @@ impl Sandbox {
         // SAFETY: the caller hands over the code page, writable from here.
         let code_page = unsafe { core::slice::from_raw_parts_mut(code as *mut u8, 4096) };
         install_program(code_page, programs());
+        install_program(
+            &mut code_page[DAMAGE_OFFSET as usize..],
+            super::damage::user_blob(),
+        );
         // SAFETY: a zeroed, page-aligned page is a valid [AtomicU64; 512].
         let data = unsafe { &*(data as *const [AtomicU64; 512]) };
         Sandbox {
@@ -273,16 +284,59 @@ impl Sandbox {
         self.run(Program::Store, cell.as_ptr() as u64, value);
     }
 
+    /// Runs the damage kit's ring-3 probe for `hazard` with `fill`: what it
+    /// stored after the hazard, or how it ended if it did not come back.
+    /// `None` for a hazard that has no ring-3 probe.
+    pub fn run_probe(&self, hazard: Hazard, fill: &Regs) -> Option<Result<Regs, Exit>> {
+        let offset = damage::user_offset(hazard)?;
+        let cells = &self.data[DAMAGE_FILL_CELL..DAMAGE_OUT_CELL + 16];
+        for (cell, value) in cells.iter().zip(fill.0.iter().chain(&[0; 16])) {
+            cell.store(*value, Ordering::SeqCst);
+        }
+        let arg0 = self.data[DAMAGE_FILL_CELL].as_ptr() as u64;
+        let arg1 = self.data[DAMAGE_OUT_CELL].as_ptr() as u64;
+        let rax = run(
+            self.code + DAMAGE_OFFSET + offset,
+            self.stack_top,
+            arg0,
+            arg1,
+        );
+        Some(match decode(rax) {
+            Exit::Returned(_) => {
+                let mut out = Regs([0; 16]);
+                for (slot, cell) in out.0.iter_mut().zip(&self.data[DAMAGE_OUT_CELL..]) {
+                    *slot = cell.load(Ordering::SeqCst);
+                }
+                Ok(out)
+            }
+            exit => Err(exit),
+        })
+    }
+
+    /// The ring-3 address of the NOP probe's hazard (an execute breakpoint's).
+    pub fn probe_nop_address(&self) -> u64 {
+        self.code + DAMAGE_OFFSET + damage::user_nop_offset()
+    }
+
     /// Runs `program` in ring 3 on this CPU and says how it ended.
     pub fn run(&self, program: Program, arg0: u64, arg1: u64) -> Exit {
-        let rax = run(self.code + program.offset(), self.stack_top, arg0, arg1);
-        if rax & EXCEPTION_BIT != 0 {
-            Exit::Exception {
-                vector: (rax >> 32) as u8,
-                error_code: rax & 0xffff_ffff,
-            }
-        } else {
-            Exit::Returned(rax)
+        decode(run(
+            self.code + program.offset(),
+            self.stack_top,
+            arg0,
+            arg1,
+        ))
+    }
+}
+
+/// How a program ended, from the RAX `land` gave the parked context.
+fn decode(rax: u64) -> Exit {
+    if rax & EXCEPTION_BIT != 0 {
+        Exit::Exception {
+            vector: (rax >> 32) as u8,
+            error_code: rax & 0xffff_ffff,
         }
+    } else {
+        Exit::Returned(rax)
     }
 }

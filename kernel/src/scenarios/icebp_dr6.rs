@@ -8,12 +8,14 @@
 //! Proof: three #DBs per iteration, the first with B0.
 //! Check: the ICEBP and `INT 1` #DBs show no B0-B3/BS bit, i.e. the handler
 //! cleared DR6 after reading it. QEMU 10 TCG models ICEBP as a trap-like #DB.
+//! The ICEBP and `INT 1` run inside the register damage kit's probes: all 15
+//! GPRs and RFLAGS patterned before, and each compared after the #DB.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use testkit::{Context, Observed, TestResult, tags};
 
-use crate::arch::cpu;
+use crate::arch::damage::{self, Hazard, Regs, Tally};
 use crate::arch::debugreg::DR6_HITS;
 use crate::entry::breakpoint::{self, Breakpoint, Kind};
 use crate::entry::handlers::{self, DbEvent};
@@ -57,12 +59,15 @@ fn run(ctx: &mut Context<'_>) -> TestResult {
         handlers::set_db_hook(None);
         return Err(ctx.fail(format_args!("arming the watchpoint: {e:?}")));
     }
+    let mut tally = Tally::default();
     for i in 0..u64::from(ctx.iterations) {
         PHASE.store(0, Ordering::Relaxed);
         WATCHED.store(i, Ordering::SeqCst);
         PHASE.store(1, Ordering::Relaxed);
-        cpu::icebp();
-        cpu::int1_instruction();
+        for (n, hazard) in [Hazard::Icebp, Hazard::Int1].into_iter().enumerate() {
+            let fill = Regs::pattern(2 * i + n as u64, 0x1ce);
+            tally.record(i, &fill, &damage::run_kernel(hazard, &fill));
+        }
     }
     breakpoint::reset();
     handlers::set_db_hook(None);
@@ -74,8 +79,12 @@ fn run(ctx: &mut Context<'_>) -> TestResult {
     let iterations = u64::from(ctx.iterations);
     ctx.counters.dbs = Some(b0 + clean + stale);
     ctx.note(format_args!(
-        "watchpoint_db={b0} clean_icebp_int1={clean} stale={stale}"
+        "watchpoint_db={b0} clean_icebp_int1={clean} stale={stale} regs_checked={} regs_damaged={}",
+        tally.checked, tally.damaged
     ));
+    if tally.damaged != 0 {
+        return Err(ctx.fail(format_args!("ICEBP / INT 1 #DB: {tally}")));
+    }
     if b0 != iterations || clean != 2 * iterations || stale != 0 {
         return Err(ctx.fail(format_args!(
             "expected {iterations} B0 and {} clean #DBs, saw {b0} and {clean} ({stale} stale)",

@@ -8,12 +8,15 @@
 //! confuses them gives ring 3 a kernel path it should not have.
 //! Proof: per iteration, each program's exit (returned or which exception)
 //! and the #BP/#DB counts.
-//! Check: exactly the outcomes above, every iteration.
+//! Check: exactly the outcomes above, every iteration. With the DPL-3 gate,
+//! INT3 and ICEBP also run inside the register damage kit's ring-3 probes:
+//! all 15 GPRs and RFLAGS patterned in ring 3, compared after the return.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use testkit::{Context, Observed, TestResult, tags};
 
+use crate::arch::damage::{Hazard, Regs, Tally};
 use crate::arch::debugreg::DR6_HITS;
 use crate::arch::idt;
 use crate::arch::user::{Exit, Program};
@@ -69,7 +72,8 @@ fn run(ctx: &mut Context<'_>) -> TestResult {
     handlers::set_db_hook(Some(on_db));
     let (returned, gp) = (Want::Returned, Want::GpOnGate);
     let mut wrong = 0u32;
-    for _ in 0..ctx.iterations {
+    let mut tally = Tally::default();
+    for i in 0..u64::from(ctx.iterations) {
         idt::set_breakpoint_gate_user(true);
         wrong += u32::from(!expect(Program::Int3, returned));
         wrong += u32::from(!expect(Program::IntN3, returned));
@@ -79,6 +83,13 @@ fn run(ctx: &mut Context<'_>) -> TestResult {
         idt::set_breakpoint_gate_user(true);
         wrong += u32::from(!expect(Program::Icebp, returned));
         wrong += u32::from(!expect(Program::IntN1, gp(1)));
+        for (n, hazard) in [Hazard::Int3, Hazard::Icebp].into_iter().enumerate() {
+            let fill = Regs::pattern(2 * i + n as u64, 0x33);
+            match mm::user_sandbox().run_probe(hazard, &fill) {
+                Some(Ok(seen)) => _ = tally.record(i, &fill, &seen),
+                _ => wrong += 1,
+            }
+        }
     }
     handlers::set_db_hook(None);
     handlers::expect_breakpoints(false);
@@ -87,13 +98,18 @@ fn run(ctx: &mut Context<'_>) -> TestResult {
     let iterations = u64::from(ctx.iterations);
     ctx.counters.dbs = Some(dbs);
     ctx.note(format_args!(
-        "wrong_exits={wrong} bps={bps} icebp_dbs={dbs}"
+        "wrong_exits={wrong} bps={bps} icebp_dbs={dbs} regs_checked={} regs_damaged={}",
+        tally.checked, tally.damaged
     ));
-    if wrong != 0 || bps != 2 * iterations || dbs != iterations {
+    if wrong != 0 || bps != 3 * iterations || dbs != 2 * iterations {
         return Err(ctx.fail(format_args!(
-            "{wrong} programs ended wrongly; {bps} #BP (want {}), {dbs} ICEBP #DB (want {iterations})",
+            "{wrong} programs ended wrongly; {bps} #BP (want {}), {dbs} ICEBP #DB (want {})",
+            3 * iterations,
             2 * iterations
         )));
+    }
+    if tally.damaged != 0 {
+        return Err(ctx.fail(format_args!("ring-3 INT3 / ICEBP: {tally}")));
     }
     Ok(Observed::Survived)
 }

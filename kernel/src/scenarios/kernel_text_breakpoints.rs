@@ -6,13 +6,15 @@
 //! would land on the same instruction and fault again forever (or count double).
 //! Proof: the #DB hook counts hits on `target`'s address; DR6 names slot 0.
 //! Check: hits == calls, and the breakpoint on the entry text is refused by the
-//! deny-list unless forced.
+//! deny-list unless forced. Then an execute breakpoint on the register damage
+//! kit's NOP probe: one fault per probe, every GPR and RFLAGS as they were.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use testkit::{Context, TestResult};
 
 use super::common;
+use crate::arch::damage::{self, Hazard, Regs, Tally};
 use crate::entry::breakpoint::{self, Breakpoint, BreakpointError, Kind};
 use crate::entry::handlers::{self, DbEvent};
 
@@ -20,6 +22,29 @@ static TARGET_HITS: AtomicU64 = AtomicU64::new(0);
 static STRAY_HITS: AtomicU64 = AtomicU64::new(0);
 static DR6_SLOT0: AtomicU64 = AtomicU64::new(0);
 static CALLS: AtomicU64 = AtomicU64::new(0);
+static PROBE_HITS: AtomicU64 = AtomicU64::new(0);
+
+/// `iterations` NOP probes under an execute breakpoint in slot 1: the tally
+/// and the #DBs on the probe's hazard.
+fn probe_under_breakpoint(iterations: u32) -> (Tally, u64) {
+    PROBE_HITS.store(0, Ordering::Relaxed);
+    let bp = Breakpoint {
+        slot: 1,
+        addr: damage::kernel_nop_address(),
+        kind: Kind::Execute,
+        len: 1,
+    };
+    let mut tally = Tally::default();
+    if breakpoint::arm(bp, false).is_err() {
+        return (tally, 0);
+    }
+    for i in 0..u64::from(iterations) {
+        let fill = Regs::pattern(i, 0xb7);
+        tally.record(i, &fill, &damage::run_kernel(Hazard::Nop, &fill));
+    }
+    breakpoint::disarm(1);
+    (tally, PROBE_HITS.load(Ordering::Relaxed))
+}
 
 testkit::test! {
     name: "scenarios::kernel_text_breakpoints",
@@ -35,7 +60,9 @@ fn target(x: u64) -> u64 {
 }
 
 fn on_db(event: &DbEvent) {
-    if event.rip == target as *const () as u64 {
+    if event.rip == damage::kernel_nop_address() {
+        PROBE_HITS.fetch_add(1, Ordering::Relaxed);
+    } else if event.rip == target as *const () as u64 {
         TARGET_HITS.fetch_add(1, Ordering::Relaxed);
         if event.dr6 & 1 != 0 {
             DR6_SLOT0.fetch_add(1, Ordering::Relaxed);
@@ -82,6 +109,7 @@ fn run(ctx: &mut Context<'_>) -> TestResult {
         sum = sum.wrapping_add(target(i));
     }
     breakpoint::disarm(0);
+    let (tally, probe_hits) = probe_under_breakpoint(ctx.iterations);
     let after_disarm = TARGET_HITS.load(Ordering::Relaxed);
     core::hint::black_box(target(0));
     let hits_after_disarm = TARGET_HITS.load(Ordering::Relaxed) - after_disarm;
@@ -100,8 +128,15 @@ fn run(ctx: &mut Context<'_>) -> TestResult {
         CALLS.load(Ordering::Relaxed),
     );
     ctx.note(format_args!(
-        "calls={calls} hits={hits} dr6_b0={slot0} stray={stray}"
+        "calls={calls} hits={hits} dr6_b0={slot0} stray={stray} probe_hits={probe_hits} \
+         regs_checked={} regs_damaged={}",
+        tally.checked, tally.damaged
     ));
+    if tally.damaged != 0 || probe_hits != tally.checked {
+        return Err(ctx.fail(format_args!(
+            "execute breakpoint on the probe ({probe_hits} hits): {tally}"
+        )));
+    }
     if hits + 1 != calls || slot0 != hits || stray != 0 {
         return Err(ctx.fail(format_args!(
             "breakpoint hits {hits} (DR6.B0 {slot0}, stray {stray}) for {calls} calls: RF or DR6 handling is wrong"

@@ -8,12 +8,15 @@
 //! the trap.
 //! Proof: the #DB hook counts traps whose DR6 names the armed slot.
 //! Check: exactly one trap per access inside, none for accesses outside or
-//! after `disarm`, and reads trap only for read/write watchpoints.
+//! after `disarm`, and reads trap only for read/write watchpoints. On each CPU
+//! the register damage kit's store probe then hits an 8-byte watchpoint:
+//! every GPR and RFLAGS as they were after the trap returned.
 
 use core::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 
 use testkit::{Context, Observed, TestResult};
 
+use crate::arch::damage::{self, Hazard, R15, Regs, Tally};
 use crate::arch::percpu;
 use crate::entry::breakpoint::{self, Breakpoint, Kind};
 use crate::entry::handlers::{self, DbEvent};
@@ -26,6 +29,13 @@ struct Buffer([AtomicU8; 32]);
 /// Byte-wide atomics: each access is a real one-byte load or store.
 static BUFFER: Buffer = Buffer([const { AtomicU8::new(0) }; 32]);
 static TRAPS: AtomicU64 = AtomicU64::new(0);
+/// The damage kit's account across CPUs (probes run on one CPU at a time).
+static TALLY: spin::Mutex<Tally> = spin::Mutex::new(Tally {
+    checked: 0,
+    damaged: 0,
+    first: None,
+});
+const PROBES_PER_CPU: u64 = 8;
 
 testkit::test! {
     name: "scenarios::watchpoints",
@@ -77,10 +87,38 @@ fn check_this_cpu(_: u64) -> u64 {
             wrong += u64::from(traps_for(base, true) != 0);
         }
     }
+    wrong + probe_store(BUFFER.0.as_ptr() as u64 + base)
+}
+
+/// The damage kit's store probe under an 8-byte write watchpoint at `addr`;
+/// returns the mismatches (a probe without its one trap, or with damage).
+fn probe_store(addr: u64) -> u64 {
+    let bp = Breakpoint {
+        slot: SLOT,
+        addr,
+        kind: Kind::Write,
+        len: 8,
+    };
+    if breakpoint::arm(bp, false).is_err() {
+        return 1_000;
+    }
+    let mut wrong = 0;
+    let mut tally = TALLY.lock();
+    for i in 0..PROBES_PER_CPU {
+        let mut fill = Regs::pattern(tally.checked + i, 0x77);
+        fill.0[R15] = addr;
+        let before = TRAPS.load(Ordering::Relaxed);
+        let seen = damage::run_kernel(Hazard::Store, &fill);
+        wrong += u64::from(TRAPS.load(Ordering::Relaxed) - before != 1);
+        let iteration = tally.checked;
+        wrong += u64::from(!tally.record(iteration, &fill, &seen));
+    }
+    breakpoint::disarm(SLOT);
     wrong
 }
 
 fn run(ctx: &mut Context<'_>) -> TestResult {
+    *TALLY.lock() = Tally::default();
     handlers::set_db_hook(Some(on_db));
     let cpus = ctx.cpu_count();
     let mut wrong = 0;
@@ -92,10 +130,16 @@ fn run(ctx: &mut Context<'_>) -> TestResult {
     handlers::set_db_hook(None);
     let traps = TRAPS.load(Ordering::Relaxed);
     ctx.counters.dbs = Some(traps);
+    let tally = *TALLY.lock();
     ctx.note(format_args!(
-        "cpus={cpus} traps={traps} mismatches={wrong} (this cpu {})",
-        percpu::this().index()
+        "cpus={cpus} traps={traps} mismatches={wrong} (this cpu {}) regs_checked={} regs_damaged={}",
+        percpu::this().index(),
+        tally.checked,
+        tally.damaged
     ));
+    if tally.damaged != 0 {
+        return Err(ctx.fail(format_args!("watched store: {tally}")));
+    }
     if wrong != 0 {
         return Err(ctx.fail(format_args!(
             "{wrong} watchpoint checks gave the wrong number of traps"
