@@ -183,3 +183,11 @@ pub fn stack_pointer() -> u64 {
     unsafe { asm!("mov {}, rsp", out(reg) rsp, options(nomem, nostack, preserves_flags)) };
     rsp
 }
+
+/// The running code's RFLAGS.
+pub fn rflags() -> u64 {
+    let flags: u64;
+    // SAFETY: PUSHFQ/POP read RFLAGS through the stack and change nothing.
+    unsafe { asm!("pushfq", "pop {}", out(reg) flags, options(nomem, preserves_flags)) };
+    flags
+}

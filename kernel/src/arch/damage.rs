@@ -227,7 +227,6 @@ unsafe extern "C" {
     static damage_user_int3: u8;
     static damage_user_icebp: u8;
     static damage_user_nop: u8;
-    static damage_user_nop_hazard: u8;
 }
 
 /// Runs the ring-0 probe for `hazard` with `fill`; what it stored after.
@@ -285,11 +284,6 @@ pub fn user_offset(hazard: Hazard) -> Option<u64> {
         Hazard::Int1 | Hazard::Dr7Write => return None,
     };
     Some(symbol as u64 - &raw const damage_user_programs as u64)
-}
-
-/// Where the ring-3 NOP probe's hazard is in `user_blob`.
-pub fn user_nop_offset() -> u64 {
-    &raw const damage_user_nop_hazard as u64 - &raw const damage_user_programs as u64
 }
 
 /// A scenario's account of its probes: how many it checked, and the first

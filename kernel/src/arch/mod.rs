@@ -23,6 +23,7 @@ pub mod percpu;
 pub mod port;
 pub mod serial;
 pub mod smp;
+pub mod sysenter;
 pub mod time;
 pub mod user;
 pub mod vectors;

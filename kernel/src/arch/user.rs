@@ -79,6 +79,22 @@ user_program_syscall_tf:
     popfq                               /* TF traps after the next instruction: */
     syscall                             /* ... which enters the kernel */
     ud2
+    .global user_program_sysenter_tf    /* TF on, then SYSENTER */
+user_program_sysenter_tf:
+    pushfq
+    or qword ptr [rsp], 0x100
+    popfq
+    sysenter                            /* no mask: TF stays set in ring 0 */
+    ud2
+    .global user_program_tf_exit        /* TF on, INT3, then back with TF set */
+user_program_tf_exit:
+    pushfq
+    or qword ptr [rsp], 0x100
+    popfq
+    nop
+    int3
+    nop
+    int 0x80                            /* TF still set: the landing must drop it */
     .global user_program_spin           /* wait until *arg0 != 0 */
 user_program_spin:
     pause
@@ -110,6 +126,8 @@ unsafe extern "C" {
     static user_program_int_1: u8;
     static user_program_spin: u8;
     static user_program_syscall_tf: u8;
+    static user_program_sysenter_tf: u8;
+    static user_program_tf_exit: u8;
     static syscall_entry: u8;
     static syscall_entry_end: u8;
     static user_programs_end: u8;
@@ -132,6 +150,10 @@ pub enum Program {
     Spin,
     /// Sets RFLAGS.TF, then executes SYSCALL.
     SyscallTf,
+    /// Sets RFLAGS.TF, then executes SYSENTER.
+    SysenterTf,
+    /// Sets RFLAGS.TF, runs a NOP, INT3, a NOP, and comes back with TF set.
+    TfExit,
 }
 
 impl Program {
@@ -144,6 +166,8 @@ impl Program {
             Program::IntN1 => &raw const user_program_int_1,
             Program::Spin => &raw const user_program_spin,
             Program::SyscallTf => &raw const user_program_syscall_tf,
+            Program::SysenterTf => &raw const user_program_sysenter_tf,
+            Program::TfExit => &raw const user_program_tf_exit,
         }
     }
 
@@ -311,11 +335,6 @@ impl Sandbox {
             }
             exit => Err(exit),
         })
-    }
-
-    /// The ring-3 address of the NOP probe's hazard (an execute breakpoint's).
-    pub fn probe_nop_address(&self) -> u64 {
-        self.code + DAMAGE_OFFSET + damage::user_nop_offset()
     }
 
     /// Runs `program` in ring 3 on this CPU and says how it ended.

@@ -50,9 +50,13 @@ impl Emulator {
 
     /// The LAPIC mode label of a CPU model (`max`: x2APIC under TCG,
     /// `qemu64`: xAPIC, Bochs' default: x2APIC); another model is named by
-    /// itself.
+    /// itself. A `vendor=` option does not change the label.
     pub fn lapic_label(self, cpu: &str) -> String {
-        match (self, cpu) {
+        let model = cpu.split(',').next().unwrap_or(cpu);
+        let vendor_only = cpu[model.len()..]
+            .split(',')
+            .all(|o| o.is_empty() || o.starts_with("vendor="));
+        match (self, if vendor_only { model } else { cpu }) {
             (Emulator::Bochs, bochs::CPU_MODEL) => "x2apic".into(),
             (_, "max") => "x2apic".into(),
             (_, "qemu64") => "xapic".into(),
@@ -74,6 +78,18 @@ mod tests {
         assert_eq!(Emulator::Qemu.cpu_model("max"), "max");
         assert_eq!(Emulator::Bochs.lapic_label(bochs::CPU_MODEL), "x2apic");
         assert_eq!(Emulator::Qemu.lapic_label("qemu64"), "xapic");
+        assert_eq!(
+            Emulator::Qemu.lapic_label("max,vendor=GenuineIntel"),
+            "x2apic"
+        );
+        assert_eq!(
+            Emulator::Qemu.lapic_label("qemu64,vendor=GenuineIntel"),
+            "xapic"
+        );
+        assert_eq!(
+            Emulator::Qemu.lapic_label("qemu64,+x2apic"),
+            "qemu64,+x2apic"
+        );
         assert_eq!(
             Emulator::Qemu.lapic_label("Skylake-Server"),
             "Skylake-Server"
