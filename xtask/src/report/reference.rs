@@ -190,6 +190,43 @@ pub const REFERENCES: &[Reference] = &[
         outcome: "pass",
     },
     Reference {
+        test: "scenarios::sysenter_tf",
+        hazard: "SYSENTER with TF set",
+        silicon: "SYSENTER clears only IF, VM and RF: the single-step #DB is delivered \
+                  on the entry's first instruction, in ring 0, on the SYSENTER stack; \
+                  in 64-bit mode SYSENTER exists only on Intel (AMD: #UD)",
+        sources: &[
+            "Intel SDM Vol. 2B SYSENTER",
+            "AMD APM Vol. 3 SYSENTER (invalid in long mode)",
+            "Linux arch/x86/entry/entry_64_compat.S, entry_SYSENTER_compat (TF handling)",
+        ],
+        outcome: "pass",
+    },
+    Reference {
+        test: "scenarios::kernel_tf_leak",
+        hazard: "TF set in ring 3, kernel entered and left",
+        silicon: "delivery through an interrupt gate clears TF, IRET restores the \
+                  frame's RFLAGS: TF is live in ring 3 and never in ring 0 unless a \
+                  kernel path restores the user's flags",
+        sources: &[
+            "Intel SDM Vol. 3A 6.12.1.3 Flag Usage By Exception- or Interrupt-Handler Procedure",
+            "Intel SDM Vol. 3B 17.3.1.4 Single-Step Exception Condition",
+        ],
+        outcome: "pass",
+    },
+    Reference {
+        test: "scenarios::user_db_recursion",
+        hazard: "user #DB whose handler raises a kernel #DB",
+        silicon: "both #DBs are delivered; a second #DB through an IST gate starts at \
+                  the same IST top (one nested level is what Linux 5.8+ allows, with \
+                  the user #DB off the IST)",
+        sources: &[
+            SDM_IST,
+            "Linux arch/x86/kernel/traps.c exc_debug_user (v5.8+, recursive #DB comment)",
+        ],
+        outcome: "pass",
+    },
+    Reference {
         test: "scenarios::trace_irq_recursion",
         hazard: "breakpoint on #DB entry's hook",
         silicon: "#DB delivery clears only DR7.GD: a breakpoint on code #DB entry \
