@@ -57,6 +57,11 @@ pub struct Args {
     /// Also write the table as Markdown to PATH.
     #[arg(long, value_name = "PATH")]
     markdown: Option<PathBuf>,
+    /// Where the runs' results go as JSON lines, one per test and strategy
+    /// with its machine (`cargo xtask results FILE` renders them again, or
+    /// merges them with other machines') [default: target/matrix-results.jsonl].
+    #[arg(long, value_name = "PATH")]
+    save: Option<PathBuf>,
     /// Also write the table as JSON to PATH.
     #[arg(long, value_name = "PATH")]
     json: Option<PathBuf>,
@@ -230,6 +235,14 @@ pub fn main(args: Args) -> Result<ExitCode> {
         let (columns, why_not) = platforms()?;
         notes = why_not;
         let mut here = run_here(&args, &columns)?;
+        let save = args
+            .save
+            .clone()
+            .unwrap_or_else(|| crate::target_dir().join("matrix-results.jsonl"));
+        let lines: String = here.iter().map(|f| f.to_json_line() + "\n").collect();
+        std::fs::write(&save, lines)
+            .with_context(|| format!("--save: cannot write `{}`", save.display()))?;
+        eprintln!("matrix: results in {}", save.display());
         here.append(&mut findings);
         findings = here;
     }

@@ -92,7 +92,9 @@ fn cell(test: &str, platform: Platform, found: &[&Finding]) -> Cell {
         None => Status::Agrees,
         Some(first) => {
             let known = reference::known(test, platform);
-            if let Some(k) = known.filter(|k| off.iter().all(|f| f.outcome.name() == k.outcome)) {
+            if let Some(k) =
+                known.filter(|k| off.iter().all(|f| k.outcomes.contains(&f.outcome.name())))
+            {
                 Status::Divergence(k.reason.to_string())
             } else if off.iter().all(|f| f.outcome == Outcome::NotReproduced) {
                 Status::Divergence(format!(

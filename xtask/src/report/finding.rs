@@ -76,6 +76,24 @@ pub struct Finding {
     pub machine: Machine,
 }
 
+impl Finding {
+    /// One JSON line as `--json` writes results, with the machine spelled
+    /// out (`platform`, `cpu`, `ucode`): what [`json_lines`] reads back.
+    pub fn to_json_line(&self) -> String {
+        serde_json::json!({
+            "record": "result",
+            "test": self.test,
+            "labels": [self.strategy],
+            "outcome": self.outcome.name(),
+            "message": self.message,
+            "platform": self.machine.platform.name(),
+            "cpu": self.machine.cpu,
+            "ucode": self.machine.ucode,
+        })
+        .to_string()
+    }
+}
+
 /// Reads a results file of any kind istorm writes, telling the kind from the
 /// text: JUnit XML, JSON lines, a serial log (with `@istorm` events), or a QR
 /// text.

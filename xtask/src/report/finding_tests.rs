@@ -70,3 +70,10 @@ fn a_serial_log_keeps_the_details() {
     let err = read("hello\n", "x").unwrap_err();
     assert!(format!("{err:#}").contains("not a results file"), "{err:#}");
 }
+
+#[test]
+fn findings_written_as_json_lines_read_back_the_same() {
+    let found = read(QR, "qr").unwrap();
+    let text: String = found.iter().map(|f| f.to_json_line() + "\n").collect();
+    assert_eq!(read(&text, "saved").unwrap(), found);
+}
