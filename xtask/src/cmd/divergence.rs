@@ -5,7 +5,8 @@
 //! (Not the boot matrix of `cargo xtask test`, `runner/matrix.rs`, which
 //! checks that every door boots: this one compares platforms, hazard by hazard.)
 //!
-//! Platforms: QEMU TCG with `-cpu max` (x2APIC) and `-cpu qemu64` (xAPIC),
+//! Platforms: QEMU TCG with the suites' `-cpu max` (x2APIC) and `-cpu qemu64`
+//! (xAPIC), Intel-vendor,
 //! both with one instruction per translation block so NMIs can land on any
 //! instruction; Bochs when installed; QEMU KVM when the CPU offers VMX/SVM
 //! and /dev/kvm opens (else the table says why not). `--import` adds a QR
@@ -20,7 +21,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use testkit::Strategy;
 
-use crate::cmd::opts;
+use crate::cmd::opts::{self, SUITE_CPUS};
 use crate::media::{kernel, limine};
 use crate::qemu::accel::{self, Accel};
 use crate::qemu::bochs;
@@ -84,11 +85,13 @@ struct Column {
     lapic: String,
 }
 
-fn qemu(accel: Accel, cpu: &str, lapic: &str) -> Column {
+fn qemu(accel: Accel, cpu: &str) -> Column {
+    let lapic = Emulator::Qemu.lapic_label(cpu);
+    let model = cpu.split(',').next().unwrap_or(cpu);
     Column {
         machine: Machine {
             platform: Emulator::Qemu.platform(accel),
-            cpu: format!("{cpu} ({})", lapic.replace("apic", "APIC")),
+            cpu: format!("{model} ({})", lapic.replace("apic", "APIC")),
             ucode: None,
         },
         emulator: Emulator::Qemu,
@@ -96,16 +99,13 @@ fn qemu(accel: Accel, cpu: &str, lapic: &str) -> Column {
         door: Door::Pvh,
         cpu: cpu.into(),
         smp: 4,
-        lapic: lapic.into(),
+        lapic,
     }
 }
 
 /// The platforms this machine offers, and a note for each it does not.
 fn platforms() -> Result<(Vec<Column>, Vec<String>)> {
-    let mut columns = vec![
-        qemu(Accel::Tcg, "max", "x2apic"),
-        qemu(Accel::Tcg, "qemu64", "xapic"),
-    ];
+    let mut columns: Vec<Column> = SUITE_CPUS.iter().map(|cpu| qemu(Accel::Tcg, cpu)).collect();
     let mut notes = Vec::new();
     if bochs::installed() {
         columns.push(Column {
@@ -126,7 +126,7 @@ fn platforms() -> Result<(Vec<Column>, Vec<String>)> {
     }
     let kvm = accel::choose(accel::Request::Auto)?;
     if kvm.accel == Accel::Kvm {
-        columns.push(qemu(Accel::Kvm, "host", "host"));
+        columns.push(qemu(Accel::Kvm, "host"));
     } else {
         notes.push(format!(
             "KVM: not available here ({}); the hw-only tests run under KVM (--accel kvm) \

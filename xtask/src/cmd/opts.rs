@@ -65,6 +65,11 @@ pub fn parse_strategy(name: &str) -> Result<testkit::Strategy, String> {
     })
 }
 
+/// QEMU's suite CPU models: the x2APIC and the xAPIC one, as Intel parts
+/// (SYSENTER exists in 64-bit mode on Intel only). `test` and `matrix` run
+/// the suites on them.
+pub const SUITE_CPUS: [&str; 2] = ["max,vendor=GenuineIntel", "qemu64,vendor=GenuineIntel"];
+
 /// `on` or `off`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Switch {

@@ -32,7 +32,7 @@ use self::list::list;
 use self::mutant::MUTANT;
 use self::pool::{lock, prepare, run_jobs};
 
-use crate::cmd::opts::{self, Common, Switch};
+use crate::cmd::opts::{self, Common, SUITE_CPUS, Switch};
 use crate::cmd::setup::{self, Purpose};
 use crate::media::kernel;
 use crate::qemu::bochs;
@@ -134,9 +134,6 @@ enum Job {
     /// The generated LAVA QEMU job run under `lava-run` (`runner/lava_check.rs`).
     Lava,
 }
-
-/// QEMU's suite CPU models: the x2APIC and the xAPIC one, as Intel parts.
-const SUITE_CPUS: [&str; 2] = ["max,vendor=GenuineIntel", "qemu64,vendor=GenuineIntel"];
 
 impl Args {
     fn wanted(&self, name: &str) -> bool {
