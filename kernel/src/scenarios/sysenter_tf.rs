@@ -89,9 +89,9 @@ fn run(ctx: &mut Context<'_>) -> TestResult {
         sysenter::available()
     ));
     if undefined == n && !sysenter::available() {
-        return Err(ctx.fail(format_args!(
-            "SYSENTER raises #UD in 64-bit mode on this CPU (not Intel): hazard not produced"
-        )));
+        return Ok(Observed::NotReproduced(testkit::message(format_args!(
+            "SYSENTER raises #UD in 64-bit mode on this CPU (not Intel's vendor string)"
+        ))));
     }
     if returned != n {
         return Err(ctx.fail(format_args!(
