@@ -54,6 +54,20 @@ pub struct Table {
     pub notes: Vec<String>,
 }
 
+/// One numbered note: a test's departure, on every machine that shows it.
+struct Footnote<'a> {
+    test: &'a str,
+    machines: Vec<String>,
+    status: &'a Status,
+    cells: Vec<&'a Cell>,
+}
+
+impl Footnote<'_> {
+    fn what(&self) -> String {
+        format!("{} on {}", self.test, self.machines.join(", "))
+    }
+}
+
 const EVIDENCE_MAX: usize = 70;
 
 fn shorten(text: &str) -> String {
@@ -184,15 +198,29 @@ impl Table {
             .count()
     }
 
-    /// The notes of the divergences, numbered in table order.
-    fn footnotes(&self) -> Vec<(String, &Cell)> {
-        let mut notes = Vec::new();
+    /// The notes of the departures, numbered in table order; one note per
+    /// test and reason, naming every machine it holds for.
+    fn footnotes(&self) -> Vec<Footnote<'_>> {
+        let mut notes: Vec<Footnote> = Vec::new();
         for row in &self.rows {
             for (col, c) in self.columns.iter().zip(&row.cells) {
-                if let Some(c) = c
-                    && c.status != Status::Agrees
+                let Some(c) = c.as_ref().filter(|c| c.status != Status::Agrees) else {
+                    continue;
+                };
+                match notes
+                    .iter_mut()
+                    .find(|n| n.test == row.test && *n.status == c.status)
                 {
-                    notes.push((format!("{} on {col}", row.test), c));
+                    Some(note) => {
+                        note.machines.push(col.to_string());
+                        note.cells.push(c);
+                    }
+                    None => notes.push(Footnote {
+                        test: &row.test,
+                        machines: vec![col.to_string()],
+                        status: &c.status,
+                        cells: vec![c],
+                    }),
                 }
             }
         }
@@ -206,7 +234,7 @@ impl Table {
         let n = self
             .footnotes()
             .iter()
-            .position(|(_, x)| std::ptr::eq(*x, c))
+            .position(|note| note.cells.iter().any(|x| std::ptr::eq(*x, c)))
             .map(|i| i + 1);
         match (&c.status, n) {
             (Status::Divergence(_), Some(n)) => format!("{} DIVERGES[{n}]", c.outcome),
@@ -243,13 +271,13 @@ impl Table {
                 .collect();
             let _ = writeln!(out, "{}", cells.join("  ").trim_end());
         }
-        for (n, (what, c)) in self.footnotes().iter().enumerate() {
-            let why = match &c.status {
+        for (n, note) in self.footnotes().iter().enumerate() {
+            let why = match note.status {
                 Status::Divergence(why) => format!("platform divergence: {why}"),
                 Status::Unexplained(why) => format!("UNEXPLAINED (istorm failure?): {why}"),
                 Status::Agrees => continue,
             };
-            let _ = writeln!(out, "[{}] {what}: {why}", n + 1);
+            let _ = writeln!(out, "[{}] {}: {why}", n + 1, note.what());
         }
         for note in &self.notes {
             let _ = writeln!(out, "{note}");
@@ -283,13 +311,13 @@ impl Table {
             out.push('\n');
         }
         out.push('\n');
-        for (n, (what, c)) in self.footnotes().iter().enumerate() {
-            let why = match &c.status {
+        for (n, note) in self.footnotes().iter().enumerate() {
+            let why = match note.status {
                 Status::Divergence(why) => format!("platform divergence: {why}"),
                 Status::Unexplained(why) => format!("**unexplained**: {why}"),
                 Status::Agrees => continue,
             };
-            let _ = writeln!(out, "{}. `{what}`: {why}", n + 1);
+            let _ = writeln!(out, "{}. {}: {why}", n + 1, note.what());
         }
         for note in &self.notes {
             let _ = writeln!(out, "\n{note}");

@@ -87,3 +87,23 @@ fn the_three_renderings_carry_the_same_verdicts() {
     assert_eq!(json["rows"][0]["cells"][1]["status"], "unexplained");
     assert_eq!(json["columns"][1]["platform"], "bochs");
 }
+
+#[test]
+fn one_note_per_test_and_reason_names_every_machine() {
+    let mut found = sample();
+    let xapic = machine(Platform::QemuTcg, "qemu64");
+    found.push(finding(
+        TF,
+        "naive",
+        Outcome::Skip,
+        "hw-only: QEMU TCG does not model this timing",
+        &xapic,
+    ));
+    let text = build(&found, Vec::new()).render_text();
+    assert!(
+        text.contains("[2] scenarios::movss_entry_db::tf on QEMU TCG max, QEMU TCG qemu64: platform divergence"),
+        "{text}"
+    );
+    assert_eq!(text.matches("DIVERGES[2]").count(), 2, "{text}");
+    assert!(text.contains("DIVERGES[3]"), "{text}");
+}
