@@ -204,16 +204,7 @@ const MAX_LINES: usize = 400;
 
 /// Files allowed over [`MAX_LINES`] for now, each with the reason. An entry
 /// that is no longer needed fails the test, so the list only shrinks.
-const LONG_FILES: [(&str, &str); 2] = [
-    (
-        "testkit/src/protocol/mod.rs",
-        "grew past the limit with the run Setting; the event types are to move to their own file",
-    ),
-    (
-        "testkit/src/protocol/tests.rs",
-        "grew past the limit with the Setting round trips; to split by event family",
-    ),
-];
+const LONG_FILES: [(&str, &str); 0] = [];
 
 #[test]
 fn no_source_file_is_over_the_line_limit() {

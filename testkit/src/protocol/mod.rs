@@ -23,6 +23,9 @@ mod decode;
 mod encode;
 mod hex;
 pub mod host;
+#[cfg(all(test, feature = "std"))]
+mod malformed_tests;
+mod methods;
 mod setting;
 #[cfg(feature = "std")]
 mod stream;
@@ -30,6 +33,7 @@ mod stream;
 mod stream_tests;
 #[cfg(all(test, feature = "std"))]
 mod tests;
+mod values;
 
 #[cfg(feature = "std")]
 pub use decode::{LineKind, OwnedEvent, parse_line};
@@ -38,9 +42,12 @@ pub use hex::Hex;
 pub use setting::Setting;
 #[cfg(feature = "std")]
 pub use stream::{Record, RecordKind, StreamError, StreamParser, Transcript, parse_stream};
+pub use values::{Counters, Door, Expected, LapicMode, Outcome};
 
 use crate::expect::{Machine, Strategy};
-use serde::{Deserialize, Serialize};
+#[cfg(feature = "std")]
+use serde::Deserialize;
+use serde::Serialize;
 
 /// The start of every event line. A log line that merely contains it later on
 /// is still a log line: only the start of a line counts.
@@ -49,7 +56,9 @@ pub const PREFIX: &str = "@istorm ";
 /// Bumped on any change an older host would misread.
 ///
 /// 2: outcome `not-reproduced`; strategies `shift-only` (was `shift-ist`) and
-/// `linux-4.19`; `window` events; `done.not_reproduced`; evidence counters.
+/// `linux-4.19`; `window` events; `done.not_reproduced`; evidence counters;
+/// `hello.tsc_mhz` and the `nmis_sent` counter, which replace the kernel's
+/// `time:` and `nmi:` lines for the host.
 pub const PROTOCOL_VERSION: u32 = 2;
 
 /// One thing that happened in a boot, in the order the kernel saw it.
@@ -191,301 +200,4 @@ pub enum Event<S> {
         #[serde(default)]
         not_reproduced: u32,
     },
-}
-
-/// Which front door booted the kernel.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Door {
-    Limine,
-    Pvh,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LapicMode {
-    X2apic,
-    Xapic,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    Pass,
-    Fail,
-    /// Known in advance not to apply here (expectation, `hw-only` on TCG, CPUs).
-    Skip,
-    /// Tried, and the test's own telltale shows the platform never produced
-    /// the hazard: says nothing about the entry code either way.
-    #[serde(rename = "not-reproduced")]
-    NotReproduced,
-}
-
-impl Outcome {
-    /// The word a human reads after `test NAME ...`, as libtest prints it.
-    pub const fn word(self) -> &'static str {
-        match self {
-            Outcome::Pass => "ok",
-            Outcome::Fail => "FAILED",
-            Outcome::Skip => "skipped",
-            Outcome::NotReproduced => "not-reproduced",
-        }
-    }
-}
-
-/// The expectation a result was judged against, so that "pass" can be read as
-/// "survived" or "corruption detected".
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Expected {
-    Survive,
-    Detect,
-    Timing,
-    Skip,
-}
-
-/// What a test measured; absent means "not measured", not zero.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Counters {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub corruptions: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub nmis: Option<u64>,
-    /// NMIs a test sent by its own count; with `nmis` (received) it proves
-    /// delivery (`boot::nmi_all_to_all`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub nmis_sent: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub dbs: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_depth: Option<u64>,
-    /// Corruptions by kind (their sum is `corruptions`): an IST frame that
-    /// changed under its handler, ...
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub frame_mismatches: Option<u64>,
-    /// ... an interrupted IST stack that changed under its interrupter, ...
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stack_clobbers: Option<u64>,
-    /// ... and an IST entry whose frame landed on a live frame of its own stack.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub overlaps: Option<u64>,
-    /// Deepest use of the #DB IST stack (bytes below its top, from stack paint).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub db_stack_bytes: Option<u64>,
-    /// Checker incidents: IST entries found with a damaged frame or stack (one
-    /// per entry, whatever the number of words), including those the runner
-    /// drained after the test.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub incidents: Option<u64>,
-    /// Times the hazard happened in a way that must corrupt an unprotected
-    /// entry (the denominator of the detection rate) ...
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub hazards: Option<u64>,
-    /// ... and how many of those the checker accounted for.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub detected: Option<u64>,
-    /// NMIs sent and never entered on the victim (by the entry's own count).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub lost_nmis: Option<u64>,
-    /// NMIs the platform merged: sent while the victim had one pending, proven
-    /// by the victim's own counters; reported apart from lost ones.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub merged_nmis: Option<u64>,
-    /// Timing: landings whose outcome the prediction got wrong.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mismatches: Option<u64>,
-    /// Registers of the interrupted code found changed after the hazard.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub damaged_registers: Option<u64>,
-}
-
-impl Counters {
-    /// Adds `n` to a counter, starting it at zero if it was not measured yet.
-    pub fn add(counter: &mut Option<u64>, n: u64) {
-        *counter = Some(counter.unwrap_or(0).saturating_add(n));
-    }
-}
-
-impl<S> Event<S> {
-    /// The same event with every string converted, e.g. `&str` to `String`.
-    pub fn map_str<T>(self, mut f: impl FnMut(S) -> T) -> Event<T> {
-        match self {
-            Event::Hello {
-                version,
-                door,
-                machine,
-                cpus,
-                lapic,
-                strategy,
-                seed,
-                tsc_mhz,
-                build,
-            } => Event::Hello {
-                version,
-                door,
-                machine,
-                cpus,
-                lapic,
-                strategy,
-                seed,
-                tsc_mhz,
-                build: f(build),
-            },
-            Event::Plan { count } => Event::Plan { count },
-            Event::Planned { test, expect_crash } => Event::Planned {
-                test: f(test),
-                expect_crash: expect_crash.map(&mut f),
-            },
-            Event::Start {
-                test,
-                strategy,
-                iterations,
-                cpu,
-                timeout_ms,
-            } => Event::Start {
-                test: f(test),
-                strategy,
-                iterations,
-                cpu,
-                timeout_ms,
-            },
-            Event::Progress { test, done, nmis } => Event::Progress {
-                test: f(test),
-                done,
-                nmis,
-            },
-            Event::Inject {
-                test,
-                seq,
-                cpu,
-                bank,
-                status,
-                mcg_status,
-                during,
-            } => Event::Inject {
-                test: f(test),
-                seq,
-                cpu,
-                bank,
-                status,
-                mcg_status,
-                during: f(during),
-            },
-            Event::Result {
-                test,
-                strategy,
-                outcome,
-                expected,
-                iterations,
-                cycles,
-                cycles_per_iteration,
-                details,
-                counters,
-            } => Event::Result {
-                test: f(test),
-                strategy,
-                outcome,
-                expected,
-                iterations,
-                cycles,
-                cycles_per_iteration,
-                details: f(details),
-                counters,
-            },
-            Event::Corruption {
-                test,
-                cpu,
-                iteration,
-                vector,
-                field,
-                expected,
-                seen,
-            } => Event::Corruption {
-                test: f(test),
-                cpu,
-                iteration,
-                vector,
-                field: f(field),
-                expected,
-                seen,
-            },
-            Event::Window {
-                test,
-                stub,
-                offset,
-                hits,
-                corrupted,
-                predicted,
-            } => Event::Window {
-                test: f(test),
-                stub: f(stub),
-                offset,
-                hits,
-                corrupted,
-                predicted,
-            },
-            Event::Panic {
-                test,
-                cpu,
-                message,
-                rip,
-                vector,
-            } => Event::Panic {
-                test: test.map(&mut f),
-                cpu,
-                message: f(message),
-                rip,
-                vector,
-            },
-            Event::Hang { test, cpu, rip } => Event::Hang {
-                test: test.map(f),
-                cpu,
-                rip,
-            },
-            Event::Done {
-                passed,
-                failed,
-                skipped,
-                not_reproduced,
-            } => Event::Done {
-                passed,
-                failed,
-                skipped,
-                not_reproduced,
-            },
-        }
-    }
-
-    /// The `type` this event has on the wire.
-    pub const fn kind(&self) -> &'static str {
-        match self {
-            Event::Hello { .. } => "hello",
-            Event::Plan { .. } => "plan",
-            Event::Planned { .. } => "planned",
-            Event::Start { .. } => "start",
-            Event::Progress { .. } => "progress",
-            Event::Inject { .. } => "inject",
-            Event::Result { .. } => "result",
-            Event::Corruption { .. } => "corruption",
-            Event::Window { .. } => "window",
-            Event::Panic { .. } => "panic",
-            Event::Hang { .. } => "hang",
-            Event::Done { .. } => "done",
-        }
-    }
-
-    /// The test this event belongs to, if any.
-    pub fn test(&self) -> Option<&S> {
-        match self {
-            Event::Planned { test, .. }
-            | Event::Start { test, .. }
-            | Event::Progress { test, .. }
-            | Event::Inject { test, .. }
-            | Event::Result { test, .. }
-            | Event::Corruption { test, .. }
-            | Event::Window { test, .. } => Some(test),
-            Event::Panic { test, .. } | Event::Hang { test, .. } => test.as_ref(),
-            Event::Hello { .. } | Event::Plan { .. } | Event::Done { .. } => None,
-        }
-    }
 }
