@@ -95,6 +95,21 @@ user_program_tf_exit:
     int3
     nop
     int 0x80                            /* TF still set: the landing must drop it */
+    .global user_program_movss_int3     /* MOV SS from *arg0, then INT3 */
+user_program_movss_int3:
+    mov ss, word ptr [rdi]
+    int3
+    int 0x80
+    .global user_program_movss_int_3    /* MOV SS from *arg0, then INT 3 */
+user_program_movss_int_3:
+    mov ss, word ptr [rdi]
+    .byte 0xcd, 0x03
+    int 0x80
+    .global user_program_movss_syscall  /* MOV SS from *arg0, then SYSCALL */
+user_program_movss_syscall:
+    mov ss, word ptr [rdi]
+    syscall
+    ud2
     .global user_program_spin           /* wait until *arg0 != 0 */
 user_program_spin:
     pause
@@ -125,6 +140,9 @@ unsafe extern "C" {
     static user_program_icebp: u8;
     static user_program_int_1: u8;
     static user_program_spin: u8;
+    static user_program_movss_int3: u8;
+    static user_program_movss_int_3: u8;
+    static user_program_movss_syscall: u8;
     static user_program_syscall_tf: u8;
     static user_program_sysenter_tf: u8;
     static user_program_tf_exit: u8;
@@ -154,6 +172,12 @@ pub enum Program {
     SysenterTf,
     /// Sets RFLAGS.TF, runs a NOP, INT3, a NOP, and comes back with TF set.
     TfExit,
+    /// `mov ss, [arg0]`, then INT3 (CVE-2018-8897's shape).
+    MovSsInt3,
+    /// `mov ss, [arg0]`, then `int 3` (0xcd 0x03).
+    MovSsIntN3,
+    /// `mov ss, [arg0]`, then SYSCALL.
+    MovSsSyscall,
 }
 
 impl Program {
@@ -164,6 +188,9 @@ impl Program {
             Program::IntN3 => &raw const user_program_int_3,
             Program::Icebp => &raw const user_program_icebp,
             Program::IntN1 => &raw const user_program_int_1,
+            Program::MovSsInt3 => &raw const user_program_movss_int3,
+            Program::MovSsIntN3 => &raw const user_program_movss_int_3,
+            Program::MovSsSyscall => &raw const user_program_movss_syscall,
             Program::Spin => &raw const user_program_spin,
             Program::SyscallTf => &raw const user_program_syscall_tf,
             Program::SysenterTf => &raw const user_program_sysenter_tf,

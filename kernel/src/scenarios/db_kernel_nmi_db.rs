@@ -184,6 +184,7 @@ pub(super) fn sweep(ctx: &mut Context<'_>, origin: Origin) -> TestResult {
     GO.store(0, Ordering::Release);
     SENT.store(0, Ordering::SeqCst);
     let entered_before = counters::read(VICTIM, Counter::NmiEntered);
+    let db_from_user_before = counters::read(VICTIM, Counter::DbFromUser);
     handlers::set_nmi_hook(Some(on_nmi));
     handlers::set_db_hook(Some(on_db));
     ctx.platform().start_on(SENDER, sender, 0)?;
@@ -265,6 +266,13 @@ pub(super) fn sweep(ctx: &mut Context<'_>, origin: Origin) -> TestResult {
     let user_dbs = USER_DBS.load(Ordering::Relaxed);
     if origin == Origin::User && user_dbs < u64::from(iterations) {
         return Err(ctx.fail(format_args!("only {user_dbs} #DBs came from ring 3")));
+    }
+    // Linux moves a ring-3 #DB to the kernel stack: the entry's own count.
+    let moved = counters::read(VICTIM, Counter::DbFromUser) - db_from_user_before;
+    if crate::entry::strategy::applies(crate::entry::strategy::USER_SWITCH) && moved < user_dbs {
+        return Err(ctx.fail(format_args!(
+            "{user_dbs} #DBs came from ring 3 but only {moved} moved to the kernel stack"
+        )));
     }
     if !evidence.complete() {
         return Err(ctx.fail(format_args!("nesting went deeper than the checker tracks")));

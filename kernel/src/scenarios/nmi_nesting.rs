@@ -22,6 +22,7 @@ use crate::arch::{cpu, lapic, percpu, time};
 use crate::entry::checker::IstFrame;
 use crate::entry::counters::{Counter, Snapshot};
 use crate::entry::handlers;
+use crate::entry::strategy::{self, USER_SWITCH};
 use crate::mm;
 
 const VICTIM: usize = 0;
@@ -227,6 +228,14 @@ pub(super) fn sweep(ctx: &mut Context<'_>, origin: Origin) -> TestResult {
     if origin == Origin::User && from_user * 2 < iterations {
         return Err(ctx.fail(format_args!(
             "only {from_user} of {iterations} first NMIs interrupted ring 3"
+        )));
+    }
+    // Linux checks CS first: an NMI from ring 3 runs on the kernel stack and
+    // never goes through the nesting tests. The entry's own count must show it.
+    let user_path = count(Counter::NmiFromUser);
+    if strategy::applies(USER_SWITCH) && user_path < from_user {
+        return Err(ctx.fail(format_args!(
+            "{from_user} NMIs interrupted ring 3 but only {user_path} took the ring-3 path: the rest went through the nesting tests"
         )));
     }
     if !evidence.complete() {
