@@ -31,6 +31,14 @@ pub struct Args {
     /// Then open it in headless Chromium and check it against the JSON.
     #[arg(long)]
     check: bool,
+    /// Print the strategy table (scenario x strategy, each cell's verdict and
+    /// its evidence) as Markdown instead: the README's table comes from it.
+    #[arg(long)]
+    strategy_table: bool,
+    /// Print, for every sweep with a per-landing prediction (`shift-only`),
+    /// the table of landings per stub instruction: NMIs, corrupted, predicted.
+    #[arg(long)]
+    timing_table: bool,
 }
 
 pub fn main(args: Args) -> Result<ExitCode> {
@@ -40,6 +48,18 @@ pub fn main(args: Args) -> Result<ExitCode> {
             "no run kept under target/runs: run `cargo xtask test` first, or pass --json PATH",
         )?,
     };
+    if args.strategy_table || args.timing_table {
+        let text = std::fs::read_to_string(&json)
+            .with_context(|| format!("reading `{}`", json.display()))?;
+        let run = html::Run::parse(&text)?;
+        if args.strategy_table {
+            print!("{}", html::strategy_table::markdown(&run));
+        }
+        if args.timing_table {
+            print!("{}", html::strategy_table::timing_markdown(&run));
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let elf = match args.kernel {
         Some(elf) => elf,
         None if kernel::kernel_path().is_file() => kernel::kernel_path(),

@@ -11,15 +11,14 @@ mod disasm;
 mod elf;
 mod model;
 mod page;
+pub mod strategy_table;
 mod tables;
 pub mod trend;
 
+pub use model::Run;
 pub use page::keys;
 #[cfg(test)]
-pub use {
-    model::Run,
-    page::{Inputs, render},
-};
+pub use page::{Inputs, render};
 
 use std::collections::BTreeMap;
 use std::path::Path;
