@@ -84,6 +84,7 @@ pub fn kernel_main(boot: &BootInfo) -> ! {
     entry::checker::set_mode(match cmdline.value("checker") {
         Some("strict") => entry::checker::Mode::Strict,
         Some("blind") => entry::checker::Mode::Blind,
+        Some("off") => entry::checker::Mode::Off,
         _ => entry::checker::Mode::Recover,
     });
 

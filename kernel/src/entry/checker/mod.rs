@@ -26,6 +26,7 @@ mod guard;
 mod paint;
 mod report;
 mod shadow;
+mod stamps;
 
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
@@ -37,6 +38,7 @@ use crate::arch::percpu::{self, IST_COUNT};
 pub use paint::{paint, stack_usage};
 pub use report::{Report, take_report};
 pub use shadow::{EMPTY_FRAME, amend_rflags, ist_enter, ist_exit};
+pub use stamps::{Stamps, reset_stamps, set_stamps, stamps};
 
 pub const MAX_DEPTH: usize = 4;
 /// #DB levels allowed before the checker disarms every breakpoint on the CPU, so
@@ -87,6 +89,9 @@ pub enum Mode {
     /// A deliberately broken checker that repairs and records nothing: proves
     /// that every `detect` test notices when the checker loses its teeth.
     Blind = 2,
+    /// No shadow, guard or compare at all (depth is still counted): for
+    /// benches that measure a strategy's cost without the checker's.
+    Off = 3,
 }
 
 static MODE: AtomicU8 = AtomicU8::new(Mode::Recover as u8);
@@ -99,6 +104,7 @@ fn mode() -> Mode {
     match MODE.load(Ordering::Relaxed) {
         1 => Mode::Strict,
         2 => Mode::Blind,
+        3 => Mode::Off,
         _ => Mode::Recover,
     }
 }

@@ -4,8 +4,8 @@
 use core::sync::atomic::Ordering;
 
 use super::{
-    CHECKERS, Corruption, CpuChecker, IstFrame, Kind, MAX_DEPTH, cap_recursion, guard, repairs,
-    this,
+    CHECKERS, Corruption, CpuChecker, IstFrame, Kind, MAX_DEPTH, Mode, cap_recursion, guard, mode,
+    repairs, stamps, this,
 };
 use crate::arch::gdt::{KERNEL_CODE_SELECTOR, KERNEL_DATA_SELECTOR};
 use crate::arch::percpu::{self, IstSlot, StackBounds};
@@ -114,12 +114,27 @@ fn slot_of(vector: u64) -> IstSlot {
 
 /// Entry half, called by the stubs before anything that could nest.
 pub extern "C" fn ist_enter(frame: &mut IstFrame) {
+    let start = stamps::now();
     let cpu = percpu::this();
     let checker = &CHECKERS[cpu.index()];
     let slot = slot_of(frame.regs.vector);
     let v = slot as usize;
     let depth = checker.depth[v].fetch_add(1, Ordering::Relaxed) as usize;
     checker.max_depth[v].fetch_max(depth as u32 + 1, Ordering::Relaxed);
+    if mode() != Mode::Off {
+        enter_checks(cpu, checker, frame, slot, depth);
+    }
+    stamps::entered(cpu.index(), v, depth, start);
+}
+
+fn enter_checks(
+    cpu: &percpu::PerCpu,
+    checker: &CpuChecker,
+    frame: &mut IstFrame,
+    slot: IstSlot,
+    depth: usize,
+) {
+    let v = slot as usize;
     if depth >= MAX_DEPTH {
         checker.record(Corruption {
             kind: Kind::DepthOverflow,
@@ -159,11 +174,12 @@ pub extern "C" fn ist_enter(frame: &mut IstFrame) {
 
 /// Exit half, called by the stubs just before they restore registers and IRET.
 pub extern "C" fn ist_exit(frame: &mut IstFrame) {
+    let start = stamps::now();
     let checker = this();
     let slot = slot_of(frame.regs.vector);
     let v = slot as usize;
     let depth = checker.depth[v].load(Ordering::Relaxed) as usize - 1;
-    if depth < MAX_DEPTH {
+    if depth < MAX_DEPTH && mode() != Mode::Off {
         let mut damaged = guard::check(checker, v, depth);
         damaged |= check_shadow(checker, slot, depth, frame);
         if slot == IstSlot::Nmi {
@@ -174,6 +190,7 @@ pub extern "C" fn ist_exit(frame: &mut IstFrame) {
         }
     }
     checker.depth[v].fetch_sub(1, Ordering::Relaxed);
+    stamps::exited(percpu::this().index(), v, depth, start);
 }
 
 /// Compares all 24 words; on a mismatch reports each differing word and, when
