@@ -11,14 +11,16 @@ mod disasm;
 mod elf;
 mod model;
 mod page;
+mod parts;
 pub mod strategy_table;
 mod tables;
 pub mod trend;
 
 pub use model::Run;
-pub use page::keys;
 #[cfg(test)]
-pub use page::{Inputs, render};
+pub use page::render;
+pub use parts::Inputs;
+pub use parts::keys;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -48,7 +50,7 @@ pub fn write(
     };
     let trend = trend::points(&trend::runs_dir());
     let title = format!("istorm report: {}", json.display());
-    let page = page::render(&page::Inputs {
+    let page = page::render(&Inputs {
         title: &title,
         run: &run,
         stubs: &stubs,

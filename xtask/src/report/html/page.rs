@@ -5,66 +5,10 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use serde_json::Value;
-
-use super::disasm::{self, Insn};
+use super::disasm;
 use super::model::{Cell, Run, Window};
+use super::parts::{Inputs, checked, escape, keys, rows_of};
 use super::tables;
-use super::trend::Point;
-
-/// What the page is made of.
-pub struct Inputs<'a> {
-    pub title: &'a str,
-    pub run: &'a Run,
-    /// Each stub's instructions, when the kernel ELF was at hand.
-    pub stubs: &'a BTreeMap<String, Vec<Insn>>,
-    /// The platform divergence JSON, when given.
-    pub platforms: Option<&'a Value>,
-    pub trend: &'a [Point],
-}
-
-pub mod keys {
-    pub fn summary(outcome: &str) -> String {
-        format!("summary/{outcome}")
-    }
-    pub fn cell(test: &str, strategy: &str, lapic: &str, what: &str) -> String {
-        format!("cell/{test}/{strategy}/{lapic}/{what}")
-    }
-    pub fn heat(
-        test: &str,
-        strategy: &str,
-        lapic: &str,
-        stub: &str,
-        offset: u64,
-        what: &str,
-    ) -> String {
-        format!("heat/{test}/{strategy}/{lapic}/{stub}/{offset:#x}/{what}")
-    }
-}
-
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// A number (or word) the check compares.
-pub(super) fn checked(key: &str, value: impl std::fmt::Display) -> String {
-    format!(
-        "<span data-check=\"{}\">{}</span>",
-        escape(key),
-        escape(&value.to_string())
-    )
-}
 
 const STYLE: &str = "body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#222}\
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:2px 6px;\
@@ -177,31 +121,6 @@ fn stub_name(symbol: &str) -> &str {
         .iter()
         .find(|(s, _)| *s == symbol)
         .map_or(symbol, |(_, name)| name)
-}
-
-/// The instructions to list: the disassembly, else the offsets seen.
-pub(super) fn rows_of(
-    stub: &str,
-    windows: &[&Window],
-    stubs: &BTreeMap<String, Vec<Insn>>,
-) -> Vec<Insn> {
-    if let Some(insns) = stubs.get(stub) {
-        return insns.clone();
-    }
-    let mut offsets: Vec<u64> = windows
-        .iter()
-        .flat_map(|w| w.rows.keys().copied())
-        .collect();
-    offsets.sort_unstable();
-    offsets.dedup();
-    offsets
-        .into_iter()
-        .map(|offset| Insn {
-            offset,
-            bytes: String::new(),
-            text: "(no ELF)".into(),
-        })
-        .collect()
 }
 
 fn heat(page: &mut String, inputs: &Inputs) {

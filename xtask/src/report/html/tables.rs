@@ -6,7 +6,7 @@ use std::fmt::Write;
 use serde_json::Value;
 
 use super::model::{Cell, Run, Window};
-use super::page::{Inputs, checked, escape, keys, rows_of};
+use super::parts::{Inputs, checked, escape, keys, rows_of};
 use super::trend::Point;
 
 /// Windows with a per-instruction prediction (the timing-dependent
