@@ -2,11 +2,13 @@
 //! `src/main.rs`, imports run down the room order only, one subcommand never
 //! imports another, and the module graph has no cycle.
 //!
-//! The check reads the `crate::` paths of every source file (use trees with
-//! nested braces included, comments skipped) and resolves each to the longest
-//! module it names. Edges between a module and its own ancestors (`super::`, a
-//! `mod.rs` using its children) are the module tree itself and are not counted;
-//! neither are uses of the crate root's own items (`crate::root()`).
+//! The check reads the `crate::` and `super::` paths of every source file (use
+//! trees with nested braces included, comments skipped; `super` counted from
+//! the module the code is in, a test module included) and resolves each to the
+//! longest module it names. Edges between a module and its own ancestors (a
+//! child using its parent, a `mod.rs` using its children) are the module tree
+//! itself and are not counted; neither are uses of the crate root's own items
+//! (`crate::root()`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -122,12 +124,19 @@ fn tree(t: &[String], mut at: usize, prefix: &str, out: &mut Vec<String>) -> usi
     }
 }
 
-/// Every `crate::` path of a file, with its line.
-fn crate_paths(text: &str) -> Vec<(usize, String)> {
+/// Every `crate::` and `super::` path of a file, made absolute (from the
+/// crate root), with its line. `base` is the module the file's code is in;
+/// the code after `mod tests {` is one level deeper.
+fn crate_paths(text: &str, base: &str) -> Vec<(usize, String)> {
     let mut found = Vec::new();
     let lines: Vec<&str> = text.lines().collect();
+    let mut scope: Vec<&str> = base.split("::").filter(|s| !s.is_empty()).collect();
     for (n, line) in lines.iter().enumerate() {
-        if !code(line).contains("crate::") {
+        if line.trim_start().starts_with("mod tests {") {
+            scope.push("tests");
+        }
+        let first = code(line);
+        if !first.contains("crate::") && !first.contains("super::") {
             continue;
         }
         // A use tree may run over several lines: read on to its end.
@@ -137,18 +146,28 @@ fn crate_paths(text: &str) -> Vec<(usize, String)> {
             .map(|l| code(l))
             .collect::<Vec<_>>()
             .join("\n");
-        let first = code(line);
         let t = tokens(&rest);
         let here = tokens(first).len();
+        let starts_path = |i: usize| i == 0 || !matches!(t[i - 1].as_str(), "::" | "$");
         let mut i = 0;
         while i + 1 < here {
-            if t[i] == "crate" && t[i + 1] == "::" && (i == 0 || t[i - 1] != "$") {
-                let mut paths = Vec::new();
+            let mut paths = Vec::new();
+            if t[i] == "crate" && t[i + 1] == "::" && starts_path(i) {
                 i = tree(&t, i + 2, "", &mut paths);
-                found.extend(paths.into_iter().map(|p| (n + 1, p)));
+            } else if t[i] == "super" && t[i + 1] == "::" && starts_path(i) {
+                let mut ups = 0;
+                while t.get(i) == Some(&"super".to_string())
+                    && t.get(i + 1).map(String::as_str) == Some("::")
+                {
+                    ups += 1;
+                    i += 2;
+                }
+                let prefix = scope[..scope.len().saturating_sub(ups)].join("::");
+                i = tree(&t, i, &prefix, &mut paths);
             } else {
                 i += 1;
             }
+            found.extend(paths.into_iter().map(|p| (n + 1, p)));
         }
     }
     found
@@ -193,7 +212,13 @@ fn check(files: &[(String, String)]) -> (Vec<String>, usize) {
     let mut edges = Vec::new();
     for (rel, text) in files {
         let from = module_of(rel);
-        for (line, path) in crate_paths(text) {
+        // A `#[path]` test file is the `tests` module inside `from`.
+        let base = if rel.ends_with("_tests.rs") {
+            format!("{from}::tests")
+        } else {
+            from.clone()
+        };
+        for (line, path) in crate_paths(text, &base) {
             let Some(to) = resolve(&path, &modules) else {
                 continue;
             };
@@ -289,75 +314,5 @@ fn xtask_imports_run_down_the_rooms_without_a_cycle() {
     assert!(problems.is_empty(), "\n{}", problems.join("\n"));
 }
 
-fn fixture(files: &[(&str, &str)]) -> Vec<String> {
-    let files: Vec<(String, String)> = files
-        .iter()
-        .map(|(p, t)| (p.to_string(), t.to_string()))
-        .collect();
-    check(&files).0
-}
-
-#[test]
-fn an_upward_import_is_rejected_with_its_line() {
-    let ok = [
-        ("main.rs", "mod report;\nmod runner;\n"),
-        ("runner/mod.rs", "pub mod suite;\n"),
-        ("runner/suite.rs", "use crate::report::verdict::Report;\n"),
-        ("report/mod.rs", "pub mod verdict;\n"),
-        ("report/verdict.rs", "pub struct Report;\n"),
-    ];
-    assert_eq!(fixture(&ok), Vec::<String>::new());
-    let mut bad = ok;
-    bad[4].1 =
-        "// crate::runner in a comment is fine\nfn f() {\n    crate::runner::suite::g();\n}\n";
-    let problems = fixture(&bad);
-    // The upward edge, and the cycle it closes with the downward one.
-    assert_eq!(problems.len(), 2, "{problems:?}");
-    assert_eq!(
-        problems[1],
-        "import cycle: report::verdict <-> runner::suite"
-    );
-    assert!(
-        problems[0]
-            .starts_with("src/report/verdict.rs:3: `report::verdict` imports `runner::suite`"),
-        "{problems:?}"
-    );
-}
-
-#[test]
-fn nested_use_trees_are_read_and_cycles_found() {
-    let files = [
-        ("main.rs", ""),
-        (
-            "qemu/a.rs",
-            "use crate::{\n    qemu::{b::{self, X}, c},\n    report::d as e,\n};\n",
-        ),
-        ("qemu/b.rs", "use crate::qemu::c::Y;\n"),
-        ("qemu/c.rs", "fn f() { crate::qemu::a::g() }\n"),
-        ("report/d.rs", ""),
-    ];
-    let problems = fixture(&files);
-    assert_eq!(problems, ["import cycle: qemu::a <-> qemu::b <-> qemu::c"]);
-}
-
-#[test]
-fn subcommands_share_only_opts_and_every_module_has_a_room() {
-    let files = [
-        ("main.rs", ""),
-        ("cmd/opts.rs", ""),
-        ("cmd/run.rs", "use crate::cmd::opts::Common;\n"),
-        ("cmd/test/mod.rs", "use crate::cmd::run::main;\nmod pool;\n"),
-        ("cmd/test/pool.rs", "use super::Args;\n"),
-        ("setup.rs", ""),
-    ];
-    let problems = fixture(&files);
-    assert_eq!(problems.len(), 2, "{problems:?}");
-    assert!(
-        problems[0].contains("`setup` is in no room"),
-        "{problems:?}"
-    );
-    assert!(
-        problems[1].contains("subcommand `cmd::test` imports subcommand `cmd::run`"),
-        "{problems:?}"
-    );
-}
+#[path = "rooms/fixtures.rs"]
+mod fixtures;
