@@ -89,12 +89,7 @@ db_stub:
     W jz 2f
     WF {shift_ist}, sub qword ptr gs:[{tss_ist1}], {shift} /* a nested #DB now lands lower */
 2:
-    W test r12d, {dr7_guard}
-    W jz 3f
-    WF {dr7_guard}, mov r13, dr7         /* save DR7 ... */
-    WF {dr7_guard}, xor eax, eax
-    WF {dr7_guard}, mov dr7, rax         /* ... and disarm every breakpoint */
-3:
+    DR7_SAVE {dr7_guard}
     W push r12                           /* IstFrame.applied */
     W push r13                           /* IstFrame.dr7 */
     W lea r15, [rip + {phases}]
@@ -102,27 +97,10 @@ db_stub:
     W jz 4f
     WF {debug_idt}, lea r15, [rip + {phases_4_19}]
 4:
-    W xor r14d, r14d
-    /*
-     * One call site for every phase: a nested #DB on this same stack
-     * overwrites the return address of whatever call was in progress with the
-     * return address of its own calls, and with one call site that value is
-     * the same, so a clobbered handler still finds its way back here, where
-     * the checker can see the damage. The phase index lives in r14 and the
-     * table in r15, which the nested entry saves and restores.
-     */
-5:
-    W mov rdi, rsp
-    W call qword ptr [r15 + r14 * 8]
-    W inc r14d
-    W cmp qword ptr [r15 + r14 * 8], 0
-    W jne 5b
+    RUN_PHASES                           /* enter, hook, body, exit: see frame.rs */
     W pop r13
     W pop r12
-    W test r12d, {dr7_guard}
-    W jz 6f
-    WF {dr7_guard}, mov dr7, r13         /* re-arm what was armed */
-6:
+    DR7_RESTORE {dr7_guard}
     W test r12d, {shift_ist}
     W jz 7f
     WF {shift_ist}, add qword ptr gs:[{tss_ist1}], {shift}

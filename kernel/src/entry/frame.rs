@@ -85,6 +85,39 @@ macro_rules! asm_prelude {
     W push r14
     W push r15
     .endm
+    /* DR7 guard, entry half: r12 holds the applied bits, the old DR7 goes to r13 */
+    .macro DR7_SAVE guard
+    W test r12d, \guard
+    W jz .Ldr7_saved\@
+    WF \guard, mov r13, dr7             /* local_db_save(): save DR7 ... */
+    WF \guard, xor eax, eax
+    WF \guard, mov dr7, rax             /* ... and disarm every breakpoint */
+.Ldr7_saved\@:
+    .endm
+    /* DR7 guard, exit half: re-arm what the entry half found armed */
+    .macro DR7_RESTORE guard
+    W test r12d, \guard
+    W jz .Ldr7_restored\@
+    WF \guard, mov dr7, r13             /* local_db_restore() */
+.Ldr7_restored\@:
+    .endm
+    /*
+     * The phases of the table in r15, from one call site: a nested entry on
+     * the same stack overwrites the return address of whatever call was in
+     * progress with the return address of its own calls, and with one call
+     * site that value is the same, so a clobbered handler still finds its way
+     * back here, where the checker can see the damage. The index lives in
+     * r14, which a nested entry saves and restores.
+     */
+    .macro RUN_PHASES
+    W xor r14d, r14d
+.Lphase\@:
+    W mov rdi, rsp
+    W call qword ptr [r15 + r14 * 8]
+    W inc r14d
+    W cmp qword ptr [r15 + r14 * 8], 0
+    W jne .Lphase\@
+    .endm
     .macro POP_GPRS
     W pop r15
     W pop r14
@@ -113,6 +146,9 @@ macro_rules! asm_epilogue {
     .purgem W
     .purgem PUSH_GPRS
     .purgem POP_GPRS
+    .purgem DR7_SAVE
+    .purgem DR7_RESTORE
+    .purgem RUN_PHASES
 "
     };
 }

@@ -68,28 +68,14 @@ global_asm!(
     PUSH_GPRS
     W movzx r12d, byte ptr [rip + {flags}]
     W xor r13d, r13d
-    W test r12d, {dr7_guard}
-    W jz 1f
-    WF {dr7_guard}, mov r13, dr7         /* local_db_save() */
-    WF {dr7_guard}, xor eax, eax
-    WF {dr7_guard}, mov dr7, rax
-1:
+    DR7_SAVE {dr7_guard}
     W push r12
     W push r13
     W lea r15, [rip + {phases}]
-    W xor r14d, r14d
-2:
-    W mov rdi, rsp
-    W call qword ptr [r15 + r14 * 8]     /* one call site, as in db_stub */
-    W inc r14d
-    W cmp qword ptr [r15 + r14 * 8], 0
-    W jne 2b
+    RUN_PHASES                           /* one call site, as in db_stub */
     W pop r13
     W pop r12
-    W test r12d, {dr7_guard}
-    W jz 3f
-    WF {dr7_guard}, mov dr7, r13         /* local_db_restore() */
-3:
+    DR7_RESTORE {dr7_guard}
     POP_GPRS
     W add rsp, 16
     .endm
