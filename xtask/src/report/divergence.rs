@@ -70,6 +70,49 @@ impl Footnote<'_> {
 
 const EVIDENCE_MAX: usize = 70;
 
+/// The words of a result worth a table cell, for the tests whose details
+/// carry more than fits: the sweep's reach, and what it proved.
+const KEY_EVIDENCE: &[(&str, &[&str])] = &[
+    (
+        "scenarios::db_kernel_nmi_db",
+        &["window_coverage=", "nmi_in_db=", "nested_db="],
+    ),
+    (
+        "scenarios::db_user_nmi_db",
+        &["window_coverage=", "nmi_in_db=", "nested_db="],
+    ),
+];
+
+/// `key=value` words of `message` for the test's key evidence, or its
+/// shortened text (a leading clause without `=`, such as "corruption
+/// detected as expected", dropped).
+fn evidence(test: &str, message: &str) -> String {
+    if let Some((_, keys)) = KEY_EVIDENCE.iter().find(|(t, _)| *t == test) {
+        let mut words: Vec<String> = message
+            .split([' ', ';', ','])
+            .filter(|w| keys.iter().any(|k| w.starts_with(k)))
+            .map(str::to_string)
+            .collect();
+        if !words.is_empty() {
+            // `window_coverage=29/61 (47%)`: the percentage goes with it.
+            if let Some(pct) = message
+                .split_once("window_coverage=")
+                .and_then(|(_, rest)| rest.split_once('('))
+                .and_then(|(_, rest)| rest.split_once(')'))
+                .map(|(pct, _)| pct)
+            {
+                words.push(format!("({pct})"));
+            }
+            return words.join(" ");
+        }
+    }
+    let text = match message.split_once("; ") {
+        Some((head, rest)) if !head.contains('=') && rest.contains('=') => rest,
+        _ => message,
+    };
+    shorten(text)
+}
+
 fn shorten(text: &str) -> String {
     let text = text.trim();
     if text.chars().count() <= EVIDENCE_MAX {
@@ -100,7 +143,7 @@ fn cell(test: &str, platform: Platform, found: &[&Finding]) -> Cell {
             .iter()
             .map(|f| f.message.as_str())
             .find(|m| !m.is_empty()))
-        .map(shorten)
+        .map(|m| evidence(test, m))
         .unwrap_or_default();
     let status = match off.first() {
         None => Status::Agrees,

@@ -107,3 +107,18 @@ fn one_note_per_test_and_reason_names_every_machine() {
     assert_eq!(text.matches("DIVERGES[2]").count(), 2, "{text}");
     assert!(text.contains("DIVERGES[3]"), "{text}");
 }
+
+#[test]
+fn the_key_evidence_of_a_sweep_is_picked_out() {
+    let m = "corruption detected as expected; nmi_in_db=7056 nested_db=10000 suppressed=0 \
+             lost_nmis=0 db_span=415cyc window_coverage=28/57 (49%)";
+    assert_eq!(
+        evidence("scenarios::db_kernel_nmi_db", m),
+        "nmi_in_db=7056 nested_db=10000 window_coverage=28/57 (49%)"
+    );
+    assert_eq!(
+        evidence("scenarios::gd_detect", "caught; db_bd=200 db_other=0"),
+        "db_bd=200 db_other=0"
+    );
+    assert_eq!(evidence("scenarios::x", "no words"), "no words");
+}
