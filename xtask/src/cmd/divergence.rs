@@ -230,10 +230,9 @@ pub fn main(args: Args) -> Result<ExitCode> {
             .with_context(|| format!("--import: cannot read `{}`", path.display()))?;
         findings.extend(lava_results::read_any(&text, &path.display().to_string())?);
     }
-    let mut notes = Vec::new();
+    // What this machine offers holds with or without runs.
+    let (columns, notes) = platforms()?;
     if !args.no_run {
-        let (columns, why_not) = platforms()?;
-        notes = why_not;
         let mut here = run_here(&args, &columns)?;
         let save = args
             .save

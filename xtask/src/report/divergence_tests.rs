@@ -122,3 +122,16 @@ fn the_key_evidence_of_a_sweep_is_picked_out() {
     );
     assert_eq!(evidence("scenarios::x", "no words"), "no words");
 }
+
+#[test]
+fn a_skip_the_expectation_asks_for_is_no_departure() {
+    let tcg = machine(Platform::QemuTcg, "max");
+    let found = vec![
+        finding(GD, "linux", Outcome::Pass, "", &tcg),
+        finding(GD, "naive", Outcome::Skip, "naive: not meaningful", &tcg),
+    ];
+    let table = build(&found, Vec::new());
+    let cell = table.rows[0].cells[0].as_ref().unwrap();
+    assert_eq!(cell.status, Status::Agrees);
+    assert_eq!(cell.outcome, "pass 1/2, skip 1/2");
+}
