@@ -1,4 +1,5 @@
 use super::*;
+use crate::report::evidence::evidence;
 
 fn machine(platform: Platform, cpu: &str) -> Machine {
     Machine {

@@ -7,6 +7,7 @@
 
 pub mod console;
 pub mod divergence;
+pub mod evidence;
 pub mod finding;
 pub mod html;
 pub mod jsonlog;
