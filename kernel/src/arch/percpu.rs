@@ -71,6 +71,13 @@ pub struct StackBounds {
     pub top: u64,
 }
 
+impl StackBounds {
+    /// Whether `addr` lies on this stack.
+    pub fn contains(&self, addr: u64) -> bool {
+        addr >= self.bottom && addr < self.top
+    }
+}
+
 #[repr(C)]
 pub struct PerCpu {
     /// `gs:[0]`: this structure's own address.

@@ -33,12 +33,8 @@ use core::arch::global_asm;
 
 use super::counters::Counter;
 use super::frame::{IstFrame, OFF_CS, SOFT_BYTES, asm_epilogue, asm_prelude};
-use super::strategy::{DEBUG_IDT, DR7_GUARD, ENTRY_FLAGS, SHIFT_IST, USER_SWITCH};
+use super::strategy::{DEBUG_IDT, DR7_GUARD, ENTRY_FLAGS, IST_SHIFT, SHIFT_IST, USER_SWITCH};
 use crate::arch::percpu::{TSS_IST1_OFFSET, TSS_RSP0_OFFSET};
-
-/// How far `shift-only` and `linux-4.19` lower the #DB IST pointer while a #DB
-/// runs (Linux 4.19: `EXCEPTION_STKSZ`).
-pub const IST_SHIFT: u64 = 4096;
 
 /// Bytes from RSP to CS right after PUSH_GPRS (the frame without dr7/applied).
 const GPRS_CS: usize = OFF_CS - 16;

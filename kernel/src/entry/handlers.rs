@@ -200,9 +200,9 @@ pub extern "C" fn trace_hook_debug_idt(frame: &mut IstFrame) {
 
 /// `linux-4.19`: lower IST1 around `do_debug`.
 pub extern "C" fn shift_down(_: &mut IstFrame) {
-    percpu::this().shift_ist(IstSlot::Db, -(super::db::IST_SHIFT as i64));
+    percpu::this().shift_ist(IstSlot::Db, -(super::strategy::IST_SHIFT as i64));
 }
 
 pub extern "C" fn shift_up(_: &mut IstFrame) {
-    percpu::this().shift_ist(IstSlot::Db, super::db::IST_SHIFT as i64);
+    percpu::this().shift_ist(IstSlot::Db, super::strategy::IST_SHIFT as i64);
 }

@@ -31,6 +31,10 @@
 
 use core::sync::atomic::{AtomicU8, Ordering};
 
+/// How far `shift-only` and `linux-4.19` lower the #DB IST pointer while a #DB
+/// runs (Linux 4.19: `EXCEPTION_STKSZ`).
+pub const IST_SHIFT: u64 = 4096;
+
 pub const SHIFT_IST: u8 = 1 << 0;
 pub const DR7_GUARD: u8 = 1 << 1;
 /// The nested-NMI asm (`nmi_stub_linux`) for kernel-mode NMIs.

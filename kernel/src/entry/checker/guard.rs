@@ -3,7 +3,6 @@
 
 use core::sync::atomic::Ordering;
 
-use super::shadow::contains;
 use super::{Corruption, CpuChecker, Kind, repairs};
 use crate::arch::percpu::{self, IST_COUNT, IST_STACK_SIZE, IstSlot, StackBounds};
 
@@ -40,7 +39,7 @@ pub(super) fn take(
     depth: usize,
     interrupted_rsp: u64,
 ) {
-    let victim = (0..IST_COUNT).find(|&s| s != v && contains(stacks[s], interrupted_rsp));
+    let victim = (0..IST_COUNT).find(|&s| s != v && stacks[s].contains(interrupted_rsp));
     let Some(slot) = checker.guards[v].get(depth) else {
         if let Some(s) = victim {
             checker.record(Corruption {

@@ -8,7 +8,7 @@ use super::{
     repairs, stamps, this,
 };
 use crate::arch::gdt::{KERNEL_CODE_SELECTOR, KERNEL_DATA_SELECTOR};
-use crate::arch::percpu::{self, IstSlot, StackBounds};
+use crate::arch::percpu::{self, IstSlot};
 use crate::arch::vectors::TrapFrame;
 use crate::entry::frame::FRAME_WORDS;
 use crate::entry::nmi::{self, slot};
@@ -103,10 +103,6 @@ fn words(f: &IstFrame) -> [u64; FRAME_WORDS] {
     ]
 }
 
-pub(super) fn contains(stack: StackBounds, addr: u64) -> bool {
-    addr >= stack.bottom && addr < stack.top
-}
-
 /// IST slot of the vectors that have one.
 fn slot_of(vector: u64) -> IstSlot {
     IstSlot::from_vector(vector as u8).unwrap_or(IstSlot::Mc)
@@ -151,7 +147,7 @@ fn enter_checks(
 
     let stacks = cpu.ist_stacks();
     let interrupted_rsp = frame.regs.rsp;
-    if contains(stacks[v], interrupted_rsp) {
+    if stacks[v].contains(interrupted_rsp) {
         // Re-entry on our own IST stack. If this frame reaches up into the live
         // part of the interrupted handler's stack, the CPU has just overwritten it.
         let frame_top = frame as *const IstFrame as u64 + core::mem::size_of::<IstFrame>() as u64;
