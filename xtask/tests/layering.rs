@@ -8,6 +8,13 @@
 use std::collections::BTreeMap;
 use std::fs;
 
+#[path = "layering/cycles.rs"]
+mod cycles;
+#[path = "layering/paths.rs"]
+mod paths;
+
+use paths::{code_of, ident_at, paths_after};
+
 #[path = "common/mod.rs"]
 mod common;
 
@@ -40,111 +47,52 @@ struct Edge {
     to: String,
 }
 
-/// The top-level module a file belongs to, and how deep it sits
-/// (`main.rs` 0, `foo.rs` and `foo/mod.rs` 1, `foo/bar.rs` 2).
-fn module_of(rel: &str) -> (String, usize) {
-    let parts: Vec<&str> = rel.split('/').collect();
-    let top = parts[0].trim_end_matches(".rs").to_string();
-    let depth = if parts.last() == Some(&"mod.rs") {
-        parts.len() - 1
-    } else {
-        parts.len()
-    };
-    if rel == "main.rs" {
-        (ROOT.to_string(), 0)
-    } else {
-        (top, depth)
+/// The module a file defines, as a path from the crate root: `main.rs` is the
+/// root (empty), `entry/mod.rs` is `entry`, `entry/checker/shadow.rs` is
+/// `entry::checker::shadow`.
+fn module_path(rel: &str) -> Vec<String> {
+    let stem = rel.strip_suffix(".rs").unwrap_or(rel);
+    let mut parts: Vec<String> = stem.split('/').map(str::to_string).collect();
+    if rel == "main.rs" || parts.last().is_some_and(|p| p == "mod") {
+        parts.pop();
     }
+    parts
 }
 
-fn is_ident(c: char) -> bool {
-    c.is_ascii_alphanumeric() || c == '_'
+/// The top-level module (layer) a file belongs to.
+fn layer_of(rel: &str) -> String {
+    module_path(rel)
+        .first()
+        .cloned()
+        .unwrap_or_else(|| ROOT.to_string())
 }
 
-fn ident_at(s: &str) -> &str {
-    let end = s.find(|c: char| !is_ident(c)).unwrap_or(s.len());
-    &s[..end]
-}
-
-/// The code of a file without its `//` comments (doc comments included).
-fn code_of(text: &str) -> String {
-    text.lines()
-        .map(|line| line.split("//").next().unwrap_or(""))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-/// The first names of the paths in a `{...}` group starting at `s` (just
-/// after the brace): `{arch::cpu, harness}` gives `arch`, `harness`.
-fn group_heads(s: &str) -> Vec<String> {
-    let mut heads = Vec::new();
-    let mut depth = 1;
-    let mut expect_head = true;
-    let mut chars = s.char_indices();
-    while let Some((i, c)) = chars.next() {
-        match c {
-            '{' => depth += 1,
-            '}' => {
-                depth -= 1;
-                if depth == 0 {
-                    break;
-                }
-            }
-            ',' if depth == 1 => expect_head = true,
-            c if expect_head && depth == 1 && is_ident(c) => {
-                let name = ident_at(&s[i..]);
-                heads.push(name.to_string());
-                expect_head = false;
-                for _ in 1..name.len() {
-                    chars.next();
-                }
-            }
-            _ => {}
-        }
-    }
-    heads
-}
-
-/// Names that follow `prefix` where it starts a path (not after `::` or an
-/// identifier), with `{...}` groups opened.
-fn names_after(code: &str, prefix: &str) -> Vec<String> {
-    let mut names = Vec::new();
-    let mut from = 0;
-    while let Some(at) = code[from..].find(prefix) {
-        let start = from + at;
-        from = start + prefix.len();
-        let before = code[..start].chars().next_back();
-        if before.is_some_and(|c| is_ident(c) || c == ':') {
-            continue;
-        }
-        let rest = &code[from..];
-        if let Some(group) = rest.strip_prefix('{') {
-            names.extend(group_heads(group));
-        } else {
-            let name = ident_at(rest);
-            if !name.is_empty() {
-                names.push(name.to_string());
-            }
-        }
-    }
-    names
-}
-
-/// Every `crate::` (and root-reaching `super::`) name in one file.
-fn named_from(rel: &str, text: &str) -> Vec<String> {
+/// Every path one file names, from the crate root: `crate::` paths,
+/// `super::` paths made absolute, and in the crate root the bare paths that
+/// start with a layer's name.
+fn named_from(rel: &str, text: &str) -> Vec<Vec<String>> {
     let code = code_of(text);
-    let (_, depth) = module_of(rel);
-    let mut names = names_after(&code, "crate::");
-    if depth > 0 {
-        names.extend(names_after(&code, &"super::".repeat(depth)));
-    } else {
-        // The crate root names its modules without `crate::`.
+    let module = module_path(rel);
+    let mut named = paths_after(&code, "crate::");
+    for chain in paths_after(&code, "super::") {
+        let ups = 1 + chain.iter().take_while(|s| *s == "super").count();
+        let Some(base) = module.len().checked_sub(ups) else {
+            continue;
+        };
+        let mut path = module[..base].to_vec();
+        path.extend(chain.into_iter().skip(ups - 1));
+        named.push(path);
+    }
+    if module.is_empty() {
         for layer in LAYERS {
-            let uses = names_after(&code, &format!("{layer}::")).len();
-            names.extend(std::iter::repeat_n(layer.to_string(), uses));
+            for mut path in paths_after(&code, &format!("{layer}::")) {
+                path.insert(0, layer.to_string());
+                named.push(path);
+            }
         }
     }
-    names
+    named.retain(|p| !p.is_empty());
+    named
 }
 
 /// Root items that are not modules: exported macros live in the file that
@@ -152,7 +100,7 @@ fn named_from(rel: &str, text: &str) -> Vec<String> {
 fn root_items(files: &[(String, String)]) -> BTreeMap<String, String> {
     let mut items = BTreeMap::new();
     for (rel, text) in files {
-        let (module, _) = module_of(rel);
+        let module = layer_of(rel);
         let code = code_of(text);
         let mut exported = false;
         for line in code.lines().map(str::trim) {
@@ -182,14 +130,15 @@ fn edges(files: &[(String, String)]) -> (Vec<Edge>, Vec<String>) {
     let mut found = Vec::new();
     let mut unknown = Vec::new();
     for (rel, text) in files {
-        let (from, _) = module_of(rel);
-        for name in named_from(rel, text) {
-            let to = if LAYERS.contains(&name.as_str()) {
-                name.clone()
-            } else if let Some(module) = items.get(&name) {
+        let from = layer_of(rel);
+        for path in named_from(rel, text) {
+            let head = &path[0];
+            let to = if LAYERS.contains(&head.as_str()) {
+                head.clone()
+            } else if let Some(module) = items.get(head) {
                 module.clone()
             } else {
-                unknown.push(format!("{rel}: `crate::{name}` is no module with a layer"));
+                unknown.push(format!("{rel}: `crate::{head}` is no module with a layer"));
                 continue;
             };
             if to != from {
@@ -212,7 +161,7 @@ fn rank(module: &str) -> Option<usize> {
 fn violations(files: &[(String, String)]) -> Vec<String> {
     let (found, mut problems) = edges(files);
     for (rel, _) in files {
-        let (module, _) = module_of(rel);
+        let module = layer_of(rel);
         if rank(&module).is_none() {
             problems.push(format!(
                 "{rel}: module `{module}` has no layer (add it to LAYERS and docs/architecture.md)"
@@ -229,6 +178,12 @@ fn violations(files: &[(String, String)]) -> Vec<String> {
             ));
         }
     }
+    problems.extend(cycles::cycles(files).into_iter().map(|cycle| {
+        format!(
+            "modules import each other in a circle: {}",
+            cycle.join(" -> ")
+        )
+    }));
     problems.sort();
     problems.dedup();
     problems
@@ -270,7 +225,7 @@ fn every_layer_is_a_module_of_the_kernel() {
     let files = kernel_sources();
     let missing: Vec<&&str> = LAYERS
         .iter()
-        .filter(|layer| !files.iter().any(|(rel, _)| module_of(rel).0 == **layer))
+        .filter(|layer| !files.iter().any(|(rel, _)| layer_of(rel) == **layer))
         .collect();
     assert!(missing.is_empty(), "layers with no module: {missing:?}");
 }

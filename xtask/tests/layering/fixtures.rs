@@ -114,3 +114,31 @@ fn a_module_without_a_layer_and_an_unknown_name_are_rejected() {
         ]
     );
 }
+
+#[test]
+fn modules_in_a_circle_are_rejected_even_within_a_layer() {
+    let tree = files(&[
+        ROOT_FILE,
+        ("entry/mod.rs", "mod a;\nmod b;\nmod c;\nuse a::x;\n"),
+        ("entry/a.rs", "use super::b::Y;\n"),
+        ("entry/b.rs", "fn f() { crate::entry::c::z(); }\n"),
+        ("entry/c.rs", "use crate::entry::{a, b};\n"),
+    ]);
+    assert_eq!(
+        violations(&tree),
+        ["modules import each other in a circle: entry::a -> entry::b -> entry::c -> entry::a"]
+    );
+}
+
+#[test]
+fn a_parent_and_its_child_are_no_circle() {
+    let tree = files(&[
+        ROOT_FILE,
+        ("entry/mod.rs", "mod df;\nuse crate::entry::df::land;\n"),
+        (
+            "entry/df.rs",
+            "use super::super::entry::trap_dispatch;\nuse super::Kind;\n",
+        ),
+    ]);
+    assert_eq!(violations(&tree), Vec::<String>::new());
+}
