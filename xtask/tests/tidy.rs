@@ -254,3 +254,46 @@ fn no_source_file_is_over_the_line_limit() {
         "allow-listed files now within {MAX_LINES} lines: remove them from LONG_FILES: {allowed_but_short:?}"
     );
 }
+
+/// Whether a line cites a document a clone of this repository does not have:
+/// the design brief or an issue tracker's numbers. Source cites `docs/`.
+fn cites_outside(line: &str) -> bool {
+    let lower = line.to_ascii_lowercase();
+    if lower.contains("design.md") {
+        return true;
+    }
+    lower.match_indices("issue ").any(|(at, word)| {
+        let rest = lower[at + word.len()..].trim_start_matches('#');
+        rest.starts_with(|c: char| c.is_ascii_digit())
+    })
+}
+
+#[test]
+fn source_cites_docs_not_outside_documents() {
+    assert!(cites_outside("//! The rules (DESIGN.md section 4)"));
+    assert!(cites_outside("// issue 8's check, and Issue #12"));
+    assert!(!cites_outside(
+        "// an issue with the checker; see docs/verdicts.md"
+    ));
+    let dirs = ["kernel/src", "testkit/src", "testkit/tests", "xtask/src"];
+    let files: Vec<PathBuf> = dirs.into_iter().flat_map(rust_files).collect();
+    assert!(
+        files.len() > 50,
+        "found {} source files: the scan is broken",
+        files.len()
+    );
+    let mut found = Vec::new();
+    for file in &files {
+        let text = fs::read_to_string(file).expect("readable source");
+        for (i, line) in text.lines().enumerate() {
+            if cites_outside(line) {
+                found.push(format!("{}:{}: {}", file.display(), i + 1, line.trim()));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "source cites documents outside the repository (cite docs/ instead):\n{}",
+        found.join("\n")
+    );
+}
