@@ -14,8 +14,9 @@
 //! 4. `console`: serial and framebuffer text, the results screen.
 //! 5. `report`: the wire writer and the fatal paths (panic, unexpected
 //!    exception, hang), which name the running test.
-//! 6. `entry`: every stub (plain and IST), the dispatcher, the checker, the
-//!    strategies, the tracing hook, breakpoints with their deny-list.
+//! 6. `entry`: every stub (#DB, NMI, #MC, the plain ones), the dispatcher,
+//!    the checker, the strategies, the tracing hook, breakpoints with their
+//!    deny-list.
 //! 7. `watchdog`: the LAPIC-timer watchdog (sets `entry`'s timer hook).
 //! 8. `inject`: machine checks on request from the host.
 //! 9. `scenarios`: the tests.
