@@ -12,7 +12,9 @@
 //! `skip` (LAVA has no such result); the parse-back (`lava_results.rs`)
 //! recovers it from the job log's target lines.
 //!
-//! Measured with Debian bookworm's lava-dispatcher 2023.01: the offline
+//! The boot ends at the kernel's first wire event (`hello`), the one line
+//! every kernel version prints. Measured with Debian bookworm's
+//! lava-dispatcher 2023.01: the offline
 //! `lava-run` needs a device dictionary with a `constants` section
 //! (`failure_retry`, `boot_retry`, the bootloader constants), a
 //! `kernel-start-message` that the kernel prints (else it waits for Linux),
@@ -98,7 +100,7 @@ pub fn qemu_job(media: &Media, minutes: u32) -> String {
     }
     y.push_str(
         "- boot:\n    method: qemu\n    media: tmpfs\n    timeout: {minutes: 2}\n\
-         \x20   prompts: ['boot: door=']\n",
+         \x20   prompts: ['@istorm .\"type\":\"hello\"']\n",
     );
     y.push_str(&monitors(minutes));
     y
@@ -118,7 +120,7 @@ pub fn x86_job(image_url: &str, minutes: u32) -> String {
     let _ = writeln!(y, "      image:\n        url: '{image_url}'");
     y.push_str(
         "- boot:\n    method: minimal\n    reset: true\n    timeout: {minutes: 5}\n\
-         \x20   prompts: ['boot: door=']\n",
+         \x20   prompts: ['@istorm .\"type\":\"hello\"']\n",
     );
     y.push_str(&monitors(minutes));
     y
