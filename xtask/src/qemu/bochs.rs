@@ -211,7 +211,7 @@ pub fn run_watched(machine: &Machine, iso: &Path, watch: &mut dyn Watch) -> Resu
     let mut guard = process::Guard::spawn(&mut cmd)?;
     let mut ender = Ender::default();
     let mut reader = Tail::new(serial);
-    let (end, killed) = loop {
+    let end = loop {
         let chunk = reader.read();
         if !chunk.is_empty() {
             ender.feed(&chunk);
@@ -219,13 +219,13 @@ pub fn run_watched(machine: &Machine, iso: &Path, watch: &mut dyn Watch) -> Resu
         }
         let now = Instant::now();
         if let Some(end) = ender.stop(now) {
-            break (end, true);
+            break end;
         }
         if let Some((at, why)) = watch.deadline()
             && now >= at
         {
             let after = started.elapsed();
-            break (BootEnd::Killed { after, why }, true);
+            break BootEnd::Killed { after, why };
         }
         if let Some(status) = guard.try_wait()? {
             use std::os::unix::process::ExitStatusExt;
@@ -233,19 +233,18 @@ pub fn run_watched(machine: &Machine, iso: &Path, watch: &mut dyn Watch) -> Resu
             ender.feed(&rest);
             watch.output(&rest);
             let log = std::fs::read_to_string(&log).unwrap_or_default();
-            match ender.stop(Instant::now() + LAST_WORDS) {
-                Some(end) => break (end, false),
-                None => break (self_end(status.code(), status.signal(), &log), false),
-            }
+            break ender
+                .stop(Instant::now() + LAST_WORDS)
+                .unwrap_or_else(|| self_end(status.code(), status.signal(), &log));
         }
         if chunk.is_empty() {
             std::thread::sleep(Duration::from_millis(10));
         }
     };
-    if killed {
-        drop(guard);
-    }
+    // Stops Bochs if it still runs (it never exits by itself).
+    drop(guard);
     let end = match end {
+        // The kernel's last words: killed now, so the time is now.
         BootEnd::Killed { why, .. } => BootEnd::Killed {
             after: started.elapsed(),
             why,
