@@ -2,7 +2,7 @@
 //! emulator: it boots the Limine ISO under its BIOS, headless, and the kernel
 //! speaks the same wire protocol on COM1 as under QEMU.
 //!
-//! What Bochs needs, measured with Limine 8.2.0 (the design notes list it):
+//! What Bochs needs, measured with Limine 8.2.0 (docs/emulators.md):
 //! - headless is `display_library: term` with `TERM` set, and stdout away
 //!   from ours (the term display draws there);
 //! - `vga: extension=none`, else Limine picks a 32 bpp mode the term display

@@ -249,7 +249,7 @@ pub const REFERENCES: &[Reference] = &[
     },
 ];
 
-/// Departures measured on the emulators (the design notes and these runs).
+/// Departures measured on the emulators (docs/emulators.md).
 pub const KNOWN: &[Known] = &[
     Known {
         test: "scenarios::movss_entry_db::",
