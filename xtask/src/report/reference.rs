@@ -90,6 +90,17 @@ pub const REFERENCES: &[Reference] = &[
         outcome: "pass",
     },
     Reference {
+        test: "scenarios::entry_deny_list",
+        hazard: "breakpoints on what entry touches",
+        silicon: "an enabled data or instruction breakpoint fires at any privilege, \
+                  inside entry code too: only software can refuse to place one",
+        sources: &[
+            SDM_DR7,
+            "Linux arch/x86/kernel/hw_breakpoint.c within_cpu_entry() (v5.10+)",
+        ],
+        outcome: "pass",
+    },
+    Reference {
         test: "scenarios::gd_detect",
         hazard: "DR7.GD general detect",
         silicon: "a debug-register access with GD set raises a fault-like #DB with \
@@ -161,6 +172,30 @@ pub const REFERENCES: &[Reference] = &[
         silicon: "the data-breakpoint #DB of MOV SS is held for one instruction and \
                   delivered on the #BP handler's first instruction",
         sources: &[SDM_MOVSS, CVE_MOVSS],
+        outcome: "pass",
+    },
+    Reference {
+        test: "scenarios::movss_user::int3",
+        hazard: "ring 3 MOV SS watchpoint, then INT3",
+        silicon: "the #DB held by MOV SS is delivered on the #BP handler's first \
+                  instruction, in ring 0, where the entry expects none",
+        sources: &[SDM_MOVSS, CVE_MOVSS],
+        outcome: "pass",
+    },
+    Reference {
+        test: "scenarios::movss_user::int_n",
+        hazard: "ring 3 MOV SS watchpoint, then INT 3",
+        silicon: "as after INT3: the held #DB lands on the gate's handler's first \
+                  instruction in ring 0",
+        sources: &[SDM_MOVSS, CVE_MOVSS],
+        outcome: "pass",
+    },
+    Reference {
+        test: "scenarios::movss_user::syscall",
+        hazard: "ring 3 MOV SS watchpoint, then SYSCALL",
+        silicon: "the held #DB lands on the SYSCALL entry's first instruction, in \
+                  ring 0 with the user's RSP (the 2018 Linux and Xen bug)",
+        sources: &[SDM_MOVSS, CVE_MOVSS, "Intel SDM Vol. 2B SYSCALL"],
         outcome: "pass",
     },
     Reference {
@@ -258,6 +293,25 @@ pub const KNOWN: &[Known] = &[
         reason: "QEMU 10 TCG does not hold a MOV SS #DB for one instruction, and \
                  drops the pending single-step when INT3 follows (0 of 100 #DBs at \
                  the #BP entry): hw-only, skipped on TCG",
+    },
+    Known {
+        test: "scenarios::movss_user::",
+        platform: Platform::QemuTcg,
+        outcomes: &["skip"],
+        reason: "QEMU 10 TCG does not hold a data-watchpoint #DB after MOV SS: \
+                 hw-only, skipped on TCG",
+    },
+    Known {
+        test: "scenarios::movss_user::int3",
+        platform: Platform::Bochs,
+        outcomes: &["not-reproduced"],
+        reason: "Bochs 2.7 drops the #DB held by MOV SS when INT3 follows",
+    },
+    Known {
+        test: "scenarios::movss_user::int_n",
+        platform: Platform::Bochs,
+        outcomes: &["not-reproduced"],
+        reason: "Bochs 2.7 drops the #DB held by MOV SS when INT n follows",
     },
     Known {
         test: "scenarios::movss_entry_db::",
