@@ -52,10 +52,13 @@ fn fold(texts: &[(&str, String)]) -> String {
     each.join("; ")
 }
 
+/// Per scenario, per strategy: each LAPIC mode's cell text.
+type Rows<'a> = BTreeMap<&'a str, BTreeMap<&'a str, Vec<(&'a str, String)>>>;
+
 /// The table as Markdown, scenarios in name order.
 pub fn markdown(run: &Run) -> String {
     let strategies = run.strategies();
-    let mut rows: BTreeMap<&str, BTreeMap<&str, Vec<(&str, String)>>> = BTreeMap::new();
+    let mut rows: Rows = BTreeMap::new();
     for cell in &run.cells {
         if cell.strategy.is_empty() || !cell.test.starts_with("scenarios::") {
             continue;
