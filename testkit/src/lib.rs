@@ -18,6 +18,7 @@ mod desc;
 pub mod exit;
 mod expect;
 mod message;
+pub mod mutants;
 pub mod protocol;
 mod rng;
 pub mod run;

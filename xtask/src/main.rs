@@ -54,6 +54,9 @@ enum Cli {
     Matrix(cmd::divergence::Args),
     /// Write LAVA job definitions (QEMU, and an x86 PC booting the USB image).
     Lava(cmd::lava::Args),
+    /// Mutation testing of the entry code: build each mutant of the catalog,
+    /// run the scenarios that must kill it, print the kill matrix.
+    Mutants(cmd::mutants::Args),
     /// Write one self-contained HTML page from a run's JSON: the strategy x
     /// scenario matrix, where NMIs landed in the entry stubs, the trend.
     Report(cmd::report::Args),
@@ -115,6 +118,7 @@ fn main() -> ExitCode {
         Cli::Matrix(args) => cmd::divergence::main(args),
         Cli::Lava(args) => cmd::lava::main(args),
         Cli::Report(args) => cmd::report::main(args),
+        Cli::Mutants(args) => cmd::mutants::main(args),
     };
     result.unwrap_or_else(|error| {
         // `{:#}` prints the whole context chain on one line and never a backtrace,

@@ -33,6 +33,7 @@ use core::arch::global_asm;
 
 use super::counters::Counter;
 use super::frame::{IstFrame, OFF_CS, SOFT_BYTES, asm_epilogue, asm_prelude};
+use super::mutant::{self, catalog};
 use super::strategy::{DEBUG_IDT, DR7_GUARD, ENTRY_FLAGS, IST_SHIFT, SHIFT_IST, USER_SWITCH};
 use crate::arch::percpu::{TSS_IST1_OFFSET, TSS_RSP0_OFFSET};
 
@@ -71,6 +72,9 @@ db_stub:
     W jz 1f
     WF {user_switch}, test byte ptr [rsp + {gprs_cs}], 3
     WF {user_switch}, jz 1f
+    .if {m_user_on_ist}                  /* mutant: ring-3 #DB stays on IST_DB */
+    WF {user_switch}, jmp 1f
+    .endif
     /* From ring 3: move everything pushed so far to RSP0 and run there. */
     WF {user_switch}, mov rdi, qword ptr gs:[{tss_rsp0}]
     WF {user_switch}, sub rdi, {moved_bytes}
@@ -83,9 +87,11 @@ db_stub:
 1:
     W test r12d, {shift_ist}
     W jz 2f
+    .if {m_no_shift} == 0
     WF {shift_ist}, sub qword ptr gs:[{tss_ist1}], {shift} /* a nested #DB now lands lower */
+    .endif
 2:
-    DR7_SAVE {dr7_guard}
+    DR7_SAVE {dr7_guard}, {m_no_dr7_clear}
     W push r12                           /* IstFrame.applied */
     W push r13                           /* IstFrame.dr7 */
     W lea r15, [rip + {phases}]
@@ -99,9 +105,11 @@ db_stub:
     DR7_RESTORE {dr7_guard}
     W test r12d, {shift_ist}
     W jz 7f
+    .if ({m_no_unshift} | {m_no_shift}) == 0
     WF {shift_ist}, add qword ptr gs:[{tss_ist1}], {shift}
+    .endif
 7:
-    POP_GPRS
+    POP_GPRS {m_swap}
     W add rsp, 16                        /* vector, error code */
     W iretq
     .global db_stub_end
@@ -124,6 +132,11 @@ db_stub_end:
     db_from_user = const Counter::DbFromUser.gs_offset(),
     phases = sym super::phases::DB,
     phases_4_19 = sym super::phases::DB_4_19,
+    m_user_on_ist = const mutant::flag(catalog::DB_USER_ON_IST),
+    m_no_shift = const mutant::flag(catalog::SHIFT_NO_SHIFT),
+    m_no_dr7_clear = const mutant::flag(catalog::DB_NO_DR7_CLEAR),
+    m_no_unshift = const mutant::flag(catalog::SHIFT_NO_UNSHIFT),
+    m_swap = const mutant::flag(catalog::POP_GPRS_SWAP_R8_R9),
 );
 
 unsafe extern "C" {

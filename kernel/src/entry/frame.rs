@@ -86,18 +86,23 @@ macro_rules! asm_prelude {
     W push r15
     .endm
     /* DR7 guard, entry half: r12 holds the applied bits, the old DR7 goes to r13 */
-    .macro DR7_SAVE guard
+    .macro DR7_SAVE guard, keep=0
     W test r12d, \guard
     W jz .Ldr7_saved\@
     WF \guard, mov r13, dr7             /* local_db_save(): save DR7 ... */
+    .if \keep == 0                       /* mutants db-/nmi-no-dr7-clear: keep it armed */
     WF \guard, xor eax, eax
     WF \guard, mov dr7, rax             /* ... and disarm every breakpoint */
+    .endif
 .Ldr7_saved\@:
     .endm
     /* DR7 guard, exit half: re-arm what the entry half found armed */
-    .macro DR7_RESTORE guard
+    .macro DR7_RESTORE guard, zero=0
     W test r12d, \guard
     W jz .Ldr7_restored\@
+    .if \zero                            /* mutant nmi-dr7-restored-wrong: DR7 "restored" to 0 */
+    WF \guard, xor r13d, r13d
+    .endif
     WF \guard, mov dr7, r13             /* local_db_restore() */
 .Ldr7_restored\@:
     .endm
@@ -118,15 +123,20 @@ macro_rules! asm_prelude {
     W cmp qword ptr [r15 + r14 * 8], 0
     W jne .Lphase\@
     .endm
-    .macro POP_GPRS
+    .macro POP_GPRS swap=0
     W pop r15
     W pop r14
     W pop r13
     W pop r12
     W pop r11
     W pop r10
+    .if \swap                            /* mutant pop-gprs-swap-r8-r9 */
+    W pop r8
+    W pop r9
+    .else
     W pop r9
     W pop r8
+    .endif
     W pop rbp
     W pop rdi
     W pop rsi

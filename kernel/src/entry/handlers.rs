@@ -10,6 +10,7 @@ use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering}
 use super::checker;
 use super::counters::Counter;
 use super::frame::IstFrame;
+use super::mutant::{self, catalog};
 use super::strategy::{DEBUG_IDT, DR7_GUARD, NMI_LATCH};
 use crate::arch::MAX_CPUS;
 use crate::arch::debugreg::{self, RFLAGS_RF};
@@ -130,7 +131,9 @@ pub extern "C" fn nmi_body(frame: &mut IstFrame) {
         // runs, and nothing of it may be needed after the hook returns.
         return handle_nmi(cpu, frame);
     }
-    let latch = frame.applied & u64::from(NMI_LATCH) != 0;
+    // Mutant linux-nmi-no-latch: the body never latches.
+    let latch =
+        frame.applied & u64::from(NMI_LATCH) != 0 && !const { mutant::is(catalog::NMI_NO_LATCH) };
     let state = &NMI_STATE[cpu.index()];
     if latch {
         if state.load(Ordering::Relaxed) != NOT_RUNNING {
@@ -143,7 +146,9 @@ pub extern "C" fn nmi_body(frame: &mut IstFrame) {
     loop {
         // Linux 4.19: an NMI on top of the #DB stack keeps any #DB it raises
         // off that stack by loading the debug IDT (`debug_stack_set_zero`).
+        // Mutant linux419-nmi-no-debug-idt: never loads the debug IDT.
         let debug_idt = frame.applied & u64::from(DEBUG_IDT) != 0
+            && !const { mutant::is(catalog::NMI_NO_DEBUG_IDT) }
             && on_stack(cpu.ist_stacks()[IstSlot::Db as usize], frame.regs.rsp);
         if debug_idt {
             count(Counter::NmiDebugIdt);
@@ -193,16 +198,28 @@ pub extern "C" fn trace_hook(frame: &mut IstFrame) {
 /// a breakpoint in it raises a #DB on the current stack, not at the IST top.
 pub extern "C" fn trace_hook_debug_idt(frame: &mut IstFrame) {
     count(Counter::DbTraceDebugIdt);
-    crate::arch::idt::load_debug();
+    // Mutant linux419-hook-no-debug-idt: the hook runs under the shared IDT.
+    let debug_idt = !const { mutant::is(catalog::HOOK_NO_DEBUG_IDT) };
+    if debug_idt {
+        crate::arch::idt::load_debug();
+    }
     super::trace::trace_irqs_off(frame);
-    crate::arch::idt::load();
+    if debug_idt {
+        crate::arch::idt::load();
+    }
 }
 
 /// `linux-4.19`: lower IST1 around `do_debug`.
 pub extern "C" fn shift_down(_: &mut IstFrame) {
+    if const { mutant::is(catalog::DB_4_19_NO_SHIFT) } {
+        return;
+    }
     percpu::this().shift_ist(IstSlot::Db, -(super::strategy::IST_SHIFT as i64));
 }
 
 pub extern "C" fn shift_up(_: &mut IstFrame) {
+    if const { mutant::is(catalog::DB_4_19_NO_SHIFT) } {
+        return;
+    }
     percpu::this().shift_ist(IstSlot::Db, super::strategy::IST_SHIFT as i64);
 }

@@ -9,6 +9,7 @@ pub mod df;
 pub mod frame;
 pub mod handlers;
 pub mod mc_entry;
+pub mod mutant;
 pub mod nmi;
 mod phases;
 pub mod strategy;
@@ -26,7 +27,13 @@ pub use strategy::Strategy;
 /// debug IDT from it. BSP, before APs.
 pub fn install(strategy: Strategy) {
     strategy::set(strategy);
-    idt::set_gate(1, db::range().0, IST_DB);
+    // Mutant db-gate-without-ist: the #DB gate has no IST (CVE-2018-8897's shape).
+    let db_ist = if mutant::is(mutant::catalog::DB_GATE_WITHOUT_IST) {
+        0
+    } else {
+        IST_DB
+    };
+    idt::set_gate(1, db::range().0, db_ist);
     let nmi = if strategy::flags(strategy) & strategy::NMI_NESTING != 0 {
         nmi::linux_range()
     } else {

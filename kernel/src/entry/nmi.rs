@@ -38,6 +38,7 @@ use core::arch::global_asm;
 
 use super::counters::Counter;
 use super::frame::{asm_epilogue, asm_prelude};
+use super::mutant::{self, catalog};
 use super::strategy::{DR7_GUARD, ENTRY_FLAGS};
 use crate::arch::gdt::{KERNEL_CODE_SELECTOR, KERNEL_DATA_SELECTOR};
 use crate::arch::percpu::{IST_STACK_SIZE, TSS_RSP0_OFFSET};
@@ -61,6 +62,15 @@ const DF_IN_BYTE_1: u8 = 1 << (10 - 8);
 global_asm!(
     asm_prelude!(),
     r#"
+    /* "iret" <- "outermost", from rsp = top-56 to rsp = top-96. */
+    .macro ITER_COPY
+    W push qword ptr [rsp - 48]          /* iret SS     <- outermost SS     */
+    W push qword ptr [rsp - 48]          /* iret RSP    <- outermost RSP    */
+    W push qword ptr [rsp - 48]          /* iret RFLAGS <- outermost RFLAGS */
+    W push qword ptr [rsp - 48]          /* iret CS     <- outermost CS     */
+    W push qword ptr [rsp - 48]          /* iret RIP    <- outermost RIP    */
+    .endm
+
     /* The plain NMI body, shared by both stubs, as a macro. */
     .macro NMI_BODY
     W push 0                             /* no error code */
@@ -68,15 +78,15 @@ global_asm!(
     PUSH_GPRS
     W movzx r12d, byte ptr [rip + {flags}]
     W xor r13d, r13d
-    DR7_SAVE {dr7_guard}
+    DR7_SAVE {dr7_guard}, {m_no_dr7_clear}
     W push r12
     W push r13
     W lea r15, [rip + {phases}]
     RUN_PHASES                           /* one call site, as in db_stub */
     W pop r13
     W pop r12
-    DR7_RESTORE {dr7_guard}
-    POP_GPRS
+    DR7_RESTORE {dr7_guard}, {m_dr7_not_restored}
+    POP_GPRS {m_swap}
     W add rsp, 16
     .endm
 
@@ -97,8 +107,12 @@ nmi_stub_linux:
     W inc qword ptr gs:[{nmi_entered}]
     W cld
     W push rdx                           /* top-48: the one scratch register */
+    .if {m_no_cs_test} == 0
     W test byte ptr [rsp + 16], 3        /* the interrupted CS */
     W jz nmi_from_kernel
+    .else
+    W jmp nmi_from_kernel                /* mutant: ring 3 takes the nesting tests */
+    .endif
     /*
      * Ring 3: run on RSP0. Nothing more may be pushed here first: the slot
      * below rdx is "NMI executing".
@@ -117,22 +131,31 @@ nmi_stub_linux:
 
 nmi_from_kernel:
     /* Nested inside the repeat copy: the outer NMI repeats anyway. */
+    .if {m_no_repeat_test} == 0
     W cmp qword ptr [rsp + 8], offset repeat_nmi
     W jb 4f
     W cmp qword ptr [rsp + 8], offset end_repeat_nmi
     W jb nmi_nested_in_repeat
+    .endif
 4:
+    .if {m_no_executing_test} == 0
     W cmp qword ptr [rsp - 8], 1         /* "NMI executing" (top-56) */
     W je nmi_nested_by_flag
+    .endif
     /* Was the interrupted RSP on this NMI stack? */
+    .if {m_no_rsp_test}
+    W jmp nmi_first                      /* mutant: never asks */
+    .endif
     W lea rdx, [rsp + 48]                /* the stack's top */
     W cmp qword ptr [rsp + 32], rdx
     W ja nmi_first                       /* above it: a normal NMI */
     W sub rdx, {nmi_stack_size}
     W cmp qword ptr [rsp + 32], rdx
     W jb nmi_first                       /* below it: a normal NMI */
+    .if {m_no_df_test} == 0
     W test byte ptr [rsp + 25], {df}     /* the interrupted RFLAGS.DF */
     W jz nmi_user_rsp                    /* RSP was chosen by ring 3 */
+    .endif
     W inc qword ptr gs:[{nested_by_rsp}]
     W jmp nmi_nested
 nmi_user_rsp:
@@ -167,25 +190,33 @@ nmi_first:
     W push qword ptr [rsp + 88]          /* outermost RFLAGS (top-120) */
     W push qword ptr [rsp + 88]          /* outermost CS     (top-128) */
     W push qword ptr [rsp + 88]          /* outermost RIP    (top-136) */
+    .if {m_iret_once}                    /* mutant: the copy below, once */
+    W add rsp, 80
+    ITER_COPY
+    W sub rsp, 40
+    .endif
     /* Everything up to here is safe from nested NMIs. */
     .global repeat_nmi
 repeat_nmi:
     W inc qword ptr gs:[{passes}]
     W mov qword ptr [rsp + 80], 1        /* "NMI executing" */
+    .if {m_iret_once} == 0
     W add rsp, 80                        /* rsp = top-56 */
-    W push qword ptr [rsp - 48]          /* iret SS     <- outermost SS     */
-    W push qword ptr [rsp - 48]          /* iret RSP    <- outermost RSP    */
-    W push qword ptr [rsp - 48]          /* iret RFLAGS <- outermost RFLAGS */
-    W push qword ptr [rsp - 48]          /* iret CS     <- outermost CS     */
-    W push qword ptr [rsp - 48]          /* iret RIP    <- outermost RIP    */
+    ITER_COPY
     W sub rsp, 40                        /* rsp = top-136 */
+    .endif
     .global end_repeat_nmi
 end_repeat_nmi:
     /* From here a nested NMI may point the "iret" frame at repeat_nmi. */
     NMI_BODY                             /* its IstFrame ends on "outermost" */
     W add rsp, 40                        /* rsp = top-96: the "iret" frame */
+    .if {m_cleared_early}                /* mutant: flag cleared, then STD */
+    W mov qword ptr [rsp + 40], 0
+    W std
+    .else
     W std                                /* DF marks the window to IRETQ ... */
     W mov qword ptr [rsp + 40], 0        /* ... once "NMI executing" is clear */
+    .endif
     W iretq
     .global nmi_stub_linux_end
 nmi_stub_linux_end:
@@ -193,6 +224,7 @@ nmi_stub_linux_end:
 "#,
     asm_epilogue!(),
     ".purgem NMI_BODY",
+    ".purgem ITER_COPY",
     flags = sym ENTRY_FLAGS,
     dr7_guard = const DR7_GUARD,
     tss_rsp0 = const TSS_RSP0_OFFSET,
@@ -209,6 +241,16 @@ nmi_stub_linux_end:
     user_rsp_on_stack = const Counter::NmiUserRspOnStack.gs_offset(),
     passes = const Counter::NmiPasses.gs_offset(),
     phases = sym super::phases::NMI,
+    m_no_dr7_clear = const mutant::flag(catalog::NMI_NO_DR7_CLEAR),
+    m_dr7_not_restored = const mutant::flag(catalog::NMI_DR7_NOT_RESTORED),
+    m_swap = const mutant::flag(catalog::POP_GPRS_SWAP_R8_R9),
+    m_no_cs_test = const mutant::flag(catalog::NMI_NO_CS_TEST),
+    m_no_repeat_test = const mutant::flag(catalog::NMI_NO_REPEAT_RANGE_TEST),
+    m_no_executing_test = const mutant::flag(catalog::NMI_NO_EXECUTING_TEST),
+    m_no_rsp_test = const mutant::flag(catalog::NMI_NO_RSP_TEST),
+    m_no_df_test = const mutant::flag(catalog::NMI_NO_DF_TEST),
+    m_iret_once = const mutant::flag(catalog::NMI_IRET_COPIED_ONCE),
+    m_cleared_early = const mutant::flag(catalog::NMI_EXECUTING_CLEARED_EARLY),
 );
 
 unsafe extern "C" {

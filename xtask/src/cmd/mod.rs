@@ -7,6 +7,7 @@ pub mod bench;
 pub mod divergence;
 pub mod image;
 pub mod lava;
+pub mod mutants;
 pub mod opts;
 pub mod report;
 pub mod results;

@@ -70,6 +70,40 @@ pub fn kernel() -> Result<PathBuf> {
     Ok(elf)
 }
 
+const MUTANT_BUILD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Where mutant kernels are built: their own target directory, so that a
+/// mutant build never replaces the real kernel or its incremental cache.
+pub fn mutants_dir() -> PathBuf {
+    crate::target_dir().join("mutants")
+}
+
+/// Builds the kernel as mutant `name` (`ISTORM_MUTANT=name`, read by the
+/// kernel's `entry::mutant`) and copies the ELF to `mutants/elf/NAME`, where
+/// it stays valid while the next mutant builds.
+pub fn mutant_kernel(name: &str) -> Result<PathBuf> {
+    let dir = mutants_dir();
+    let mut cmd = cargo();
+    cmd.env("ISTORM_MUTANT", name)
+        .env("CARGO_TARGET_DIR", &dir)
+        .args([
+            "build",
+            "--release",
+            "-p",
+            KERNEL_PACKAGE,
+            "--target",
+            KERNEL_TARGET,
+        ]);
+    process::run_quiet(&mut cmd, MUTANT_BUILD_TIMEOUT)
+        .with_context(|| format!("building mutant {name}"))?;
+    let built = dir.join(KERNEL_TARGET).join("release").join(KERNEL_BIN);
+    let kept = dir.join("elf").join(name);
+    std::fs::create_dir_all(dir.join("elf"))?;
+    std::fs::copy(&built, &kept)
+        .with_context(|| format!("copying `{}` to `{}`", built.display(), kept.display()))?;
+    Ok(kept)
+}
+
 /// The kernel to boot: a prebuilt ELF given with `--kernel`, else a fresh build.
 pub fn kernel_or(prebuilt: Option<&PathBuf>) -> Result<PathBuf> {
     match prebuilt {

@@ -12,6 +12,8 @@ pub mod image_checks;
 pub mod lava_check;
 pub mod live;
 pub mod matrix;
+pub mod mutants;
+pub mod mutants_matrix;
 pub mod recovery;
 pub mod sequence;
 pub mod suite;

@@ -1,6 +1,7 @@
 //! The shadow: every word of every IST frame, copied at entry and compared at
 //! exit; and the `linux` NMI's "iret" copy, which the final IRETQ uses.
 
+use crate::entry::mutant::{self, catalog};
 use core::sync::atomic::Ordering;
 
 use super::{
@@ -176,7 +177,9 @@ pub extern "C" fn ist_exit(frame: &mut IstFrame) {
     let v = slot as usize;
     let depth = checker.depth[v].load(Ordering::Relaxed) as usize - 1;
     if depth < MAX_DEPTH && mode() != Mode::Off {
-        let mut damaged = guard::check(checker, v, depth);
+        // Mutant checker-no-guard: the guarded stack is never compared.
+        let mut damaged =
+            !const { mutant::is(catalog::CHECKER_NO_GUARD) } && guard::check(checker, v, depth);
         damaged |= check_shadow(checker, slot, depth, frame);
         if slot == IstSlot::Nmi {
             damaged |= check_iret_copy(checker, depth, frame);
@@ -197,7 +200,10 @@ fn check_shadow(checker: &CpuChecker, slot: IstSlot, depth: usize, frame: &mut I
     let (want, seen) = (words(shadow), words(frame));
     let mut mismatched = false;
     for ((name, expected), seen) in WORD_NAMES.iter().zip(want).zip(seen) {
-        if expected != seen {
+        // Mutant checker-six-fields: RIP, CS, RFLAGS, RSP, SS, error code only.
+        let skipped = const { mutant::is(catalog::CHECKER_SIX_FIELDS) }
+            && !matches!(*name, "rip" | "cs" | "rflags" | "rsp" | "ss" | "error_code");
+        if expected != seen && !skipped {
             mismatched = true;
             checker.record(Corruption {
                 kind: Kind::FrameMismatch,
