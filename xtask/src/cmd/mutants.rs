@@ -17,7 +17,7 @@ use testkit::mutants::{CATALOG, Mutant, find};
 use crate::cmd::opts::{self, Common};
 use crate::qemu::accel;
 use crate::report::console::{self, Console};
-use crate::runner::mutants::{self, Settings};
+use crate::runner::mutants::{self, CPU, Settings};
 use crate::runner::mutants_matrix;
 
 /// Build each mutant of the entry code and run the scenarios that must kill it.
@@ -51,8 +51,6 @@ pub struct Args {
 /// The per-boot timeout unless `--timeout` says otherwise: a mutant that
 /// hangs is usually caught by the kernel's watchdog well before.
 const BOOT_TIMEOUT: Duration = Duration::from_secs(120);
-/// The CPU model of every probe (the suites' x2APIC model).
-pub const CPU: &str = "max,vendor=GenuineIntel";
 
 fn chosen(args: &Args) -> Result<Vec<&'static Mutant>> {
     if args.only.is_empty() {

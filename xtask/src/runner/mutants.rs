@@ -141,6 +141,9 @@ pub fn judge(reports: &[Report]) -> Cell {
     Cell::NotReproduced(why)
 }
 
+/// The CPU model of every probe (the suites' x2APIC model).
+pub const CPU: &str = "max,vendor=GenuineIntel";
+
 /// How every probe boots.
 pub struct Settings {
     pub accel: Accel,
@@ -172,6 +175,33 @@ impl Outcome {
 
 /// Mutant builds share one target directory: one at a time.
 static BUILD: Mutex<()> = Mutex::new(());
+
+/// The report of one mutant for `cargo xtask test`: passes when killed.
+pub fn report(outcome: &Outcome) -> Report {
+    let name = format!("mutants::{}", outcome.mutant.name);
+    match outcome.killed() {
+        Some((p, kill, why)) => Report {
+            note: format!(
+                "killed: {} by {} [{}] ({why})",
+                kill.word(),
+                p.filter,
+                p.strategy.name()
+            ),
+            ..Report::new(name, Verdict::Pass)
+        },
+        None => {
+            let cells: Vec<String> = outcome
+                .cells
+                .iter()
+                .map(|(p, c)| format!("{} [{}]: {c:?}", p.filter, p.strategy.name()))
+                .collect();
+            Report::new(
+                name,
+                Verdict::Fail(format!("the mutant survived: {}", cells.join("; "))),
+            )
+        }
+    }
+}
 
 /// Builds `mutant` and runs its plan.
 pub fn run(mutant: &'static Mutant, settings: &Settings, worker: &Worker) -> Outcome {

@@ -131,6 +131,8 @@ enum Job {
     Suite(Spec),
     /// A suite whose results decide one check, named by the string.
     Mutant(Spec),
+    /// A mutant of the entry code that must be killed (`runner/mutants.rs`).
+    EntryMutant(&'static testkit::mutants::Mutant),
     /// The generated LAVA QEMU job run under `lava-run` (`runner/lava_check.rs`).
     Lava,
 }
@@ -221,6 +223,14 @@ impl Args {
                 let args = self.kernel_args(strategy, self.filter.as_deref());
                 jobs.push(Job::Suite(self.spec(strategy, cpu, args)));
             }
+        }
+        if qemu {
+            jobs.extend(
+                testkit::mutants::CATALOG
+                    .iter()
+                    .filter(|m| m.fast && self.wanted(&format!("mutants::{}", m.name)))
+                    .map(Job::EntryMutant),
+            );
         }
         if self.filter.is_none() {
             let args = self.kernel_args(Strategy::Linux, Some(SELFTEST_FILTER));

@@ -25,8 +25,14 @@ use crate::report::verdict::{Report, Verdict};
 use crate::runner::boot::{Artifacts, Door};
 use crate::runner::budget::{Budget, SUITE_CORES};
 use crate::runner::lava_check;
+use crate::runner::mutants;
 use crate::runner::sequence::{self, Shared};
 use crate::runner::suite;
+
+/// The fast mutants' boots: few iterations, a short leash (`runner/mutants.rs`).
+const MUTANT_ITERATIONS: u32 = 50;
+const MUTANT_SMP: u32 = 4;
+const MUTANT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(90);
 
 /// What the pool needs: the accelerator, the files, and the jobs that can run.
 pub(super) struct Ready {
@@ -51,6 +57,7 @@ pub(super) fn prepare(args: &Args, jobs: Vec<Job>) -> Result<(Option<Ready>, Vec
                         Job::Check(check) => (check.name, Vec::new()),
                         Job::Suite(spec) => ("suite::build".to_string(), spec.labels()),
                         Job::Mutant(spec) => (MUTANT.to_string(), spec.labels()),
+                        Job::EntryMutant(m) => (format!("mutants::{}", m.name), Vec::new()),
                         Job::Lava => (lava_check::NAME.to_string(), Vec::new()),
                     };
                     Report {
@@ -65,7 +72,7 @@ pub(super) fn prepare(args: &Args, jobs: Vec<Job>) -> Result<(Option<Ready>, Vec
     let needs_limine = |job: &Job| match job {
         Job::Check(check) => check.config.door.needs_limine(),
         Job::Suite(spec) | Job::Mutant(spec) => spec.config.door.needs_limine(),
-        Job::Lava => false,
+        Job::Lava | Job::EntryMutant(_) => false,
     };
     let limine = if args.door().needs_limine() {
         Some(limine::require(args.common.limine_dir.as_deref())?)
@@ -144,7 +151,7 @@ pub(super) fn run_jobs(args: &Args, ready: Ready, tally: &Mutex<Tally>, json: Op
     ));
     let mutants = runnable
         .iter()
-        .filter(|j| matches!(j, Job::Mutant(_)))
+        .filter(|j| matches!(j, Job::Mutant(_) | Job::EntryMutant(_)))
         .count();
     lock(tally).expect(checks + mutants);
     let boots = AtomicUsize::new(0);
@@ -200,7 +207,7 @@ pub(super) fn lock(tally: &Mutex<Tally>) -> std::sync::MutexGuard<'_, Tally> {
 fn run_job(job: &Job, shared: &Shared, worker: &Worker, budget: &Budget) {
     let _cores = budget.take(match job {
         Job::Check(_) | Job::Lava => 1,
-        Job::Suite(_) | Job::Mutant(_) => SUITE_CORES,
+        Job::Suite(_) | Job::Mutant(_) | Job::EntryMutant(_) => SUITE_CORES,
     });
     match job {
         Job::Check(check) => {
@@ -225,6 +232,20 @@ fn run_job(job: &Job, shared: &Shared, worker: &Worker, budget: &Budget) {
                 labels: spec.labels(),
                 ..judge_mutant(&seen)
             };
+            lock(shared.tally).record(report);
+        }
+        Job::EntryMutant(mutant) => {
+            let settings = mutants::Settings {
+                accel: shared.accel,
+                iterations: MUTANT_ITERATIONS,
+                smp: MUTANT_SMP,
+                cpu: mutants::CPU.into(),
+                timeout: MUTANT_TIMEOUT,
+                all_probes: false,
+            };
+            let outcome = mutants::run(mutant, &settings, worker);
+            let mut report = mutants::report(&outcome);
+            report.duration = Some(outcome.build + outcome.run);
             lock(shared.tally).record(report);
         }
         Job::Lava => {
