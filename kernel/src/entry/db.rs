@@ -72,16 +72,15 @@ db_stub:
     W jz 1f
     WF {user_switch}, test byte ptr [rsp + {gprs_cs}], 3
     WF {user_switch}, jz 1f
-    .if {m_user_on_ist}                  /* mutant: ring-3 #DB stays on IST_DB */
-    WF {user_switch}, jmp 1f
-    .endif
     /* From ring 3: move everything pushed so far to RSP0 and run there. */
+    .if {m_user_on_ist} == 0             /* mutant: it stays on IST_DB */
     WF {user_switch}, mov rdi, qword ptr gs:[{tss_rsp0}]
     WF {user_switch}, sub rdi, {moved_bytes}
     WF {user_switch}, mov rsi, rsp
     WF {user_switch}, mov ecx, {moved_words}
     WF {user_switch}, rep movsq
     WF {user_switch}, lea rsp, [rdi - {moved_bytes}]
+    .endif
     WF {user_switch}, inc qword ptr gs:[{db_from_user}]
     WF {user_switch}, and r12d, ~({dr7_guard} | {shift_ist} | {debug_idt})
 1:
