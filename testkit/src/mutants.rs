@@ -148,7 +148,7 @@ pub const CATALOG: [Mutant; 21] = [
         "linux-nmi-no-latch",
         "exc_nmi's nmi_state latch: an NMI body nests inside another",
         "CVE-2015-3290",
-        &[p(Linux, USER_LATCH)],
+        &[p(Linux, USER_LATCH), p(Linux419, USER_LATCH)],
     ),
     m(
         DB_NO_DR7_CLEAR,

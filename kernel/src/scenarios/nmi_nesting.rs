@@ -22,7 +22,7 @@ use crate::arch::{cpu, lapic, percpu, time};
 use crate::entry::checker::IstFrame;
 use crate::entry::counters::{Counter, Snapshot};
 use crate::entry::handlers;
-use crate::entry::strategy::{self, USER_SWITCH};
+use crate::entry::strategy::{self, NMI_LATCH, USER_SWITCH};
 use crate::mm;
 
 const VICTIM: usize = 0;
@@ -236,6 +236,15 @@ pub(super) fn sweep(ctx: &mut Context<'_>, origin: Origin) -> TestResult {
     if strategy::applies(USER_SWITCH) && user_path < from_user {
         return Err(ctx.fail(format_args!(
             "{from_user} NMIs interrupted ring 3 but only {user_path} took the ring-3 path: the rest went through the nesting tests"
+        )));
+    }
+    // exc_nmi's nmi_state (the 64-bit half of the CVE-2015-3290 fixes): under
+    // it no NMI body may start while another runs on this CPU.
+    let bodies = NESTED_BODIES.load(Ordering::Relaxed);
+    if strategy::applies(NMI_LATCH) && bodies > 0 {
+        return Err(ctx.fail(format_args!(
+            "{bodies} NMI bodies started inside another although nmi_state latches ({} latched)",
+            count(Counter::NmiLatched)
         )));
     }
     if !evidence.complete() {
