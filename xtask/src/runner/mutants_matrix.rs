@@ -124,7 +124,7 @@ fn survivor_note(cell: &Cell) -> String {
 
 /// The last line: the mutation score and the time it took.
 pub fn score(killed: usize, total: usize, elapsed: Duration) -> String {
-    let pct = if total == 0 { 0 } else { killed * 100 / total };
+    let pct = (killed * 100).checked_div(total).unwrap_or(0);
     format!(
         "mutation score: {killed}/{total} killed ({pct}%), {} survived; {:.0} s",
         total - killed,

@@ -11,6 +11,8 @@
 //!   each crashes the kernel on purpose and must be seen crashing just so;
 //! - `checker::mutant_blind_is_caught`: with a checker that records nothing,
 //!   every naive `detect` test must fail with "expected corruption, none detected".
+//! - `mutants::NAME`: the fast mutants of the entry code (`cargo xtask mutants
+//!   --fast`), each built and booted until a scenario kills it (`runner/mutants.rs`).
 //!
 //! All of it runs on `--jobs` QEMU instances side by side (`pool.rs`) and
 //! ends with one line `N passed, N failed, N skipped`.
