@@ -90,8 +90,12 @@ const NESTING: &str = "scenarios::nmi_nesting";
 const USER_LATCH: &str = "scenarios::nmi_from_user_latch";
 const DB_NMI: &str = "scenarios::db_kernel_nmi_db";
 const TRACE: &str = "scenarios::trace_irq_recursion";
-/// The nested-NMI windows and SYSCALL-gap NMIs (helper NMIW's scenario).
+/// NMIs aimed at every instruction of the `linux` NMI entry and exit.
 const WINDOWS: &str = "scenarios::nmi_nested_windows";
+/// A nested NMI while the first one's handler runs on the #DB stack.
+const OFF_STACK: &str = "scenarios::nmi_nested_off_stack";
+/// Ring 3 points RSP into IST_NMI; NMIs in ring 3 and the SYSCALL gap.
+const SYSCALL_GAP: &str = "scenarios::nmi_syscall_gap";
 
 pub const CATALOG: [Mutant; 21] = [
     fast(m(
@@ -106,35 +110,35 @@ pub const CATALOG: [Mutant; 21] = [
         "linux-nmi-no-executing-test",
         "the \"NMI executing\" test",
         "",
-        &[p(Linux, NESTING), p(Linux, USER_LATCH)],
+        &[p(Linux, NESTING), p(Linux, OFF_STACK)],
     )),
     m(
         NMI_NO_REPEAT_RANGE_TEST,
         "linux-nmi-no-repeat-range-test",
         "the repeat_nmi..end_repeat_nmi test",
         "CVE-2015-3290",
-        &[p(Linux, NESTING), p(Linux, WINDOWS)],
+        &[p(Linux, WINDOWS), p(Linux, NESTING)],
     ),
     m(
         NMI_NO_RSP_TEST,
         "linux-nmi-no-rsp-test",
         "the interrupted-RSP-on-IST_NMI test (the window between clearing \"executing\" and IRETQ)",
         "",
-        &[p(Linux, NESTING), p(Linux, WINDOWS)],
+        &[p(Linux, WINDOWS), p(Linux, NESTING)],
     ),
     m(
         NMI_NO_DF_TEST,
         "linux-nmi-no-df-test",
         "the DF test in the RSP-on-NMI-stack check: a ring-3 RSP in the SYSCALL gap looks nested",
         "CVE-2015-3291",
-        &[p(Linux, NESTING), p(Linux, WINDOWS)],
+        &[p(Linux, SYSCALL_GAP), p(Linux, NESTING)],
     ),
     m(
         NMI_EXECUTING_CLEARED_EARLY,
         "linux-nmi-executing-cleared-early",
         "the order STD, then clear \"executing\": the flag is cleared before the STD/IRETQ window",
         "",
-        &[p(Linux, NESTING), p(Linux, WINDOWS)],
+        &[p(Linux, WINDOWS), p(Linux, NESTING)],
     ),
     m(
         NMI_IRET_COPIED_ONCE,
