@@ -252,7 +252,7 @@ pub const CATALOG: [Mutant; 21] = [
         "checker-six-fields",
         "the checker's comparison of the GPR and strategy words (back to six fields)",
         "",
-        &[p(Naive, NESTING), p(Naive, TRACE), p(Naive, DB_NMI)],
+        &[p(Linux, "scenarios::checker_words"), p(Naive, NESTING)],
     ),
 ];
 

@@ -3,6 +3,7 @@
 mod aim;
 mod bench;
 pub mod bench_phases;
+pub mod checker_words;
 mod common;
 pub mod db_kernel_nmi_db;
 pub mod db_user_nmi_db;
