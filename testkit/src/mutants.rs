@@ -194,7 +194,10 @@ pub const CATALOG: [Mutant; 21] = [
         "linux419-no-shift",
         "linux-4.19's shift_ist around the #DB body",
         "Linux 5.8 (2020): shift_ist removed (safe only with DR7 cleared)",
-        &[p(Linux419, TRACE), p(Linux419, DB_NMI)],
+        &[
+            p(Linux419, "scenarios::kernel_db_recursion"),
+            p(Linux419, TRACE),
+        ],
     ),
     m(
         SHIFT_NO_UNSHIFT,

@@ -12,6 +12,7 @@ pub mod gd_detect;
 pub mod icebp_dr6;
 pub mod int3_forms;
 pub mod ist_overflow_df;
+pub mod kernel_db_recursion;
 pub mod kernel_text_breakpoints;
 pub mod kernel_tf_leak;
 pub mod mce_plain;
