@@ -80,8 +80,10 @@ pub enum Cell {
 }
 
 /// What a verdict's text says about why a test failed.
+/// Only the verdict's first clause counts: what follows `; ` is the test's
+/// notes (`incidents=0` says nothing about why it failed).
 pub fn classify(text: &str) -> Kill {
-    let t = text.to_ascii_lowercase();
+    let t = text.split("; ").next().unwrap_or(text).to_ascii_lowercase();
     if t.contains("hang:") || t.starts_with("hang") || t.contains("no end in sight") {
         Kill::Hang
     } else if ["crash", "panic", "exception", "triple fault"]
@@ -314,6 +316,18 @@ mod tests {
                 Kill::Hang,
             ),
             ("the handlers never raised the second #DB", Kill::Check),
+            (
+                "no NMI landed inside a #DB handler in 100 iterations; incidents=0 lost_nmis=0",
+                Kill::Check,
+            ),
+            (
+                "prediction untested: 0 landings predicted to corrupt, 0 clean",
+                Kill::Corruption,
+            ),
+            (
+                "the checker missed a damaged dr7 (17 of 23 words missed)",
+                Kill::Check,
+            ),
         ];
         for (text, kill) in cases {
             assert_eq!(classify(text), kill, "{text}");
