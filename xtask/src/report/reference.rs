@@ -264,6 +264,27 @@ pub const REFERENCES: &[Reference] = &[
         outcome: "pass",
     },
     Reference {
+        test: "scenarios::kernel_db_recursion",
+        hazard: "kernel #DB whose body raises a second #DB",
+        silicon: "#DB delivery clears only DR7.GD: a watchpoint touched in a #DB \
+                  handler fires again, and through an IST gate the second #DB starts \
+                  at the same IST top",
+        sources: &[
+            SDM_DR7,
+            SDM_IST,
+            "Linux v4.19 arch/x86/kernel/traps.c do_debug (debug_stack_usage_inc / shift_ist)",
+        ],
+        outcome: "pass",
+    },
+    Reference {
+        test: "scenarios::checker_words",
+        hazard: "one word of an IST frame changed between entry and exit",
+        silicon: "no hardware hazard: a check of istorm's own checker, the same on every \
+                  platform (it compares words in memory)",
+        sources: &["istorm kernel/src/entry/checker/shadow.rs"],
+        outcome: "pass",
+    },
+    Reference {
         test: "scenarios::trace_irq_recursion",
         hazard: "breakpoint on #DB entry's hook",
         silicon: "#DB delivery clears only DR7.GD: a breakpoint on code #DB entry \
