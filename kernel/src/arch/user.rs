@@ -110,6 +110,14 @@ user_program_movss_syscall:
     mov ss, word ptr [rdi]
     syscall
     ud2
+    .global user_program_syscall_rsp    /* RSP = arg0, arg1 loops, SYSCALL */
+user_program_syscall_rsp:
+    mov rsp, rdi                        /* any RSP: ring 3 never uses it here */
+1:
+    dec rsi
+    jnz 1b
+    syscall                             /* its entry runs on that RSP */
+    ud2
     .global user_program_spin           /* wait until *arg0 != 0 */
 user_program_spin:
     pause
@@ -146,6 +154,7 @@ unsafe extern "C" {
     static user_program_syscall_tf: u8;
     static user_program_sysenter_tf: u8;
     static user_program_tf_exit: u8;
+    static user_program_syscall_rsp: u8;
     static syscall_entry: u8;
     static syscall_entry_end: u8;
     static user_programs_end: u8;
@@ -178,6 +187,9 @@ pub enum Program {
     MovSsIntN3,
     /// `mov ss, [arg0]`, then SYSCALL.
     MovSsSyscall,
+    /// Loads RSP with arg0, loops arg1 (>= 1) times, then executes SYSCALL:
+    /// the SYSCALL entry runs on an RSP ring 3 chose.
+    SyscallOnRsp,
 }
 
 impl Program {
@@ -195,6 +207,7 @@ impl Program {
             Program::SyscallTf => &raw const user_program_syscall_tf,
             Program::SysenterTf => &raw const user_program_sysenter_tf,
             Program::TfExit => &raw const user_program_tf_exit,
+            Program::SyscallOnRsp => &raw const user_program_syscall_rsp,
         }
     }
 

@@ -23,6 +23,15 @@ use crate::arch::percpu::{self, IST_DB, IST_NMI};
 use crate::arch::vectors::{self, TrapFrame};
 pub use strategy::Strategy;
 
+/// The NMI stub `strategy` installs.
+pub fn nmi_stub(strategy: Strategy) -> Stub {
+    if strategy::flags(strategy) & strategy::NMI_NESTING != 0 {
+        Stub::NmiLinux
+    } else {
+        Stub::NmiPlain
+    }
+}
+
 /// Installs `strategy`'s #DB and NMI stubs in the shared IDT, then builds the
 /// debug IDT from it. BSP, before APs.
 pub fn install(strategy: Strategy) {
@@ -34,12 +43,7 @@ pub fn install(strategy: Strategy) {
         IST_DB
     };
     idt::set_gate(1, db::range().0, db_ist);
-    let nmi = if strategy::flags(strategy) & strategy::NMI_NESTING != 0 {
-        nmi::linux_range()
-    } else {
-        nmi::plain_range()
-    };
-    idt::set_gate(2, nmi.0, IST_NMI);
+    idt::set_gate(2, nmi_stub(strategy).range().0, IST_NMI);
     idt::build_debug();
 }
 
@@ -49,6 +53,10 @@ pub use frame::window;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Stub {
     Db,
+    /// The plain NMI stub (`naive`, `shift-only`, `dr7-guard`).
+    NmiPlain,
+    /// The nested-NMI stub (`linux`, `linux-4.19`).
+    NmiLinux,
 }
 
 impl Stub {
@@ -56,6 +64,8 @@ impl Stub {
     pub const fn symbol(self) -> &'static str {
         match self {
             Stub::Db => "db_stub",
+            Stub::NmiPlain => "nmi_stub",
+            Stub::NmiLinux => "nmi_stub_linux",
         }
     }
 
@@ -63,6 +73,8 @@ impl Stub {
     pub fn range(self) -> (u64, u64) {
         match self {
             Stub::Db => db::range(),
+            Stub::NmiPlain => nmi::plain_range(),
+            Stub::NmiLinux => nmi::linux_range(),
         }
     }
 }

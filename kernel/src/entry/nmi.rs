@@ -285,3 +285,34 @@ pub fn repeat_range() -> (u64, u64) {
         end_repeat_nmi as *const () as u64,
     )
 }
+
+/// Where the latest NMI on a CPU landed: the hardware frame every NMI, plain
+/// or nested, leaves at the top of IST_NMI ("original" in the Linux picture;
+/// no stub writes there). Read from another CPU after that CPU's `NmiEntered`
+/// moved, and before the next NMI is sent to it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Landing {
+    pub rip: u64,
+    pub cs: u64,
+    pub rflags: u64,
+    pub rsp: u64,
+}
+
+/// The latest NMI's interrupted context on `cpu`.
+pub fn last_landing(cpu: usize) -> Landing {
+    let top = crate::arch::percpu::cpu(cpu)
+        .ist_stack(crate::arch::percpu::IstSlot::Nmi)
+        .top;
+    let word = |below: u64| {
+        // SAFETY: `top - below` lies in the mapped IST_NMI stack of `cpu`
+        // (below <= 40 < its size), aligned; a volatile read of a word the CPU
+        // writes as a whole when it delivers an NMI.
+        unsafe { core::ptr::read_volatile((top - below) as *const u64) }
+    };
+    Landing {
+        rip: word(slot::ORIGINAL_RIP),
+        cs: word(slot::ORIGINAL_RIP - 8),
+        rflags: word(slot::ORIGINAL_RIP - 16),
+        rsp: word(slot::ORIGINAL_RIP - 24),
+    }
+}

@@ -147,7 +147,8 @@ pub fn collect(ctx: &mut Context<'_>, cpu: usize) -> Evidence {
     Evidence { dbs, report }
 }
 
-const WINDOW_MAX: usize = 160;
+/// Room for the longest stub on one path (`nmi_stub_linux`: about 180).
+const WINDOW_MAX: usize = 224;
 
 /// Which instructions of an entry stub NMIs landed on, and after which of
 /// those landings the checker found a damaged frame. Only the instructions the
@@ -233,6 +234,20 @@ impl Window {
         let mut marked = (0..self.len()).filter(|&i| self.flags[i].load(Ordering::Relaxed) == flag);
         let first = marked.next()?;
         Some((first, marked.last().unwrap_or(first)))
+    }
+
+    /// Coverage of the instructions at addresses in `[lo, hi)` only.
+    pub fn coverage_within(&self, lo: u64, hi: u64) -> Coverage {
+        let inside = |i: &usize| {
+            let addr = self.addrs[*i].load(Ordering::Relaxed);
+            addr >= lo && addr < hi
+        };
+        let total = (0..self.len()).filter(inside).count();
+        let hit = (0..self.len())
+            .filter(inside)
+            .filter(|&i| self.hits[i].load(Ordering::Relaxed) > 0)
+            .count();
+        Coverage { hit, total }
     }
 
     pub fn coverage(&self) -> Coverage {

@@ -207,11 +207,40 @@ pub const REFERENCES: &[Reference] = &[
         outcome: "pass",
     },
     Reference {
+        test: "scenarios::nmi_nested_off_stack",
+        hazard: "#BP IRET in #DB inside NMI, nested NMI on the #DB stack",
+        silicon: "any IRET ends NMI blocking, also one on another IST stack: the next \
+                  NMI starts at the IST_NMI top while the first one runs on IST_DB",
+        sources: &[SDM_NMI, SDM_IST, LINUX_NMI],
+        outcome: "pass",
+    },
+    Reference {
+        test: "scenarios::nmi_nested_windows",
+        hazard: "#BP IRET inside NMI, NMIs aimed at the NMI entry and exit",
+        silicon: "NMIs stay blocked from delivery to the next IRET; after an early IRET \
+                  a nested NMI can land on any instruction that runs with them open",
+        sources: &[SDM_NMI, LINUX_NMI],
+        outcome: "pass",
+    },
+    Reference {
         test: "scenarios::nmi_nesting",
         hazard: "#BP IRET inside NMI, nested NMI",
         silicon: "the #BP's IRET ends NMI blocking; the next NMI nests on the same \
                   IST top unless the entry repeats",
         sources: &[SDM_NMI, LINUX_NMI],
+        outcome: "pass",
+    },
+    Reference {
+        test: "scenarios::nmi_syscall_gap",
+        hazard: "NMI in ring 3 / the SYSCALL gap with RSP on the NMI stack",
+        silicon: "SYSCALL does not switch stacks and clears the SFMASK bits (DF): an \
+                  NMI in the gap sees a ring-0 CS and a user-chosen RSP, which may lie \
+                  on IST_NMI",
+        sources: &[
+            "Intel SDM Vol. 2B SYSCALL",
+            SDM_NMI,
+            "CVE-2015-3291 (Linux: user RSP in the NMI stack fools the nested-NMI test)",
+        ],
         outcome: "pass",
     },
     Reference {

@@ -7,10 +7,12 @@ use crate::report::verdict::{Report, Verdict};
 
 pub(super) const MUTANT: &str = "checker::mutant_blind_is_caught";
 /// The kernel tests whose naive expectation is `detect`.
-pub(super) const DETECT_TESTS: [&str; 5] = [
+pub(super) const DETECT_TESTS: [&str; 7] = [
     "scenarios::db_kernel_nmi_db",
     "scenarios::db_user_nmi_db",
     "scenarios::nmi_from_user_latch",
+    "scenarios::nmi_nested_off_stack",
+    "scenarios::nmi_nested_windows",
     "scenarios::nmi_nesting",
     "scenarios::trace_irq_recursion",
 ];
