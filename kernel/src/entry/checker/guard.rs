@@ -5,6 +5,8 @@ use core::sync::atomic::Ordering;
 
 use super::{Corruption, CpuChecker, Kind, repairs};
 use crate::arch::percpu::{self, IST_COUNT, IST_STACK_SIZE, IstSlot, StackBounds};
+use crate::entry::nmi::slot;
+use crate::entry::strategy::{NMI_NESTING, applies};
 
 /// Levels per vector that can guard: an interrupter guards once per level,
 /// and two levels of one vector interrupting other stacks is already more
@@ -82,6 +84,17 @@ fn frame_field(offset_from_top: u64) -> &'static str {
     }
 }
 
+/// The words of the `linux` IST_NMI top that a nested NMI writes by design
+/// (`nmi.rs`): its own hardware frame over the dead "original" one, the rdx
+/// scratch, and the "iret" frame it points at `repeat_nmi`. A handler that
+/// interrupted the NMI on another stack cannot call them clobbered; the
+/// "iret" frame is judged at that NMI's own exit (`check_iret_copy`), and
+/// "NMI executing" and the "outermost" copy stay guarded.
+fn nested_nmi_scratch(offset_from_top: u64) -> bool {
+    (8..=slot::RDX).contains(&offset_from_top)
+        || (slot::EXECUTING + 8..=slot::IRET_RIP).contains(&offset_from_top)
+}
+
 /// At exit: compare every guarded word, report (the hardware frame words each,
 /// the first other word), repair when repairing. True if anything changed.
 pub(super) fn check(checker: &CpuChecker, v: usize, depth: usize) -> bool {
@@ -94,9 +107,13 @@ pub(super) fn check(checker: &CpuChecker, v: usize, depth: usize) -> bool {
         return false;
     }
     let top = percpu::this().ist_stacks()[guard.stack].top;
+    let nested_nmi_slots = guard.stack == IstSlot::Nmi as usize && applies(NMI_NESTING);
     let mut clobbered = false;
     for (offset, chunk) in guard.bytes[..guard.len].chunks_exact(8).enumerate() {
         let addr = guard.start + offset as u64 * 8;
+        if nested_nmi_slots && nested_nmi_scratch(top - addr) {
+            continue;
+        }
         let field = frame_field(top - addr);
         let expected = u64::from_ne_bytes(chunk.try_into().unwrap_or([0; 8]));
         // SAFETY: the address lies in the guarded, mapped IST stack.

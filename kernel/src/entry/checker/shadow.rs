@@ -242,15 +242,26 @@ fn check_iret_copy(checker: &CpuChecker, depth: usize, frame: &IstFrame) -> bool
         // "iret" slots this level's stub wrote (see nmi.rs).
         unsafe { core::ptr::read_volatile((base + i * 8) as *const u64) }
     };
-    let iret = [read(0), read(1), read(2), read(3), read(4)];
     let r = &frame.regs;
     let outermost = [r.rip, r.cs, r.rflags, r.rsp, r.ss];
-    let repeat = iret[0] == nmi::repeat_range().0
-        && iret[1] == KERNEL_CODE_SELECTOR
-        && iret[3] == top - slot::OUTERMOST_RIP
-        && iret[4] == KERNEL_DATA_SELECTOR;
-    if iret == outermost || repeat {
-        return false;
+    let repeat = |iret: &[u64; 5]| {
+        iret[0] == nmi::repeat_range().0
+            && iret[1] == KERNEL_CODE_SELECTOR
+            && iret[3] == top - slot::OUTERMOST_RIP
+            && iret[4] == KERNEL_DATA_SELECTOR
+    };
+    // NMIs may be open here (after an early IRET): a nested NMI can rewrite
+    // the copy between two of these reads, so a torn read is read again.
+    let mut iret = [read(0), read(1), read(2), read(3), read(4)];
+    loop {
+        if iret == outermost || repeat(&iret) {
+            return false;
+        }
+        let again = [read(0), read(1), read(2), read(3), read(4)];
+        if again == iret {
+            break;
+        }
+        iret = again;
     }
     for ((name, expected), seen) in IRET_NAMES.iter().zip(outermost).zip(iret) {
         if expected != seen {
