@@ -48,7 +48,7 @@ static ON_DB_STACK: AtomicU64 = AtomicU64::new(0);
 testkit::test! {
     name: "scenarios::nmi_nested_off_stack",
     run: run,
-    iterations: 300,
+    iterations: 200,
     cpus: 2,
     timeout_ms: 60_000,
     tags: &[testkit::tags::TCG],

@@ -65,7 +65,7 @@ static WINDOW: Window = Window::new();
 testkit::test! {
     name: "scenarios::nmi_nested_windows",
     run: run,
-    iterations: 2_000,
+    iterations: 1_500,
     cpus: 2,
     timeout_ms: 120_000,
     tags: &[testkit::tags::TCG],

@@ -66,7 +66,7 @@ static IN_GAP: [AtomicU64; 4] = [const { AtomicU64::new(0) }; 4];
 testkit::test! {
     name: "scenarios::nmi_syscall_gap",
     run: run,
-    iterations: 2_000,
+    iterations: 800,
     cpus: 2,
     timeout_ms: 120_000,
     tags: &[testkit::tags::TCG],
