@@ -113,8 +113,7 @@ user_program_movss_syscall:
     .global user_program_syscall_rsp    /* RSP = arg0, arg1 loops, SYSCALL */
 user_program_syscall_rsp:
     mov rsp, rdi                        /* any RSP: ring 3 never uses it here */
-1:
-    dec rsi
+1:  dec rsi
     jnz 1b
     syscall                             /* its entry runs on that RSP */
     ud2

@@ -236,11 +236,7 @@ pub const REFERENCES: &[Reference] = &[
         silicon: "SYSCALL does not switch stacks and clears the SFMASK bits (DF): an \
                   NMI in the gap sees a ring-0 CS and a user-chosen RSP, which may lie \
                   on IST_NMI",
-        sources: &[
-            "Intel SDM Vol. 2B SYSCALL",
-            SDM_NMI,
-            "CVE-2015-3291 (Linux: user RSP in the NMI stack fools the nested-NMI test)",
-        ],
+        sources: &["Intel SDM Vol. 2B SYSCALL", SDM_NMI, "CVE-2015-3291"],
         outcome: "pass",
     },
     Reference {
