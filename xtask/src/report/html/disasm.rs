@@ -24,13 +24,16 @@ pub struct Insn {
     pub text: String,
 }
 
-/// The instructions of `symbol`, from its address to the next symbol's.
+/// The instructions of `symbol`, from its address to `SYMBOL_end` (the
+/// entry code marks each stub's end), else to the next symbol's address.
 pub fn stub(elf: &Elf, symbol: &str) -> Result<Vec<Insn>> {
     let start = elf
         .symbol(symbol)
         .with_context(|| format!("no symbol `{symbol}` in the kernel ELF"))?;
     let end = elf
-        .next_symbol_after(start)
+        .symbol(&format!("{symbol}_end"))
+        .filter(|&end| end > start)
+        .or_else(|| elf.next_symbol_after(start))
         .unwrap_or(start + MAX_STUB)
         .min(start + MAX_STUB);
     let code = elf.bytes(start, end - start)?;

@@ -45,7 +45,7 @@ pub fn write(
         })
         .transpose()?;
     let stubs = match kernel {
-        Some(path) => stubs(path)?,
+        Some(path) => stubs(path, &run)?,
         None => BTreeMap::new(),
     };
     let trend = trend::points(&trend::runs_dir());
@@ -64,13 +64,19 @@ pub fn write(
     std::fs::write(out, page).with_context(|| format!("cannot write `{}`", out.display()))
 }
 
-/// Every listed stub the kernel has, disassembled.
-fn stubs(kernel: &Path) -> Result<BTreeMap<String, Vec<disasm::Insn>>> {
+/// Every listed stub the kernel has, and every stub a window names,
+/// disassembled.
+fn stubs(kernel: &Path, run: &model::Run) -> Result<BTreeMap<String, Vec<disasm::Insn>>> {
     let data =
         std::fs::read(kernel).with_context(|| format!("cannot read `{}`", kernel.display()))?;
     let elf = elf::Elf::parse(&data).with_context(|| format!("reading `{}`", kernel.display()))?;
-    Ok(disasm::STUBS
-        .iter()
-        .filter_map(|(symbol, _)| Some((symbol.to_string(), disasm::stub(&elf, symbol).ok()?)))
+    let listed = disasm::STUBS.iter().map(|(symbol, _)| symbol.to_string());
+    let named = run.windows.iter().map(|w| w.stub.clone());
+    Ok(listed
+        .chain(named)
+        .filter_map(|symbol| {
+            let insns = disasm::stub(&elf, &symbol).ok()?;
+            Some((symbol, insns))
+        })
         .collect())
 }
