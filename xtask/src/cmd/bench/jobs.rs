@@ -83,7 +83,7 @@ pub fn run(setup: &Setup) -> Result<ExitCode> {
     println!(
         "`cargo xtask test` runs {} suite(s) side by side on {cores} cores ({SUITE_CORES} cores per suite); \
          expected speed-up of its suites phase on C cores: min(suites, C / {SUITE_CORES})x, \
-         e.g. 2x on 4 cores, 4x on 8, 8x on 16 (the 9 suites of the catalog cap it at 9x)",
+         e.g. 2x on 4 cores, 4x on 8, 8x on 16, capped by the number of suites",
         budget.suites_at_once()
     );
     Ok(ExitCode::SUCCESS)
