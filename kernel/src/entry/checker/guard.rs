@@ -13,9 +13,13 @@ use crate::entry::strategy::{NMI_NESTING, applies};
 /// than any scenario builds. A deeper level reports that it could not guard.
 pub(super) const GUARD_DEPTH: usize = 2;
 const GUARD_BYTES: usize = IST_STACK_SIZE as usize;
-const NO_STACK: usize = usize::MAX;
+/// `Guard.stack` when the level guards nothing. Zero, so that the checker's
+/// megabytes of guard buffers start all-zero and land in `.bss`, not in the
+/// image a loader copies.
+const NO_STACK: usize = 0;
 
 pub(super) struct Guard {
+    /// The guarded IST slot plus one; `NO_STACK` when none.
     stack: usize,
     start: u64,
     len: usize,
@@ -66,7 +70,7 @@ pub(super) fn take(
     unsafe {
         core::ptr::copy_nonoverlapping(interrupted_rsp as *const u8, guard.bytes.as_mut_ptr(), len)
     };
-    guard.stack = s;
+    guard.stack = s + 1;
     guard.start = interrupted_rsp;
     guard.len = len;
 }
@@ -106,8 +110,9 @@ pub(super) fn check(checker: &CpuChecker, v: usize, depth: usize) -> bool {
     if guard.stack == NO_STACK {
         return false;
     }
-    let top = percpu::this().ist_stacks()[guard.stack].top;
-    let nested_nmi_slots = guard.stack == IstSlot::Nmi as usize && applies(NMI_NESTING);
+    let victim = guard.stack - 1;
+    let top = percpu::this().ist_stacks()[victim].top;
+    let nested_nmi_slots = victim == IstSlot::Nmi as usize && applies(NMI_NESTING);
     let mut clobbered = false;
     for (offset, chunk) in guard.bytes[..guard.len].chunks_exact(8).enumerate() {
         let addr = guard.start + offset as u64 * 8;
@@ -124,7 +129,7 @@ pub(super) fn check(checker: &CpuChecker, v: usize, depth: usize) -> bool {
         if !clobbered || field != "stack" {
             checker.record(Corruption {
                 kind: Kind::StackClobbered,
-                vector: IstSlot::ALL[guard.stack].vector(),
+                vector: IstSlot::ALL[victim].vector(),
                 field,
                 expected,
                 seen,

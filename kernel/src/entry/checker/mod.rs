@@ -117,7 +117,6 @@ struct CpuChecker {
     max_depth: [AtomicU32; IST_COUNT],
     shadow: [[UnsafeCell<IstFrame>; MAX_DEPTH]; IST_COUNT],
     guards: [[UnsafeCell<guard::Guard>; guard::GUARD_DEPTH]; IST_COUNT],
-    events: [UnsafeCell<Option<Corruption>>; EVENT_SLOTS],
     event_count: AtomicU32,
     counts: [AtomicU64; KINDS],
     /// Damaged entries (and canaries) since the last drain; read live by
@@ -141,7 +140,6 @@ impl CpuChecker {
                 IST_COUNT],
             guards: [const { [const { UnsafeCell::new(guard::Guard::EMPTY) }; guard::GUARD_DEPTH] };
                 IST_COUNT],
-            events: [const { UnsafeCell::new(None) }; EVENT_SLOTS],
             event_count: AtomicU32::new(0),
             counts: [const { AtomicU64::new(0) }; KINDS],
             incidents: AtomicU64::new(0),
@@ -156,7 +154,7 @@ impl CpuChecker {
         }
         self.counts[event.kind as usize].fetch_add(1, Ordering::Relaxed);
         let index = self.event_count.fetch_add(1, Ordering::Relaxed) as usize;
-        if let Some(slot) = self.events.get(index) {
+        if let Some(slot) = events(self).get(index) {
             // SAFETY: fetch_add gave this writer the only claim on `index`.
             unsafe { *slot.get() = Some(event) };
         }
@@ -172,7 +170,27 @@ impl CpuChecker {
     }
 }
 
+/// All zero at start (no sentinel in it), so its megabytes of guard buffers
+/// sit in `.bss`, not in the image a loader copies.
 static CHECKERS: [CpuChecker; MAX_CPUS] = [const { CpuChecker::new() }; MAX_CPUS];
+
+/// Each CPU's ring of findings, kept apart from `CHECKERS`: an empty slot is
+/// not all-zero bytes. Same ownership as the rest: writers take an index
+/// through `event_count`, the drain runs with no IST handler on that CPU.
+struct Events([UnsafeCell<Option<Corruption>>; EVENT_SLOTS]);
+
+// SAFETY: see the comment on `Events`.
+unsafe impl Sync for Events {}
+
+static EVENTS: [Events; MAX_CPUS] =
+    [const { Events([const { UnsafeCell::new(None) }; EVENT_SLOTS]) }; MAX_CPUS];
+
+/// The ring that belongs to `checker` (same index in both arrays).
+fn events(checker: &CpuChecker) -> &'static [UnsafeCell<Option<Corruption>>; EVENT_SLOTS] {
+    let index = (checker as *const CpuChecker as usize - CHECKERS.as_ptr() as usize)
+        / core::mem::size_of::<CpuChecker>();
+    &EVENTS[index].0
+}
 
 fn this() -> &'static CpuChecker {
     &CHECKERS[percpu::this().index()]

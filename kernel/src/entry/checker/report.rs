@@ -41,9 +41,8 @@ pub fn take_report(cpu: usize, mut each: impl FnMut(&Corruption)) -> Report {
             restore_canaries(stack);
         }
     }
-    let events =
-        (checker.event_count.swap(0, Ordering::Relaxed) as usize).min(checker.events.len());
-    for slot in &checker.events[..events] {
+    let events = (checker.event_count.swap(0, Ordering::Relaxed) as usize).min(super::EVENT_SLOTS);
+    for slot in &super::events(checker)[..events] {
         // SAFETY: no IST handler runs on that CPU now, so nobody writes the ring.
         if let Some(event) = unsafe { (*slot.get()).take() } {
             each(&event);
