@@ -171,17 +171,64 @@ fn every_scenario_file_is_declared_and_registers_a_test() {
     assert!(problems.is_empty(), "{problems:?}");
 }
 
+/// A registration's name: given by hand (`name: "..."` first), or what
+/// `testkit::test!` derives from the module path (`run:` first, or
+/// `case: "..."` first for one of several tests in a file).
+#[derive(Debug, PartialEq, Eq)]
+enum Registered {
+    ByHand(String),
+    Derived(String),
+}
+
+/// The names the `testkit::test!` registrations in one kernel file give,
+/// `rel` being the file's path under `kernel/src`. A name built by another
+/// macro (`name: $name`) is not read.
+fn registered_names(rel: &str, text: &str) -> Vec<Registered> {
+    let stem = rel.strip_suffix(".rs").unwrap_or(rel);
+    let module = stem.strip_suffix("/mod").unwrap_or(stem).replace('/', "::");
+    let quoted = |rest: &str| rest.split('"').next().unwrap_or("").to_string();
+    text.split("testkit::test! {")
+        .skip(1)
+        .filter_map(|after| {
+            let first = after.trim_start();
+            if let Some(rest) = first.strip_prefix("name: \"") {
+                Some(Registered::ByHand(quoted(rest)))
+            } else if let Some(rest) = first.strip_prefix("case: \"") {
+                Some(Registered::Derived(format!("{module}::{}", quoted(rest))))
+            } else if first.starts_with("run:") {
+                Some(Registered::Derived(module.clone()))
+            } else {
+                None
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn registered_names_are_read_as_test_names_them() {
+    let text = "testkit::test! {\n    name: \"boot::x\",\n    run: f,\n}\n\
+                testkit::test! { run: g }\ntestkit::test! {\n    case: \"tf\", run: h }\n\
+                testkit::test! { name: $name, run: f }";
+    assert_eq!(
+        registered_names("scenarios/movss.rs", text),
+        [
+            Registered::ByHand("boot::x".into()),
+            Registered::Derived("scenarios::movss".into()),
+            Registered::Derived("scenarios::movss::tf".into()),
+        ]
+    );
+}
+
 #[test]
 fn test_names_are_unique() {
+    let src = root().join("kernel/src");
     let mut seen = BTreeSet::new();
     let mut duplicates = Vec::new();
     for file in kernel_files() {
         let text = fs::read_to_string(&file).expect("readable source");
-        for line in text.lines() {
-            let Some(rest) = line.trim().strip_prefix("name: \"") else {
-                continue;
-            };
-            let name = rest.split('"').next().unwrap_or("").to_string();
+        let rel = file.strip_prefix(&src).expect("under kernel/src");
+        for registered in registered_names(&rel.to_string_lossy(), &text) {
+            let (Registered::ByHand(name) | Registered::Derived(name)) = registered;
             if !seen.insert(name.clone()) {
                 duplicates.push(name);
             }
