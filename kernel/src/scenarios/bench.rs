@@ -42,9 +42,11 @@ fn int3_roundtrip(ctx: &mut Context<'_>) -> TestResult {
     }
     handlers::expect_breakpoints(false);
     let (seen, iterations) = (handlers::bp_count(cpu) - before, ctx.iterations);
-    if seen != u64::from(iterations) {
-        return Err(ctx.fail(format_args!("{seen} #BP for {iterations} INT3")));
-    }
+    testkit::ensure!(
+        ctx,
+        seen == u64::from(iterations),
+        "{seen} #BP for {iterations} INT3"
+    );
     Ok(Observed::Survived)
 }
 
@@ -71,8 +73,6 @@ fn nmi_roundtrip(ctx: &mut Context<'_>) -> TestResult {
         }
     }
     ctx.counters.nmis = Some(u64::from(ctx.iterations) - lost);
-    if lost != 0 {
-        return Err(ctx.fail(format_args!("{lost} NMIs never arrived")));
-    }
+    testkit::ensure!(ctx, lost == 0, "{lost} NMIs never arrived");
     Ok(Observed::Survived)
 }

@@ -19,7 +19,6 @@ use crate::arch::percpu;
 use crate::entry::checker::{self, EMPTY_FRAME, IstFrame, Kind};
 
 testkit::test! {
-    name: "scenarios::checker_words",
     run: run,
     iterations: 1,
 }
@@ -115,16 +114,17 @@ fn run(ctx: &mut Context<'_>) -> TestResult {
         missed.len()
     ));
     if let Some(first) = missed.first() {
-        return Err(ctx.fail(format_args!(
+        testkit::fail!(
+            ctx,
             "the checker missed a damaged {first} ({} of {} words missed)",
             missed.len(),
             NAMES.len()
-        )));
+        );
     }
-    if wrong != 0 {
-        return Err(ctx.fail(format_args!(
-            "{wrong} findings on other words, or frames not written back"
-        )));
-    }
+    testkit::ensure!(
+        ctx,
+        wrong == 0,
+        "{wrong} findings on other words, or frames not written back"
+    );
     Ok(Observed::Survived)
 }

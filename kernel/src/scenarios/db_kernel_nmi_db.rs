@@ -86,7 +86,6 @@ static NMI_TOUCHES: AtomicU64 = AtomicU64::new(0);
 static WINDOW: Window = Window::new();
 
 testkit::test! {
-    name: "scenarios::db_kernel_nmi_db",
     run: run,
     iterations: 10_000,
     cpus: 2,
@@ -166,7 +165,7 @@ pub(super) fn sweep(ctx: &mut Context<'_>, origin: Origin) -> TestResult {
         len: 8,
     };
     if let Err(e) = breakpoint::arm(bp, false) {
-        return Err(ctx.fail(format_args!("arming the watchpoint: {e:?}")));
+        testkit::fail!(ctx, "arming the watchpoint: {e:?}");
     }
     // The sweep spans about two #DB round trips, measured here without NMIs.
     let db_cycles = common::measure(trigger);
@@ -265,23 +264,26 @@ pub(super) fn sweep(ctx: &mut Context<'_>, origin: Origin) -> TestResult {
     // each of them either raised a nested #DB or had it suppressed by DR7.
     let user_dbs = USER_DBS.load(Ordering::Relaxed);
     if origin == Origin::User && user_dbs < u64::from(iterations) {
-        return Err(ctx.fail(format_args!("only {user_dbs} #DBs came from ring 3")));
+        testkit::fail!(ctx, "only {user_dbs} #DBs came from ring 3");
     }
     // Linux moves a ring-3 #DB to the kernel stack: the entry's own count.
     let moved = counters::read(VICTIM, Counter::DbFromUser) - db_from_user_before;
     if crate::entry::strategy::applies(crate::entry::strategy::USER_SWITCH) && moved < user_dbs {
-        return Err(ctx.fail(format_args!(
+        testkit::fail!(
+            ctx,
             "{user_dbs} #DBs came from ring 3 but only {moved} moved to the kernel stack"
-        )));
+        );
     }
-    if !evidence.complete() {
-        return Err(ctx.fail(format_args!("nesting went deeper than the checker tracks")));
-    }
-    if in_db == 0 {
-        return Err(ctx.fail(format_args!(
-            "no NMI landed inside a #DB handler in {iterations} iterations"
-        )));
-    }
+    testkit::ensure!(
+        ctx,
+        evidence.complete(),
+        "nesting went deeper than the checker tracks"
+    );
+    testkit::ensure!(
+        ctx,
+        in_db != 0,
+        "no NMI landed inside a #DB handler in {iterations} iterations"
+    );
     let mut observed = evidence.observed(detection);
     if let testkit::Observed::Ran(e) = &mut observed {
         timing.fill(e);

@@ -15,7 +15,6 @@ use testkit::{Context, Expect, Expectations, TestResult};
 use super::db_kernel_nmi_db::{Origin, sweep};
 
 testkit::test! {
-    name: "scenarios::db_user_nmi_db",
     run: run,
     iterations: 5_000,
     cpus: 2,

@@ -26,7 +26,6 @@ static BD: AtomicU64 = AtomicU64::new(0);
 static OTHER: AtomicU64 = AtomicU64::new(0);
 
 testkit::test! {
-    name: "scenarios::gd_detect",
     run: run,
     iterations: 200,
     tags: &[tags::TCG],
@@ -73,13 +72,16 @@ fn run(ctx: &mut Context<'_>) -> TestResult {
         tally.checked, tally.damaged
     ));
     if bd != 2 * u64::from(iterations) || other != 0 || gd_left_set != 0 {
-        return Err(ctx.fail(format_args!(
+        testkit::fail!(
+            ctx,
             "{bd} #DB(BD) for {} guarded accesses ({other} others, GD still set {gd_left_set} times)",
             2 * iterations
-        )));
+        );
     }
-    if tally.damaged != 0 {
-        return Err(ctx.fail(format_args!("#DB(BD) from `mov dr7, r15`: {tally}")));
-    }
+    testkit::ensure!(
+        ctx,
+        tally.damaged == 0,
+        "#DB(BD) from `mov dr7, r15`: {tally}"
+    );
     Ok(Observed::Survived)
 }

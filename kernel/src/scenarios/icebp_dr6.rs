@@ -28,7 +28,6 @@ static STALE: AtomicU64 = AtomicU64::new(0);
 static PHASE: AtomicU64 = AtomicU64::new(0);
 
 testkit::test! {
-    name: "scenarios::icebp_dr6",
     run: run,
     iterations: 200,
     tags: &[tags::TCG],
@@ -57,7 +56,7 @@ fn run(ctx: &mut Context<'_>) -> TestResult {
     };
     if let Err(e) = breakpoint::arm(bp, false) {
         handlers::set_db_hook(None);
-        return Err(ctx.fail(format_args!("arming the watchpoint: {e:?}")));
+        testkit::fail!(ctx, "arming the watchpoint: {e:?}");
     }
     let mut tally = Tally::default();
     for i in 0..u64::from(ctx.iterations) {
@@ -82,14 +81,13 @@ fn run(ctx: &mut Context<'_>) -> TestResult {
         "watchpoint_db={b0} clean_icebp_int1={clean} stale={stale} regs_checked={} regs_damaged={}",
         tally.checked, tally.damaged
     ));
-    if tally.damaged != 0 {
-        return Err(ctx.fail(format_args!("ICEBP / INT 1 #DB: {tally}")));
-    }
+    testkit::ensure!(ctx, tally.damaged == 0, "ICEBP / INT 1 #DB: {tally}");
     if b0 != iterations || clean != 2 * iterations || stale != 0 {
-        return Err(ctx.fail(format_args!(
+        testkit::fail!(
+            ctx,
             "expected {iterations} B0 and {} clean #DBs, saw {b0} and {clean} ({stale} stale)",
             2 * iterations
-        )));
+        );
     }
     Ok(Observed::Survived)
 }

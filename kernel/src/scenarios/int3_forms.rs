@@ -32,7 +32,6 @@ const fn idt_error(vector: u64) -> u64 {
 static USER_DBS: AtomicU64 = AtomicU64::new(0);
 
 testkit::test! {
-    name: "scenarios::int3_forms",
     run: run,
     iterations: 100,
     tags: &[tags::TCG],
@@ -102,14 +101,13 @@ fn run(ctx: &mut Context<'_>) -> TestResult {
         tally.checked, tally.damaged
     ));
     if wrong != 0 || bps != 3 * iterations || dbs != 2 * iterations {
-        return Err(ctx.fail(format_args!(
+        testkit::fail!(
+            ctx,
             "{wrong} programs ended wrongly; {bps} #BP (want {}), {dbs} ICEBP #DB (want {})",
             3 * iterations,
             2 * iterations
-        )));
+        );
     }
-    if tally.damaged != 0 {
-        return Err(ctx.fail(format_args!("ring-3 INT3 / ICEBP: {tally}")));
-    }
+    testkit::ensure!(ctx, tally.damaged == 0, "ring-3 INT3 / ICEBP: {tally}");
     Ok(Observed::Survived)
 }

@@ -19,7 +19,6 @@ use crate::entry::{checker, df, handlers};
 static OVERFLOW: AtomicBool = AtomicBool::new(false);
 
 testkit::test! {
-    name: "scenarios::ist_overflow_df",
     run: run,
     iterations: 5,
     max_iterations: 50,
@@ -77,9 +76,10 @@ fn run(ctx: &mut Context<'_>) -> TestResult {
     ));
     let iterations = ctx.iterations;
     if caught != iterations || bottom_reached != iterations {
-        return Err(ctx.fail(format_args!(
+        testkit::fail!(
+            ctx,
             "{caught} of {iterations} overflows ended in a #DF at the guard page"
-        )));
+        );
     }
     Ok(Observed::Survived)
 }

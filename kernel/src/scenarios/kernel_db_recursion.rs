@@ -29,7 +29,6 @@ use crate::entry::breakpoint::{self, Breakpoint, Kind};
 use crate::entry::handlers::{self, DbEvent};
 
 testkit::test! {
-    name: "scenarios::kernel_db_recursion",
     run: run,
     iterations: 100,
     tags: &[tags::TCG],
@@ -83,7 +82,7 @@ fn run(ctx: &mut Context<'_>) -> TestResult {
         if let Err(e) = arm_both() {
             handlers::set_db_hook(None);
             breakpoint::reset();
-            return Err(ctx.fail(format_args!("arming the watchpoints: {e:?}")));
+            testkit::fail!(ctx, "arming the watchpoints: {e:?}");
         }
         OUTER.fetch_add(1, Ordering::SeqCst);
     }
@@ -103,24 +102,29 @@ fn run(ctx: &mut Context<'_>) -> TestResult {
         evidence.report.incidents,
         evidence.report.recovered
     ));
-    if !evidence.complete() {
-        return Err(ctx.fail(format_args!("nesting went deeper than the checker tracks")));
-    }
+    testkit::ensure!(
+        ctx,
+        evidence.complete(),
+        "nesting went deeper than the checker tracks"
+    );
     if outer != n || touches != n {
-        return Err(ctx.fail(format_args!(
+        testkit::fail!(
+            ctx,
             "{outer} #DBs and {touches} touches for {n} watched kernel writes"
-        )));
+        );
     }
     let guarded = matches!(ctx.strategy, Strategy::Dr7Guard | Strategy::Linux);
     if !guarded && nested < outer {
-        return Err(ctx.fail(format_args!(
+        testkit::fail!(
+            ctx,
             "the bodies never raised the second #DB ({nested} nested for {outer})"
-        )));
+        );
     }
     if nested > outer || depth > 2 {
-        return Err(ctx.fail(format_args!(
+        testkit::fail!(
+            ctx,
             "{nested} nested #DBs for {outer} outer #DBs, depth {depth}: more than one level"
-        )));
+        );
     }
     Ok(evidence.observed(Detection::default()))
 }

@@ -47,7 +47,6 @@ fn probe_under_breakpoint(iterations: u32) -> (Tally, u64) {
 }
 
 testkit::test! {
-    name: "scenarios::kernel_text_breakpoints",
     run: run,
     iterations: 1000,
     tags: &[testkit::tags::TCG],
@@ -83,9 +82,7 @@ fn run(ctx: &mut Context<'_>) -> TestResult {
     };
     if breakpoint::arm(on_entry, false) != Err(BreakpointError::Denied) {
         breakpoint::reset();
-        return Err(ctx.fail(format_args!(
-            "deny-list let a breakpoint on the #DB stub through"
-        )));
+        testkit::fail!(ctx, "deny-list let a breakpoint on the #DB stub through");
     }
 
     let cpu = crate::arch::percpu::this().index();
@@ -102,7 +99,7 @@ fn run(ctx: &mut Context<'_>) -> TestResult {
     };
     if let Err(e) = breakpoint::arm(bp, false) {
         handlers::set_db_hook(None);
-        return Err(ctx.fail(format_args!("arming the breakpoint: {e:?}")));
+        testkit::fail!(ctx, "arming the breakpoint: {e:?}");
     }
     let mut sum = 0u64;
     for i in 0..u64::from(ctx.iterations) {
@@ -116,9 +113,11 @@ fn run(ctx: &mut Context<'_>) -> TestResult {
     breakpoint::reset();
     handlers::set_db_hook(None);
     core::hint::black_box(sum);
-    if hits_after_disarm != 0 {
-        return Err(ctx.fail(format_args!("the breakpoint still fired after disarm")));
-    }
+    testkit::ensure!(
+        ctx,
+        hits_after_disarm == 0,
+        "the breakpoint still fired after disarm"
+    );
 
     let evidence = common::collect(ctx, cpu);
     let (hits, stray, slot0, calls) = (
@@ -133,14 +132,16 @@ fn run(ctx: &mut Context<'_>) -> TestResult {
         tally.checked, tally.damaged
     ));
     if tally.damaged != 0 || probe_hits != tally.checked {
-        return Err(ctx.fail(format_args!(
+        testkit::fail!(
+            ctx,
             "execute breakpoint on the probe ({probe_hits} hits): {tally}"
-        )));
+        );
     }
     if hits + 1 != calls || slot0 != hits || stray != 0 {
-        return Err(ctx.fail(format_args!(
+        testkit::fail!(
+            ctx,
             "breakpoint hits {hits} (DR6.B0 {slot0}, stray {stray}) for {calls} calls: RF or DR6 handling is wrong"
-        )));
+        );
     }
     Ok(evidence.observed(common::Detection::default()))
 }

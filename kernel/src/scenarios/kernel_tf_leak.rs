@@ -32,7 +32,6 @@ static KERNEL_STEPS: AtomicU64 = AtomicU64::new(0);
 static FIRST_KERNEL_RIP: AtomicU64 = AtomicU64::new(0);
 
 testkit::test! {
-    name: "scenarios::kernel_tf_leak",
     run: run,
     iterations: 100,
     tags: &[tags::TCG],
@@ -77,17 +76,19 @@ fn run(ctx: &mut Context<'_>) -> TestResult {
          runs_without_user_steps={runs_without_steps} bad_exits={bad_exits}"
     ));
     if bad_exits != 0 || runs_without_steps != 0 {
-        return Err(ctx.fail(format_args!(
+        testkit::fail!(
+            ctx,
             "the hazard did not happen: {runs_without_steps} runs without a ring-3 \
              single-step, {bad_exits} runs that did not return"
-        )));
+        );
     }
     if kernel != 0 || tf_in_kernel != 0 {
-        return Err(ctx.fail(format_args!(
+        testkit::fail!(
+            ctx,
             "TF leaked into ring 0: {kernel} kernel single-steps (first at {:#x}), \
              TF set after {tf_in_kernel} runs",
             FIRST_KERNEL_RIP.load(Ordering::Relaxed)
-        )));
+        );
     }
     Ok(Observed::Survived)
 }

@@ -23,7 +23,6 @@ use crate::entry::mc_entry;
 use crate::inject::{self, Answer};
 
 testkit::test! {
-    name: "scenarios::mce_plain",
     run: run,
     iterations: 4,
     max_iterations: 50,
@@ -42,7 +41,7 @@ fn step() {
 fn run(ctx: &mut Context<'_>) -> TestResult {
     let cpu = ctx.platform().current_cpu();
     if let Err(why) = mce::enable() {
-        return Err(ctx.fail(format_args!("machine checks unavailable: {why:?}")));
+        testkit::fail!(ctx, "machine checks unavailable: {why:?}");
     }
     mc_entry::install();
     let (mut landed, mut on_stack, mut steps) = (0u64, 0u64, 0u64);
@@ -52,18 +51,19 @@ fn run(ctx: &mut Context<'_>) -> TestResult {
         let (answer, ran) = inject::loop_until_answer(seq, step);
         steps += ran;
         if answer != Answer::Injected {
-            return Err(ctx.fail(format_args!(
+            testkit::fail!(
+                ctx,
                 "request {seq}: the host did not inject ({answer:?}); \
                  machine checks need the QEMU runner's monitor"
-            )));
+            );
         }
         let got = mc_entry::landing(cpu);
-        if got.count != before + 1 {
-            return Err(ctx.fail(format_args!(
-                "request {seq}: {} #MC landings for one injection",
-                got.count - before
-            )));
-        }
+        testkit::ensure!(
+            ctx,
+            got.count == before + 1,
+            "request {seq}: {} #MC landings for one injection",
+            got.count - before
+        );
         landed += 1;
         let rsp = LOOP_RSP.load(Ordering::Relaxed);
         on_stack += u64::from(got.cs == 0x08 && got.rsp.abs_diff(rsp) < 4096);
@@ -71,23 +71,26 @@ fn run(ctx: &mut Context<'_>) -> TestResult {
             || got.found.bank != mce::TEST_BANK
             || got.found.status != mce::TEST_STATUS
         {
-            return Err(ctx.fail(format_args!(
+            testkit::fail!(
+                ctx,
                 "request {seq}: the #MC saw mcg_status={:#x} bank={} status={:#x}",
-                got.found.mcg_status, got.found.bank, got.found.status
-            )));
+                got.found.mcg_status,
+                got.found.bank,
+                got.found.status
+            );
         }
         if mce::in_progress() {
-            return Err(ctx.fail(format_args!("MCIP still set after #MC {i}")));
+            testkit::fail!(ctx, "MCIP still set after #MC {i}");
         }
     }
     ctx.note(format_args!(
         "injected={landed} landed={landed} on_loop_stack={on_stack} loop_steps={steps}"
     ));
-    if on_stack != landed {
-        return Err(ctx.fail(format_args!(
-            "{} of {landed} #MCs did not interrupt ring 0 on the loop's stack",
-            landed - on_stack
-        )));
-    }
+    testkit::ensure!(
+        ctx,
+        on_stack == landed,
+        "{} of {landed} #MCs did not interrupt ring 0 on the loop's stack",
+        landed - on_stack
+    );
     Ok(Observed::Survived)
 }

@@ -39,14 +39,14 @@ struct Selector(AtomicU16);
 static SELECTOR: Selector = Selector(AtomicU16::new(0));
 
 testkit::test! {
-    name: "scenarios::movss_entry_db::tf",
+    case: "tf",
     run: |ctx| run(ctx, false),
     iterations: 100,
     tags: &[tags::HW_ONLY],
 }
 
 testkit::test! {
-    name: "scenarios::movss_entry_db::watchpoint",
+    case: "watchpoint",
     run: |ctx| run(ctx, true),
     iterations: 100,
     tags: &[tags::HW_ONLY],
@@ -81,7 +81,7 @@ fn run(ctx: &mut Context<'_>, watchpoint: bool) -> TestResult {
             len: 2,
         };
         if let Err(e) = breakpoint::arm(bp, false) {
-            return Err(ctx.fail(format_args!("arming the watchpoint: {e:?}")));
+            testkit::fail!(ctx, "arming the watchpoint: {e:?}");
         }
     }
     for _ in 0..ctx.iterations {
@@ -99,9 +99,7 @@ fn run(ctx: &mut Context<'_>, watchpoint: bool) -> TestResult {
     ctx.note(format_args!(
         "db_at_bp_entry={at_entry} db_elsewhere={elsewhere} bps={bps}"
     ));
-    if bps != iterations {
-        return Err(ctx.fail(format_args!("{bps} #BP for {iterations} INT3")));
-    }
+    testkit::ensure!(ctx, bps == iterations, "{bps} #BP for {iterations} INT3");
     // The telltale: not one #DB on the handler's first instruction means the
     // platform dropped the delayed #DB (or never delayed it): it did not
     // produce the hazard, which says nothing about the entry code.
@@ -110,10 +108,10 @@ fn run(ctx: &mut Context<'_>, watchpoint: bool) -> TestResult {
             "the platform delivered none of {iterations} MOV SS #DBs on the #BP handler's first instruction ({elsewhere} elsewhere)"
         ))));
     }
-    if at_entry != iterations {
-        return Err(ctx.fail(format_args!(
-            "{at_entry} of {iterations} #DBs landed on the #BP handler's first instruction"
-        )));
-    }
+    testkit::ensure!(
+        ctx,
+        at_entry == iterations,
+        "{at_entry} of {iterations} #DBs landed on the #BP handler's first instruction"
+    );
     Ok(Observed::Survived)
 }

@@ -91,7 +91,7 @@ fn run(ctx: &mut Context<'_>, program: Program) -> TestResult {
         len: 2,
     };
     if let Err(e) = breakpoint::arm(bp, false) {
-        return Err(ctx.fail(format_args!("arming the watchpoint: {e:?}")));
+        testkit::fail!(ctx, "arming the watchpoint: {e:?}");
     }
     let mut wrong_exits = 0;
     for _ in 0..ctx.iterations {
@@ -109,21 +109,21 @@ fn run(ctx: &mut Context<'_>, program: Program) -> TestResult {
     ctx.note(format_args!(
         "db_at_entry={at_entry} db_elsewhere={elsewhere} wrong_exits={wrong_exits}"
     ));
-    if wrong_exits != 0 {
-        return Err(ctx.fail(format_args!(
-            "{wrong_exits} of {iterations} programs did not come back as expected"
-        )));
-    }
+    testkit::ensure!(
+        ctx,
+        wrong_exits == 0,
+        "{wrong_exits} of {iterations} programs did not come back as expected"
+    );
     if at_entry == 0 {
         return Ok(Observed::NotReproduced(testkit::message(format_args!(
             "no MOV SS #DB reached the entry's first instruction in {iterations} tries ({elsewhere} elsewhere)"
         ))));
     }
-    if at_entry != iterations {
-        return Err(ctx.fail(format_args!(
-            "{at_entry} of {iterations} #DBs landed on the entry's first instruction"
-        )));
-    }
+    testkit::ensure!(
+        ctx,
+        at_entry == iterations,
+        "{at_entry} of {iterations} #DBs landed on the entry's first instruction"
+    );
     Ok(Observed::Survived)
 }
 

@@ -73,8 +73,9 @@ fn run(ctx: &mut Context<'_>) -> TestResult {
     if stuck == 0 && sent == received && sent == expected {
         Ok(Observed::Survived)
     } else {
-        Err(ctx.fail(format_args!(
+        testkit::fail!(
+            ctx,
             "sent={sent} received={received} expected={expected} stuck_senders={stuck}"
-        )))
+        )
     }
 }

@@ -14,7 +14,6 @@ use testkit::{Context, Expect, Expectations, TestResult};
 use super::nmi_nesting::{Origin, sweep};
 
 testkit::test! {
-    name: "scenarios::nmi_from_user_latch",
     run: run,
     iterations: 300,
     cpus: 2,

@@ -62,7 +62,6 @@ fn user_release() -> &'static AtomicU64 {
 }
 
 testkit::test! {
-    name: "scenarios::nmi_nesting",
     run: run,
     iterations: 500,
     cpus: 2,
@@ -219,43 +218,49 @@ pub(super) fn sweep(ctx: &mut Context<'_>, origin: Origin) -> TestResult {
         detection.detected,
     ));
     let iterations = u64::from(ctx.iterations);
-    if windows == 0 {
-        return Err(ctx.fail(format_args!(
-            "the second NMI never arrived inside the first ({windows} windows)"
-        )));
-    }
+    testkit::ensure!(
+        ctx,
+        windows != 0,
+        "the second NMI never arrived inside the first ({windows} windows)"
+    );
     let from_user = FIRST_FROM_USER.load(Ordering::Relaxed);
     if origin == Origin::User && from_user * 2 < iterations {
-        return Err(ctx.fail(format_args!(
+        testkit::fail!(
+            ctx,
             "only {from_user} of {iterations} first NMIs interrupted ring 3"
-        )));
+        );
     }
     // Linux checks CS first: an NMI from ring 3 runs on the kernel stack and
     // never goes through the nesting tests. The entry's own count must show it.
     let user_path = count(Counter::NmiFromUser);
     if strategy::applies(USER_SWITCH) && user_path < from_user {
-        return Err(ctx.fail(format_args!(
+        testkit::fail!(
+            ctx,
             "{from_user} NMIs interrupted ring 3 but only {user_path} took the ring-3 path: the rest went through the nesting tests"
-        )));
+        );
     }
     // exc_nmi's nmi_state (the 64-bit half of the CVE-2015-3290 fixes): under
     // it no NMI body may start while another runs on this CPU.
     let bodies = NESTED_BODIES.load(Ordering::Relaxed);
     if strategy::applies(NMI_LATCH) && bodies > 0 {
-        return Err(ctx.fail(format_args!(
+        testkit::fail!(
+            ctx,
             "{bodies} NMI bodies started inside another although nmi_state latches ({} latched)",
             count(Counter::NmiLatched)
-        )));
+        );
     }
-    if !evidence.complete() {
-        return Err(ctx.fail(format_args!("nesting went deeper than the checker tracks")));
-    }
+    testkit::ensure!(
+        ctx,
+        evidence.complete(),
+        "nesting went deeper than the checker tracks"
+    );
     // Nesting proven from the victim's side: nested NMI bodies (strategies that
     // nest), or the entry's own nested-NMI branches and repeats (`linux`).
     if detection.hazards == 0 && nested == 0 && count(Counter::NmiLatched) == 0 {
-        return Err(ctx.fail(format_args!(
+        testkit::fail!(
+            ctx,
             "the victim never saw an NMI inside an NMI ({sent} sent)"
-        )));
+        );
     }
     let mut observed = evidence.observed(detection);
     if let testkit::Observed::Ran(e) = &mut observed {

@@ -60,9 +60,10 @@ fn resumed_after(ctx: &mut Context<'_>, crashed: &str) -> TestResult {
     if skipped {
         Ok(Observed::Survived)
     } else {
-        Err(ctx.fail(format_args!(
+        testkit::fail!(
+            ctx,
             "this boot does not follow a crash of {crashed} (no skip= for it)"
-        )))
+        )
     }
 }
 

@@ -28,7 +28,6 @@ static AT_FIRST: AtomicU64 = AtomicU64::new(0);
 static IN_ENTRY: AtomicU64 = AtomicU64::new(0);
 
 testkit::test! {
-    name: "scenarios::syscall_tf",
     run: run,
     iterations: 100,
     tags: &[tags::TCG],
@@ -76,22 +75,23 @@ fn run(ctx: &mut Context<'_>) -> TestResult {
          tf_leaked: dbs_in_entry={leaked_dbs} at_first={leaked_first}; bad_exits={}",
         masked_wrong + leaked_wrong
     ));
-    if masked_wrong + leaked_wrong != 0 {
-        return Err(ctx.fail(format_args!(
-            "{} calls did not come back through SYSCALL",
-            masked_wrong + leaked_wrong
-        )));
-    }
-    if masked_dbs != 0 {
-        return Err(ctx.fail(format_args!(
-            "with TF in SFMASK: {masked_dbs} #DBs in the entry ({masked_first} at its start) for {n} calls"
-        )));
-    }
+    testkit::ensure!(
+        ctx,
+        masked_wrong + leaked_wrong == 0,
+        "{} calls did not come back through SYSCALL",
+        masked_wrong + leaked_wrong
+    );
+    testkit::ensure!(
+        ctx,
+        masked_dbs == 0,
+        "with TF in SFMASK: {masked_dbs} #DBs in the entry ({masked_first} at its start) for {n} calls"
+    );
     if leaked_dbs != ENTRY_INSTRUCTIONS * n || leaked_first != n {
-        return Err(ctx.fail(format_args!(
+        testkit::fail!(
+            ctx,
             "with TF leaking: {leaked_dbs} #DBs in the entry for {n} calls (want {})",
             ENTRY_INSTRUCTIONS * n
-        )));
+        );
     }
     Ok(Observed::Survived)
 }

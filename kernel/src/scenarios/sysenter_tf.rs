@@ -37,7 +37,6 @@ static AT_FIRST_PROVEN: AtomicU64 = AtomicU64::new(0);
 static AT_FIRST_OTHER: AtomicU64 = AtomicU64::new(0);
 
 testkit::test! {
-    name: "scenarios::sysenter_tf",
     run: run,
     iterations: 100,
     tags: &[tags::TCG],
@@ -93,18 +92,19 @@ fn run(ctx: &mut Context<'_>) -> TestResult {
             "SYSENTER raises #UD in 64-bit mode on this CPU (not Intel's vendor string)"
         ))));
     }
-    if returned != n {
-        return Err(ctx.fail(format_args!(
-            "{} of {n} SYSENTERs did not come back through the entry ({undefined} #UD)",
-            n - returned
-        )));
-    }
+    testkit::ensure!(
+        ctx,
+        returned == n,
+        "{} of {n} SYSENTERs did not come back through the entry ({undefined} #UD)",
+        n - returned
+    );
     if proven != n || unproven != 0 || dbs != ENTRY_INSTRUCTIONS * n {
-        return Err(ctx.fail(format_args!(
+        testkit::fail!(
+            ctx,
             "{proven} #DBs proven on the entry's first instruction ({unproven} not) and {dbs} \
              in the entry for {n} SYSENTERs (want {n} and {})",
             ENTRY_INSTRUCTIONS * n
-        )));
+        );
     }
     Ok(Observed::Survived)
 }

@@ -23,7 +23,6 @@ use crate::entry::strategy::{self, DR7_GUARD};
 use crate::entry::trace;
 
 testkit::test! {
-    name: "scenarios::trace_irq_recursion",
     run: run,
     iterations: 200,
     tags: &[testkit::tags::TCG],
@@ -45,9 +44,10 @@ fn run(ctx: &mut Context<'_>) -> TestResult {
     };
     if breakpoint::arm(bp, false) != Err(BreakpointError::Denied) {
         breakpoint::reset();
-        return Err(ctx.fail(format_args!(
+        testkit::fail!(
+            ctx,
             "deny-list let a breakpoint on the tracing hook through"
-        )));
+        );
     }
     let cpu = percpu::this().index();
     common::reset_counts(cpu);
@@ -57,7 +57,7 @@ fn run(ctx: &mut Context<'_>) -> TestResult {
     for _ in 0..iterations {
         // The checker disarms DR7 at the recursion cap, so arm again each time.
         if let Err(e) = breakpoint::arm(bp, true) {
-            return Err(ctx.fail(format_args!("forcing the breakpoint: {e:?}")));
+            testkit::fail!(ctx, "forcing the breakpoint: {e:?}");
         }
         let dbs = handlers::db_count(cpu);
         detection.begin(cpu);
@@ -75,26 +75,27 @@ fn run(ctx: &mut Context<'_>) -> TestResult {
     // are the suppressed ones.
     let in_entry = hook_calls.saturating_sub(iterations);
     let suppressed = in_entry.saturating_sub(evidence.nested_dbs(iterations));
-    if !evidence.complete() {
-        return Err(ctx.fail(format_args!("nesting went deeper than the checker tracks")));
-    }
-    if evidence.dbs < iterations {
-        return Err(ctx.fail(format_args!(
-            "only {} #DBs for {iterations} breakpoint hits",
-            evidence.dbs
-        )));
-    }
+    testkit::ensure!(
+        ctx,
+        evidence.complete(),
+        "nesting went deeper than the checker tracks"
+    );
+    testkit::ensure!(
+        ctx,
+        evidence.dbs >= iterations,
+        "only {} #DBs for {iterations} breakpoint hits",
+        evidence.dbs
+    );
     let recursed = depth as usize >= RECURSION_CAP;
     let guarded = strategy::applies(DR7_GUARD);
     if guarded && (depth != 1 || suppressed < iterations) {
-        return Err(ctx.fail(format_args!(
+        testkit::fail!(
+            ctx,
             "DR7 guard still recursed: depth {depth}, suppressed {suppressed}"
-        )));
+        );
     }
     if !guarded && !recursed {
-        return Err(ctx.fail(format_args!(
-            "the hook breakpoint never recursed (depth {depth})"
-        )));
+        testkit::fail!(ctx, "the hook breakpoint never recursed (depth {depth})");
     }
     ctx.note(format_args!(
         "dbs={} max_depth={depth} hook_calls={hook_calls} suppressed={suppressed} reentries={} recovered={} hazards={} detected={}",

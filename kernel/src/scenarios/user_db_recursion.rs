@@ -43,7 +43,6 @@ static USER_DBS: AtomicU64 = AtomicU64::new(0);
 static TOUCHES: AtomicU64 = AtomicU64::new(0);
 
 testkit::test! {
-    name: "scenarios::user_db_recursion",
     run: run,
     iterations: 100,
     tags: &[tags::TCG],
@@ -98,7 +97,7 @@ fn run(ctx: &mut Context<'_>) -> TestResult {
         if let Err(e) = arm_both(user_cell) {
             handlers::set_db_hook(None);
             breakpoint::reset();
-            return Err(ctx.fail(format_args!("arming the watchpoints: {e:?}")));
+            testkit::fail!(ctx, "arming the watchpoints: {e:?}");
         }
         let mut fill = Regs::pattern(i, 0xdb);
         fill.0[R15] = user_cell;
@@ -124,13 +123,16 @@ fn run(ctx: &mut Context<'_>) -> TestResult {
         evidence.report.reentries,
         evidence.report.recovered
     ));
-    if !evidence.complete() {
-        return Err(ctx.fail(format_args!("nesting went deeper than the checker tracks")));
-    }
+    testkit::ensure!(
+        ctx,
+        evidence.complete(),
+        "nesting went deeper than the checker tracks"
+    );
     if user_dbs != n || bad_exits != 0 {
-        return Err(ctx.fail(format_args!(
+        testkit::fail!(
+            ctx,
             "{user_dbs} #DBs from ring 3 for {n} watched stores ({bad_exits} probes did not come back)"
-        )));
+        );
     }
     // The hazard: each user #DB's handler touched the kernel word, and where
     // the user #DB leaves DR7 armed, that touch raised a nested #DB. (Today's
@@ -138,18 +140,18 @@ fn run(ctx: &mut Context<'_>) -> TestResult {
     // their touches are suppressed, which is also at most one level.)
     let guarded = matches!(ctx.strategy, Strategy::Dr7Guard | Strategy::Linux);
     if TOUCHES.load(Ordering::Relaxed) < user_dbs || (!guarded && nested < user_dbs) {
-        return Err(ctx.fail(format_args!(
+        testkit::fail!(
+            ctx,
             "the handlers never raised the second #DB ({nested} nested for {user_dbs})"
-        )));
+        );
     }
     if nested > user_dbs || depth > 2 {
-        return Err(ctx.fail(format_args!(
+        testkit::fail!(
+            ctx,
             "{nested} nested #DBs for {user_dbs} user #DBs, depth {depth}: more than one level"
-        )));
+        );
     }
-    if tally.damaged != 0 {
-        return Err(ctx.fail(format_args!("ring-3 watched store: {tally}")));
-    }
+    testkit::ensure!(ctx, tally.damaged == 0, "ring-3 watched store: {tally}");
     Ok(match evidence.observed(Detection::default()) {
         Observed::Ran(mut counts) => {
             counts.damaged_registers = tally.damaged;

@@ -38,7 +38,6 @@ static TALLY: spin::Mutex<Tally> = spin::Mutex::new(Tally {
 const PROBES_PER_CPU: u64 = 8;
 
 testkit::test! {
-    name: "scenarios::watchpoints",
     run: run,
     iterations: 10,
     tags: &[testkit::tags::TCG],
@@ -137,13 +136,11 @@ fn run(ctx: &mut Context<'_>) -> TestResult {
         tally.checked,
         tally.damaged
     ));
-    if tally.damaged != 0 {
-        return Err(ctx.fail(format_args!("watched store: {tally}")));
-    }
-    if wrong != 0 {
-        return Err(ctx.fail(format_args!(
-            "{wrong} watchpoint checks gave the wrong number of traps"
-        )));
-    }
+    testkit::ensure!(ctx, tally.damaged == 0, "watched store: {tally}");
+    testkit::ensure!(
+        ctx,
+        wrong == 0,
+        "{wrong} watchpoint checks gave the wrong number of traps"
+    );
     Ok(Observed::Survived)
 }
