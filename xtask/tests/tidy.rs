@@ -344,3 +344,35 @@ fn source_cites_docs_not_outside_documents() {
         found.join("\n")
     );
 }
+
+/// Names given by hand are for tests whose name must differ from their file
+/// (`selftest::`, `bench::`, the boot matrix's `boot::nmi_all_to_all`). A
+/// scenario named `scenarios::...` by hand could drift from its file.
+#[test]
+fn scenario_names_come_from_their_file() {
+    let src = root().join("kernel/src");
+    let mut derived = 0;
+    let mut by_hand = Vec::new();
+    for file in rust_files("kernel/src/scenarios") {
+        let text = fs::read_to_string(&file).expect("readable source");
+        let rel = file.strip_prefix(&src).expect("under kernel/src");
+        for registered in registered_names(&rel.to_string_lossy(), &text) {
+            match registered {
+                Registered::Derived(_) => derived += 1,
+                Registered::ByHand(name) if name.starts_with("scenarios::") => {
+                    by_hand.push(format!("{}: {name}", rel.display()));
+                }
+                Registered::ByHand(_) => {}
+            }
+        }
+    }
+    assert!(
+        derived > 10,
+        "found {derived} derived names: the scan is broken"
+    );
+    assert!(
+        by_hand.is_empty(),
+        "scenarios named by hand (start the registration with `run:`, or `case:` for one of several):\n{}",
+        by_hand.join("\n")
+    );
+}
