@@ -46,7 +46,6 @@ static NESTED_BODIES: AtomicU64 = AtomicU64::new(0);
 static ON_DB_STACK: AtomicU64 = AtomicU64::new(0);
 
 testkit::test! {
-    name: "scenarios::nmi_nested_off_stack",
     run: run,
     iterations: 200,
     cpus: 2,
@@ -173,21 +172,24 @@ fn run(ctx: &mut Context<'_>) -> TestResult {
         detection.hazards,
         detection.detected,
     ));
-    if !evidence.complete() {
-        return Err(ctx.fail(format_args!("nesting went deeper than the checker tracks")));
-    }
-    if on_db == 0 {
-        return Err(ctx.fail(format_args!(
-            "no second NMI landed on the #DB stack ({sent} NMIs sent)"
-        )));
-    }
+    testkit::ensure!(
+        ctx,
+        evidence.complete(),
+        "nesting went deeper than the checker tracks"
+    );
+    testkit::ensure!(
+        ctx,
+        on_db != 0,
+        "no second NMI landed on the #DB stack ({sent} NMIs sent)"
+    );
     if nesting && (by_flag != on_db || by_rsp != 0 || in_repeat != 0) {
-        return Err(ctx.fail(format_args!(
+        testkit::fail!(
+            ctx,
             "{on_db} NMIs landed on the #DB stack, but by_flag={by_flag} by_rsp={by_rsp} in_repeat={in_repeat}"
-        )));
+        );
     }
     if !nesting && detection.hazards == 0 {
-        return Err(ctx.fail(format_args!("no NMI body ran inside another")));
+        testkit::fail!(ctx, "no NMI body ran inside another");
     }
     let mut observed = evidence.observed(detection);
     if let testkit::Observed::Ran(e) = &mut observed {

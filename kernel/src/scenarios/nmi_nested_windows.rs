@@ -63,7 +63,6 @@ static CLASSES: [AtomicU64; FOLLOW_UPS] = [const { AtomicU64::new(NOT_LANDED) };
 static WINDOW: Window = Window::new();
 
 testkit::test! {
-    name: "scenarios::nmi_nested_windows",
     run: run,
     iterations: 1_500,
     cpus: 2,
@@ -240,18 +239,19 @@ fn run(ctx: &mut Context<'_>) -> TestResult {
     ));
     WINDOW.emit(ctx, stub, |_| None);
 
-    if !evidence.complete() {
-        return Err(ctx.fail(format_args!("nesting went deeper than the checker tracks")));
-    }
+    testkit::ensure!(
+        ctx,
+        evidence.complete(),
+        "nesting went deeper than the checker tracks"
+    );
     if nesting && (by_flag == 0 || by_rsp == 0 || in_repeat == 0) {
-        return Err(ctx.fail(format_args!(
+        testkit::fail!(
+            ctx,
             "a nested branch never taken: by_flag={by_flag} by_rsp={by_rsp} in_repeat={in_repeat}"
-        )));
+        );
     }
     if !nesting && detection.hazards == 0 {
-        return Err(ctx.fail(format_args!(
-            "no NMI body ran inside another ({sent} NMIs sent)"
-        )));
+        testkit::fail!(ctx, "no NMI body ran inside another ({sent} NMIs sent)");
     }
     let mut observed = evidence.observed(detection);
     if let testkit::Observed::Ran(e) = &mut observed {

@@ -64,7 +64,6 @@ static IN_USER: AtomicU64 = AtomicU64::new(0);
 static IN_GAP: [AtomicU64; 4] = [const { AtomicU64::new(0) }; 4];
 
 testkit::test! {
-    name: "scenarios::nmi_syscall_gap",
     run: run,
     iterations: 800,
     cpus: 2,
@@ -122,9 +121,11 @@ fn sender(_: u64) -> u64 {
 fn run(ctx: &mut Context<'_>) -> TestResult {
     let nesting = crate::entry::nmi_stub(ctx.strategy) == Stub::NmiLinux;
     let nmi_stack = percpu::this().ist_stack(IstSlot::Nmi);
-    if percpu::this().index() != VICTIM {
-        return Err(ctx.fail(format_args!("runs on CPU {VICTIM} only")));
-    }
+    testkit::ensure!(
+        ctx,
+        percpu::this().index() == VICTIM,
+        "runs on CPU {VICTIM} only"
+    );
     // The middle of IST_NMI, 16-aligned: in its range, below what NMIs use.
     let user_rsp = (nmi_stack.top - IST_STACK_SIZE / 2) & !15;
     user::enable_syscall(true);
@@ -185,20 +186,22 @@ fn run(ctx: &mut Context<'_>) -> TestResult {
         evidence.report.overlaps,
         evidence.report.incidents,
     ));
-    if bad_exits > 0 {
-        return Err(ctx.fail(format_args!(
-            "{bad_exits} ring-3 runs did not come back through SYSCALL"
-        )));
-    }
+    testkit::ensure!(
+        ctx,
+        bad_exits == 0,
+        "{bad_exits} ring-3 runs did not come back through SYSCALL"
+    );
     if in_gap == 0 || in_user == 0 {
-        return Err(ctx.fail(format_args!(
+        testkit::fail!(
+            ctx,
             "NMIs in the SYSCALL gap: {in_gap}, in ring 3 with RSP on IST_NMI: {in_user}: the hazard did not happen"
-        )));
+        );
     }
     if nesting && (user_rsp_on_stack < in_gap || nested > 0) {
-        return Err(ctx.fail(format_args!(
+        testkit::fail!(
+            ctx,
             "{in_gap} NMIs landed in the gap, the DF branch counted {user_rsp_on_stack}, {nested} taken as nested"
-        )));
+        );
     }
     let mut observed = evidence.observed(common::Detection::default());
     if let testkit::Observed::Ran(e) = &mut observed {
