@@ -1,6 +1,6 @@
 //! The machine-check architecture (MCA): what a CPU needs before a machine
 //! check can be delivered at all, and the registers a #MC handler reads and
-//! clears. No #MC entry lives here (see `entry::mc_entry`), only the MSRs.
+//! clears. No #MC entry lives here (see `entry::mc`), only the MSRs.
 //!
 //! Facts this module relies on (SDM vol. 3, ch. 16; measured on QEMU 10 TCG,
 //! whose monitor `mce` command follows KVM's `kvm_vcpu_ioctl_x86_set_mce`):

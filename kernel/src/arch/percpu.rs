@@ -166,6 +166,13 @@ impl PerCpu {
         self.ist_stacks()[slot as usize]
     }
 
+    /// Where the TSS points `slot` now (its stack's top unless shifted).
+    pub fn ist_pointer(&self, slot: IstSlot) -> u64 {
+        // SAFETY: a read of this CPU's own TSS (packed: the table is copied).
+        let table = unsafe { (*self.tss.get()).interrupt_stack_table };
+        table[slot as usize].as_u64()
+    }
+
     /// Moves the TSS pointer of `slot` by `delta` bytes (Linux 4.19's
     /// `shift_ist`, from Rust). Only on the CPU itself.
     pub fn shift_ist(&self, slot: IstSlot, delta: i64) {

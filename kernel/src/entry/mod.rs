@@ -8,7 +8,7 @@ mod db;
 pub mod df;
 pub mod frame;
 pub mod handlers;
-pub mod mc_entry;
+pub mod mc;
 pub mod mutant;
 pub mod nmi;
 mod phases;
@@ -44,6 +44,7 @@ pub fn install(strategy: Strategy) {
     };
     idt::set_gate(1, db::range().0, db_ist);
     idt::set_gate(2, nmi_stub(strategy).range().0, IST_NMI);
+    mc::install();
     idt::build_debug();
 }
 

@@ -1,0 +1,189 @@
+//! The #MC stub, shared by every strategy; strategy bits tested at run time.
+//!
+//! Reentrancy rules:
+//! - #MC runs on IST_MC and is masked by nothing: not IF, not an NMI, not a
+//!   #DB. It lands on any instruction, inside any handler, on any stack. Its
+//!   frame's interrupted RSP says where (`Landing`).
+//! - A second #MC while MCG_STATUS.MCIP is set shuts the machine down
+//!   (architected; QEMU models it). The body clears MCIP last; from then to
+//!   the IRETQ a new #MC would start at the same IST_MC top: the hardware
+//!   protects the handler, not its exit.
+//! - An NMI can interrupt it (own stack); the NMI's guard copies this
+//!   stack's live part. A #DB can be raised inside it by a breakpoint the
+//!   handler touches: `naive`, `shift-only` and `linux-4.19` leave DR7 armed
+//!   (Linux 4.19's `do_machine_check` does nothing about DR7), so that #DB
+//!   starts at the #DB IST top, which is live if the #MC interrupted a #DB
+//!   handler. `dr7-guard` and `linux` save and clear DR7 right after the
+//!   pushes (Linux 6.6: `local_db_save()` in `DEFINE_IDTENTRY_MCE
+//!   (exc_machine_check)`, around `exc_machine_check_kernel`, which treats
+//!   the #MC like an NMI: `irqentry_nmi_enter`).
+//! - Departure from Linux 6.6: a ring-3 #MC stays on IST_MC here (Linux's
+//!   `idtentry_mce_db` moves it to the task stack); no scenario raises one.
+//! - Nothing here takes a lock or prints.
+//!
+//! Stack (IST_MC top):
+//!
+//!   top    -> +---------------------+
+//!             | SS RSP RFLAGS CS RIP |  hardware frame, 5 words
+//!             | error (0), vector 18 |  pushed here
+//!             | rax .. r15           |  PUSH_GPRS
+//!             | applied, dr7         |  the strategy state the exit undoes
+//!   rsp    -> +---------------------+  = IstFrame, handed to every phase
+
+use core::arch::global_asm;
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use super::frame::{IstFrame, asm_epilogue, asm_prelude};
+use super::strategy::{DR7_GUARD, ENTRY_FLAGS};
+use crate::arch::MAX_CPUS;
+use crate::arch::mce::{self, Found};
+use crate::arch::percpu::{self, IST_MC};
+
+const MACHINE_CHECK: u8 = 18;
+
+global_asm!(
+    asm_prelude!(),
+    r#"
+    .pushsection .text.entry, "ax"
+    .balign 16
+    .global mc_stub
+mc_stub:
+    W cld                                /* the interrupted code may have set DF */
+    W push 0                             /* #MC pushes no error code */
+    W push {vector}
+    PUSH_GPRS
+    W movzx r12d, byte ptr [rip + {flags}]
+    W and r12d, {dr7_guard}              /* the only bit #MC applies */
+    W xor r13d, r13d                     /* saved DR7: none yet */
+    W test r12d, {dr7_guard}
+    W jz 1f
+    WF {dr7_guard}, mov r13, dr7         /* local_db_save(): save DR7 ... */
+    WF {dr7_guard}, xor eax, eax
+    WF {dr7_guard}, mov dr7, rax         /* ... and disarm every breakpoint */
+1:
+    W push r12                           /* IstFrame.applied */
+    W push r13                           /* IstFrame.dr7 */
+    W lea r15, [rip + {phases}]
+    W xor r14d, r14d
+    /* One call site for every phase, as in the #DB stub (see db.rs). */
+2:
+    W mov rdi, rsp
+    W call qword ptr [r15 + r14 * 8]
+    W inc r14d
+    W cmp qword ptr [r15 + r14 * 8], 0
+    W jne 2b
+    W pop r13
+    W pop r12
+    W test r12d, {dr7_guard}
+    W jz 3f
+    WF {dr7_guard}, mov dr7, r13         /* local_db_restore() */
+3:
+    POP_GPRS
+    W add rsp, 16                        /* vector, error code */
+    W iretq
+    .global mc_stub_end
+mc_stub_end:
+    .popsection
+"#,
+    asm_epilogue!(),
+    vector = const MACHINE_CHECK,
+    flags = sym ENTRY_FLAGS,
+    dr7_guard = const DR7_GUARD,
+    phases = sym super::phases::MC,
+);
+
+unsafe extern "C" {
+    fn mc_stub();
+    fn mc_stub_end();
+}
+
+/// The stub's code, as [start, end).
+pub fn range() -> (u64, u64) {
+    (mc_stub as *const () as u64, mc_stub_end as *const () as u64)
+}
+
+/// Points the #MC gate at the stub on IST_MC. BSP, before the APs start.
+pub(super) fn install() {
+    crate::arch::idt::set_gate(MACHINE_CHECK, range().0, IST_MC);
+}
+
+/// Where one #MC landed, as its body recorded it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Landing {
+    /// #MCs taken on this CPU so far.
+    pub count: u64,
+    pub rip: u64,
+    pub cs: u64,
+    /// The interrupted RSP: which stack the #MC came in on.
+    pub rsp: u64,
+    pub rflags: u64,
+    pub found: Found,
+    /// DR7 as the handler's own code saw it (0 when the strategy cleared it).
+    pub live_dr7: u64,
+}
+
+/// Per CPU: count, rip, cs, rsp, rflags, mcg_status, bank, status, live DR7.
+static LANDINGS: [[AtomicU64; 9]; MAX_CPUS] =
+    [const { [const { AtomicU64::new(0) }; 9] }; MAX_CPUS];
+
+/// Called inside the #MC body after the landing is recorded and before MCIP
+/// is cleared: a scenario's hazard inside #MC (e.g. touching a watchpoint).
+pub type McHook = fn(&Landing);
+static HOOK: AtomicUsize = AtomicUsize::new(0);
+
+/// Hooks are set before the hazard is armed and cleared after it is disarmed.
+pub fn set_hook(hook: Option<McHook>) {
+    HOOK.store(hook.map_or(0, |f| f as usize), Ordering::SeqCst);
+}
+
+/// The last #MC on `cpu` (with `count` of them so far).
+pub fn landing(cpu: usize) -> Landing {
+    let slot = &LANDINGS[cpu];
+    let at = |i: usize| slot[i].load(Ordering::SeqCst);
+    Landing {
+        count: at(0),
+        rip: at(1),
+        cs: at(2),
+        rsp: at(3),
+        rflags: at(4),
+        found: Found {
+            mcg_status: at(5),
+            bank: at(6) as u32,
+            status: at(7),
+        },
+        live_dr7: at(8),
+    }
+}
+
+/// The body (`do_machine_check`, reduced to what the tests need): record,
+/// run the hook, release the bank, clear MCIP.
+pub extern "C" fn mc_body(frame: &mut IstFrame) {
+    let found = mce::read();
+    let cpu = percpu::this().index();
+    let slot = &LANDINGS[cpu];
+    let regs = &frame.regs;
+    for (i, value) in [
+        regs.rip,
+        regs.cs,
+        regs.rsp,
+        regs.rflags,
+        found.mcg_status,
+        u64::from(found.bank),
+        found.status,
+        crate::arch::debugreg::read_dr7(),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        slot[i + 1].store(value, Ordering::SeqCst);
+    }
+    // The count last: a reader that sees it move sees the fields above.
+    slot[0].fetch_add(1, Ordering::SeqCst);
+    let hook = HOOK.load(Ordering::SeqCst);
+    if hook != 0 {
+        // SAFETY: HOOK only ever holds 0 or an `McHook` stored by set_hook.
+        let hook: McHook = unsafe { core::mem::transmute::<usize, McHook>(hook) };
+        hook(&landing(cpu));
+    }
+    mce::clear(found.bank);
+}
