@@ -252,6 +252,29 @@ pub const REFERENCES: &[Reference] = &[
         outcome: "pass",
     },
     Reference {
+        test: "scenarios::db_mce_db",
+        hazard: "#MC inside a #DB handler, its handler touching a watchpoint",
+        silicon: "#MC is masked by nothing and lands inside the #DB handler; a \
+                  breakpoint hit in the #MC handler raises #DB through its IST gate, \
+                  at the #DB IST top unless DR7 was cleared (Linux 6.6 local_db_save)",
+        sources: &[
+            "Intel SDM Vol. 3A 6.15 Interrupt 18 Machine-Check Exception",
+            SDM_IST,
+            "Linux arch/x86/kernel/cpu/mce/core.c exc_machine_check (v5.8+: local_db_save)",
+        ],
+        outcome: "pass",
+    },
+    Reference {
+        test: "scenarios::mce_nesting",
+        hazard: "second #MC while MCG_STATUS.MCIP is set",
+        silicon: "the processor enters shutdown (a triple fault to the platform)",
+        sources: &[
+            "Intel SDM Vol. 3B 16.3.1.2 IA32_MCG_STATUS MSR (MCIP)",
+            "Intel SDM Vol. 3A 6.15 Interrupt 18 Machine-Check Exception",
+        ],
+        outcome: "pass",
+    },
+    Reference {
         test: "scenarios::sysenter_tf",
         hazard: "SYSENTER with TF set",
         silicon: "SYSENTER clears only IF, VM and RF: the single-step #DB is delivered \

@@ -9,6 +9,8 @@
 //!   boots that survives crashes (`runner/sequence.rs`);
 //! - the framework's selftests once (`filter=selftest::`, linux, `-cpu max`):
 //!   each crashes the kernel on purpose and must be seen crashing just so;
+//! - `scenarios::mce_nesting` once (linux, `-cpu max`): a second #MC while
+//!   MCIP is set must shut the machine down, seen as a triple fault;
 //! - `checker::mutant_blind_is_caught`: with a checker that records nothing,
 //!   every naive `detect` test must fail with "expected corruption, none detected".
 //! - `mutants::NAME`: the fast mutants of the entry code (`cargo xtask mutants
@@ -126,6 +128,9 @@ const HOST_TESTS: &str = "host::unit_tests";
 const BROWSER: &str = "report::browser";
 const SUITE_TIMEOUT: Duration = Duration::from_secs(300);
 const SELFTEST_FILTER: &str = "selftest::";
+/// A hazard whose right outcome is a crash (a second #MC while MCIP is set
+/// shuts the machine down): opt-in like the selftests, in a boot of its own.
+const MCE_NESTING_FILTER: &str = "scenarios::mce_nesting";
 
 /// One unit of work for the pool.
 enum Job {
@@ -235,9 +240,11 @@ impl Args {
             );
         }
         if self.filter.is_none() {
-            let args = self.kernel_args(Strategy::Linux, Some(SELFTEST_FILTER));
             let cpu = cpus.first().map_or("max", String::as_str);
-            jobs.push(Job::Suite(self.spec(Strategy::Linux, cpu, args)));
+            for filter in [SELFTEST_FILTER, MCE_NESTING_FILTER] {
+                let args = self.kernel_args(Strategy::Linux, Some(filter));
+                jobs.push(Job::Suite(self.spec(Strategy::Linux, cpu, args)));
+            }
         }
         jobs.extend(fast.into_iter().map(Job::Check));
         jobs
