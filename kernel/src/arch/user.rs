@@ -141,7 +141,6 @@ unsafe extern "C" {
         arg1: u64,
     ) -> u64;
     static user_programs: u8;
-    static user_program_store: u8;
     static user_program_int3: u8;
     static user_program_int_3: u8;
     static user_program_icebp: u8;
@@ -162,8 +161,6 @@ unsafe extern "C" {
 /// The ring-3 programs a sandbox holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Program {
-    /// `*arg0 = arg1`.
-    Store,
     /// `int3` (0xcc).
     Int3,
     /// `int 3` (0xcd 0x03).
@@ -194,7 +191,6 @@ pub enum Program {
 impl Program {
     fn symbol(self) -> *const u8 {
         match self {
-            Program::Store => &raw const user_program_store,
             Program::Int3 => &raw const user_program_int3,
             Program::IntN3 => &raw const user_program_int_3,
             Program::Icebp => &raw const user_program_icebp,
@@ -340,11 +336,6 @@ impl Sandbox {
             stack_top: stack + 4096,
             data,
         }
-    }
-
-    /// Runs `store` in ring 3: `*cell = value`, then back.
-    pub fn store(&self, cell: &AtomicU64, value: u64) {
-        self.run(Program::Store, cell.as_ptr() as u64, value);
     }
 
     /// Runs the damage kit's ring-3 probe for `hazard` with `fill`: what it

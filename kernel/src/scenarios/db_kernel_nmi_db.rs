@@ -15,6 +15,8 @@
 //! predicted from where it landed (before the shift or after the un-shift it
 //! must corrupt, between them it must not; outside the #DB it must not), and
 //! every prediction is checked against the checker. The others: no incident.
+//! The outer #DB's store is the register damage kit's probe: the code the #DB
+//! interrupted gets all 15 GPRs and RFLAGS back (counted in the evidence).
 
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -22,6 +24,7 @@ use testkit::{Context, Expect, Expectations, TestResult};
 
 use super::aim::{AFTER, Aim, BEFORE, INSIDE, NOT_LANDED};
 use super::common::{self, Window};
+use crate::arch::damage::{self, Hazard, R15, Regs, Tally};
 use crate::arch::percpu::{self, IstSlot};
 use crate::entry::breakpoint::{self, Breakpoint, Kind};
 use crate::entry::checker::IstFrame;
@@ -64,13 +67,21 @@ fn watched() -> &'static AtomicU64 {
     }
 }
 
-/// The outer #DB: a write to the watched word from ring 0 or ring 3.
-fn trigger() {
-    if FROM_USER.load(Ordering::Relaxed) {
-        mm::user_sandbox().store(watched(), 1);
+/// The outer #DB: a write to the watched word from ring 0 or ring 3, by the
+/// register damage kit's store probe (all 15 GPRs and RFLAGS patterned before
+/// it, compared after the #DB and whatever nested in it returned).
+fn trigger(iteration: u64, tally: &mut Tally) {
+    let mut fill = Regs::pattern(iteration, 0xd8);
+    fill.0[R15] = watched().as_ptr() as u64;
+    let seen = if FROM_USER.load(Ordering::Relaxed) {
+        match mm::user_sandbox().run_probe(Hazard::Store, &fill) {
+            Some(Ok(seen)) => seen,
+            _ => Regs([0; 16]),
+        }
     } else {
-        watched().fetch_add(1, Ordering::SeqCst);
-    }
+        damage::run_kernel(Hazard::Store, &fill)
+    };
+    tally.record(iteration, &fill, &seen);
 }
 
 fn on_db(event: &handlers::DbEvent) {
@@ -168,7 +179,7 @@ pub(super) fn sweep(ctx: &mut Context<'_>, origin: Origin) -> TestResult {
         testkit::fail!(ctx, "arming the watchpoint: {e:?}");
     }
     // The sweep spans about two #DB round trips, measured here without NMIs.
-    let db_cycles = common::measure(trigger);
+    let db_cycles = common::measure(|| trigger(0, &mut Tally::default()));
     let mut aim = Aim::new(db_cycles * 2);
     common::reset_counts(VICTIM);
     WINDOW.reset(
@@ -177,6 +188,7 @@ pub(super) fn sweep(ctx: &mut Context<'_>, origin: Origin) -> TestResult {
     );
     let timing = Timing::new(ctx.expect_timing());
     let mut detection = common::Detection::default();
+    let mut regs = Tally::default();
     NMI_IN_DB.store(0, Ordering::Relaxed);
     NMI_TOUCHES.store(0, Ordering::Relaxed);
     STOP.store(0, Ordering::Release);
@@ -200,7 +212,7 @@ pub(super) fn sweep(ctx: &mut Context<'_>, origin: Origin) -> TestResult {
         NESTED.store(false, Ordering::Relaxed);
         detection.begin(VICTIM);
         GO.store(i, Ordering::Release);
-        trigger(); // the outer #DB
+        trigger(i, &mut regs); // the outer #DB
         // The NMI runs on this CPU: once its count moved, it has returned.
         let landed = crate::arch::time::wait_until(NMI_WAIT_US, || {
             percpu::cpu(VICTIM).nmi_count.load(Ordering::Acquire) > nmis
@@ -249,7 +261,7 @@ pub(super) fn sweep(ctx: &mut Context<'_>, origin: Origin) -> TestResult {
     let coverage = WINDOW.coverage();
     ctx.counters.nmis = Some(nmis);
     ctx.note(format_args!(
-        "nmi_in_db={in_db} nested_db={} suppressed={} late_nmis={lost} lost_nmis={lost_nmis} recovered={} incidents={} hazards={} detected={} unexplained={} {timing} db_span={db_cycles}cyc {coverage}",
+        "nmi_in_db={in_db} nested_db={} suppressed={} late_nmis={lost} lost_nmis={lost_nmis} recovered={} incidents={} hazards={} detected={} unexplained={} regs_checked={} regs_damaged={} {timing} db_span={db_cycles}cyc {coverage}",
         evidence.nested_dbs(u64::from(iterations)),
         evidence.suppressed(touches, u64::from(iterations)),
         evidence.report.recovered,
@@ -257,6 +269,8 @@ pub(super) fn sweep(ctx: &mut Context<'_>, origin: Origin) -> TestResult {
         detection.hazards,
         detection.detected,
         detection.unexplained,
+        regs.checked,
+        regs.damaged,
     ));
     WINDOW.emit(ctx, Stub::Db, |i| timing.predict(Some(i)));
 
@@ -288,6 +302,7 @@ pub(super) fn sweep(ctx: &mut Context<'_>, origin: Origin) -> TestResult {
     if let testkit::Observed::Ran(e) = &mut observed {
         timing.fill(e);
         e.lost_nmis = lost_nmis;
+        e.damaged_registers = regs.damaged;
     }
     Ok(observed)
 }
