@@ -33,7 +33,9 @@
 use core::arch::global_asm;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
+use super::checker;
 use super::frame::{IstFrame, asm_epilogue, asm_prelude};
+use super::phases::Phase;
 use super::strategy::{DR7_GUARD, ENTRY_FLAGS};
 use crate::arch::MAX_CPUS;
 use crate::arch::mce::{self, Found};
@@ -89,8 +91,18 @@ mc_stub_end:
     vector = const MACHINE_CHECK,
     flags = sym ENTRY_FLAGS,
     dr7_guard = const DR7_GUARD,
-    phases = sym super::phases::MC,
+    phases = sym MC_PHASES,
 );
+
+/// #MC: checker in, body (`do_machine_check`: record, hook, clear MCIP),
+/// checker out. Walked by the stub from its one call site.
+#[unsafe(no_mangle)]
+static MC_PHASES: [Phase; 4] = [
+    Some(checker::ist_enter),
+    Some(mc_body),
+    Some(checker::ist_exit),
+    None,
+];
 
 unsafe extern "C" {
     fn mc_stub();

@@ -39,13 +39,3 @@ pub static NMI: [Phase; 5] = [
     Some(checker::ist_exit),
     None,
 ];
-
-/// #MC: checker in, body (`do_machine_check`: record, hook, clear MCIP),
-/// checker out.
-#[unsafe(no_mangle)]
-pub static MC: [Phase; 4] = [
-    Some(checker::ist_enter),
-    Some(super::mc::mc_body),
-    Some(checker::ist_exit),
-    None,
-];
