@@ -49,7 +49,6 @@ static INNER_DBS: AtomicU64 = AtomicU64::new(0);
 static SHIFTED_AT_MC: AtomicBool = AtomicBool::new(false);
 
 testkit::test! {
-    name: "scenarios::db_mce_db",
     run: run,
     iterations: 8,
     max_iterations: 100,

@@ -35,7 +35,6 @@ static MCIP_SEEN: AtomicBool = AtomicBool::new(false);
 static RELEASE: AtomicBool = AtomicBool::new(false);
 
 testkit::test! {
-    name: "scenarios::mce_nesting",
     run: run,
     cpus: 2,
     timeout_ms: 20_000,
