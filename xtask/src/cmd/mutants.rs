@@ -16,6 +16,7 @@ use testkit::mutants::{CATALOG, Mutant, find};
 
 use crate::cmd::opts::{self, Common};
 use crate::qemu::accel;
+use crate::qemu::emulator::Emulator;
 use crate::report::console::{self, Console};
 use crate::runner::mutants::{self, CPU, Settings};
 use crate::runner::mutants_matrix;
@@ -44,6 +45,11 @@ pub struct Args {
     /// Write the matrix as JSON to PATH.
     #[arg(long, value_name = "PATH")]
     json: Option<PathBuf>,
+    /// The program that runs the probes. Under Bochs they boot the Limine
+    /// ISO under BIOS on corei7_skylake_x (x2APIC): the historic bugs'
+    /// second platform column.
+    #[arg(long, value_enum, default_value_t = Emulator::Qemu)]
+    emulator: Emulator,
     #[command(flatten)]
     common: Common,
 }
@@ -75,8 +81,13 @@ pub fn main(args: Args) -> Result<ExitCode> {
     }
     let chosen = chosen(&args)?;
     let choice = accel::choose(args.common.accel)?;
+    let cpu = args.emulator.cpu_model(CPU);
+    let platform = match args.emulator {
+        Emulator::Qemu => choice.to_string(),
+        Emulator::Bochs => "Bochs, Limine ISO under BIOS".to_string(),
+    };
     console::note(&format!(
-        "{choice}; {} mutants, PVH, {CPU} x {}, {} iterations",
+        "{platform}; {} mutants, {cpu} x {}, {} iterations",
         chosen.len(),
         args.smp,
         args.iterations
@@ -85,7 +96,8 @@ pub fn main(args: Args) -> Result<ExitCode> {
         accel: choice.accel,
         iterations: args.iterations,
         smp: args.smp,
-        cpu: CPU.into(),
+        cpu,
+        emulator: args.emulator,
         timeout: args.common.timeout_or(BOOT_TIMEOUT),
         all_probes: args.all_probes,
     };

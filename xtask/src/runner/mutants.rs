@@ -152,6 +152,8 @@ pub struct Settings {
     pub iterations: u32,
     pub smp: u32,
     pub cpu: String,
+    /// QEMU (PVH) or Bochs (the Limine ISO under BIOS).
+    pub emulator: Emulator,
     pub timeout: Duration,
     /// Run every probe of the plan, not only up to the first kill.
     pub all_probes: bool,
@@ -261,9 +263,12 @@ fn probe_reports(
     };
     let spec = Spec {
         strategy: probe.strategy.name().into(),
-        lapic: Emulator::Qemu.lapic_label(&s.cpu),
+        lapic: s.emulator.lapic_label(&s.cpu),
         config: BootConfig {
-            door: Door::Pvh,
+            door: match s.emulator {
+                Emulator::Qemu => Door::Pvh,
+                Emulator::Bochs => Door::LimineBios,
+            },
             smp: s.smp,
             cpu: s.cpu.clone(),
             args: vec![
@@ -271,8 +276,8 @@ fn probe_reports(
                 format!("filter={}", probe.filter),
                 format!("iterations={}", s.iterations),
             ],
-            single_step: s.accel == Accel::Tcg,
-            emulator: Emulator::Qemu,
+            single_step: s.emulator == Emulator::Qemu && s.accel == Accel::Tcg,
+            emulator: s.emulator,
         },
         // A crash is the finding; no second try.
         retry: false,

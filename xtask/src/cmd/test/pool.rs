@@ -240,6 +240,7 @@ fn run_job(job: &Job, shared: &Shared, worker: &Worker, budget: &Budget) {
                 iterations: MUTANT_ITERATIONS,
                 smp: MUTANT_SMP,
                 cpu: mutants::CPU.into(),
+                emulator: crate::qemu::emulator::Emulator::Qemu,
                 timeout: MUTANT_TIMEOUT,
                 all_probes: false,
             };
