@@ -15,8 +15,9 @@ use anyhow::{Context, Result, bail};
 use testkit::mutants::{CATALOG, Mutant, find};
 
 use crate::cmd::opts::{self, Common};
-use crate::qemu::accel;
+use crate::media::limine;
 use crate::qemu::emulator::Emulator;
+use crate::qemu::{accel, bochs};
 use crate::report::console::{self, Console};
 use crate::runner::mutants::{self, CPU, Settings};
 use crate::runner::mutants_matrix;
@@ -81,7 +82,15 @@ pub fn main(args: Args) -> Result<ExitCode> {
     }
     let chosen = chosen(&args)?;
     let choice = accel::choose(args.common.accel)?;
-    let cpu = args.emulator.cpu_model(CPU);
+    let cpu = match args.emulator {
+        Emulator::Qemu => CPU.to_string(),
+        Emulator::Bochs => bochs::CPU_MODEL.to_string(),
+    };
+    // Bochs boots the Limine ISO: find Limine before the first build.
+    let limine = match args.emulator {
+        Emulator::Qemu => None,
+        Emulator::Bochs => Some(limine::require(args.common.limine_dir.as_deref())?),
+    };
     let platform = match args.emulator {
         Emulator::Qemu => choice.to_string(),
         Emulator::Bochs => "Bochs, Limine ISO under BIOS".to_string(),
@@ -98,6 +107,7 @@ pub fn main(args: Args) -> Result<ExitCode> {
         smp: args.smp,
         cpu,
         emulator: args.emulator,
+        limine,
         timeout: args.common.timeout_or(BOOT_TIMEOUT),
         all_probes: args.all_probes,
     };

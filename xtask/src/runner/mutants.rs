@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use testkit::mutants::{Mutant, Probe};
 
 use crate::media::kernel;
+use crate::media::limine::Limine;
 use crate::qemu::accel::Accel;
 use crate::qemu::emulator::Emulator;
 use crate::report::console::Worker;
@@ -154,6 +155,8 @@ pub struct Settings {
     pub cpu: String,
     /// QEMU (PVH) or Bochs (the Limine ISO under BIOS).
     pub emulator: Emulator,
+    /// Limine, for the doors that need it (Bochs boots the Limine ISO).
+    pub limine: Option<Limine>,
     pub timeout: Duration,
     /// Run every probe of the plan, not only up to the first kill.
     pub all_probes: bool,
@@ -251,7 +254,7 @@ fn probe_reports(
     s: &Settings,
     worker: &Worker,
 ) -> Vec<Report> {
-    let artifacts = Artifacts::new(elf.to_path_buf());
+    let artifacts = Artifacts::new(elf.to_path_buf()).with_limine(s.limine.clone());
     let tally = Mutex::new(Tally::new(crate::report::console::Console::quiet()));
     let boots = AtomicUsize::new(0);
     let shared = Shared {

@@ -93,7 +93,9 @@ pub fn run<'a>(spec: &Spec, shared: &'a Shared<'a>, worker: &Worker, sink: &mut 
                 cmdline.chars().take(80).collect::<String>()
             )));
         } else if let Err(e) = shared.artifacts.prepare(&config) {
-            steps.extend(seq.abort(format!("boot {attempt} cannot be prepared: {e:#}")));
+            steps.extend(seq.abort(format!(
+                "host failure: boot {attempt} cannot be prepared: {e:#}"
+            )));
         }
         if !steps.is_empty() {
             let at = At {

@@ -241,6 +241,7 @@ fn run_job(job: &Job, shared: &Shared, worker: &Worker, budget: &Budget) {
                 smp: MUTANT_SMP,
                 cpu: mutants::CPU.into(),
                 emulator: crate::qemu::emulator::Emulator::Qemu,
+                limine: None,
                 timeout: MUTANT_TIMEOUT,
                 all_probes: false,
             };
