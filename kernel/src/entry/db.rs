@@ -29,12 +29,10 @@
 //!
 //! Every instruction is wrapped in `W`/`WF`: NMI sweeps see which they hit.
 
-use core::arch::global_asm;
-
 use super::counters::Counter;
-use super::frame::{IstFrame, OFF_CS, SOFT_BYTES, asm_epilogue, asm_prelude};
+use super::frame::{IstFrame, OFF_CS, SOFT_BYTES, ist_stub_asm};
 use super::mutant::{self, catalog};
-use super::strategy::{DEBUG_IDT, DR7_GUARD, ENTRY_FLAGS, IST_SHIFT, SHIFT_IST, USER_SWITCH};
+use super::strategy::{DEBUG_IDT, IST_SHIFT, SHIFT_IST, USER_SWITCH};
 use crate::arch::percpu::{TSS_IST1_OFFSET, TSS_RSP0_OFFSET};
 
 /// Bytes from RSP to CS right after PUSH_GPRS (the frame without dr7/applied).
@@ -44,8 +42,7 @@ const MOVED_WORDS: usize = (SOFT_BYTES - 16) / 8 + 5;
 const FRAME_BYTES: usize = core::mem::size_of::<IstFrame>();
 const _: () = assert!(MOVED_WORDS * 8 + 16 == FRAME_BYTES);
 
-global_asm!(
-    asm_prelude!(),
+ist_stub_asm!(
     r#"
     .pushsection .rodata.window_start, "a"
     .balign 8
@@ -57,15 +54,10 @@ window_table:
 window_table_end:
     .popsection
 
-    .pushsection .text.entry, "ax"
-    .balign 16
-    .global db_stub
-db_stub:
+    STUB db_stub
     W inc qword ptr gs:[{db_entered}]
     W cld                                /* ring 3 may have set DF; rep movsq below */
-    W push 0                             /* no error code: keep the frame shape */
-    W push 1                             /* vector */
-    PUSH_GPRS
+    ENTER_FRAME 1                        /* error code 0, vector, GPRs */
     W movzx r12d, byte ptr [rip + {flags}] /* the strategy bits this entry applies */
     W xor r13d, r13d                     /* saved DR7: none yet */
     W test r12d, {user_switch}
@@ -91,16 +83,14 @@ db_stub:
     .endif
 2:
     DR7_SAVE {dr7_guard}, {m_no_dr7_clear}
-    W push r12                           /* IstFrame.applied */
-    W push r13                           /* IstFrame.dr7 */
+    PUSH_STATE                           /* IstFrame.applied, .dr7 */
     W lea r15, [rip + {phases}]
     W test r12d, {debug_idt}
     W jz 4f
     WF {debug_idt}, lea r15, [rip + {phases_4_19}]
 4:
     RUN_PHASES                           /* enter, hook, body, exit: see frame.rs */
-    W pop r13
-    W pop r12
+    POP_STATE
     DR7_RESTORE {dr7_guard}
     W test r12d, {shift_ist}
     W jz 7f
@@ -108,17 +98,11 @@ db_stub:
     WF {shift_ist}, add qword ptr gs:[{tss_ist1}], {shift}
     .endif
 7:
-    POP_GPRS {m_swap}
-    W add rsp, 16                        /* vector, error code */
+    LEAVE_FRAME {m_swap}
     W iretq
-    .global db_stub_end
-db_stub_end:
-    .popsection
+    STUB_END db_stub_end
 "#,
-    asm_epilogue!(),
-    flags = sym ENTRY_FLAGS,
     shift_ist = const SHIFT_IST,
-    dr7_guard = const DR7_GUARD,
     user_switch = const USER_SWITCH,
     debug_idt = const DEBUG_IDT,
     tss_ist1 = const TSS_IST1_OFFSET,

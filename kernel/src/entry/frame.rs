@@ -51,10 +51,17 @@ const _: () = assert!(offset_of!(IstFrame, dr7) == 0 && offset_of!(IstFrame, app
 /// `asm_prelude!()` and ends with `asm_epilogue!()` (which `.purgem`s the
 /// macros), so that blocks landing in one object never define them twice.
 ///
+/// - `STUB name` / `STUB_END name`: a stub's global start and end labels.
 /// - `W insn` / `WF flag, insn`: an instruction of a stub whose address goes to
 ///   `.rodata.window` (with the strategy bits that put it on the path; 0 = all).
 ///   NMI sweeps use the table to tell which instructions they hit.
-/// - `PUSH_GPRS` / `POP_GPRS`: the one save/restore sequence (`IstFrame.regs`).
+/// - `PUSH_GPRS` / `POP_GPRS`: the one save/restore sequence (`IstFrame.regs`);
+///   `PUSH_GPRS PLAIN` / `POP_GPRS 0, PLAIN` leave it out of the window table
+///   (`trap_common`, which no sweep aims at).
+/// - `ENTER_FRAME` / `LEAVE_FRAME`: an IST stub's pushes below the hardware
+///   frame and their undoing; `PUSH_STATE` / `POP_STATE`: `IstFrame.applied`
+///   and `.dr7`; `DR7_SAVE` / `DR7_RESTORE`: the DR7 guard; `RUN_PHASES`: the
+///   one call site of a stub's phase table.
 macro_rules! asm_prelude {
     () => {
         r#"
@@ -68,22 +75,51 @@ macro_rules! asm_prelude {
     .macro W insn:vararg
     WF 0, \insn
     .endm
-    .macro PUSH_GPRS
-    W push rax
-    W push rbx
-    W push rcx
-    W push rdx
-    W push rsi
-    W push rdi
-    W push rbp
-    W push r8
-    W push r9
-    W push r10
-    W push r11
+    /* A stub's first and end labels, both global (`range()` reads them). */
+    .macro STUB name
+    .balign 16
+    .global \name
+\name:
+    .endm
+    .macro STUB_END name
+    .global \name
+\name:
+    .endm
+    /* An instruction left out of the window table (trap_common's GPRs). */
+    .macro PLAIN insn:vararg
+    \insn
+    .endm
+    .macro PUSH_GPRS mark=W
+    \mark push rax
+    \mark push rbx
+    \mark push rcx
+    \mark push rdx
+    \mark push rsi
+    \mark push rdi
+    \mark push rbp
+    \mark push r8
+    \mark push r9
+    \mark push r10
+    \mark push r11
+    \mark push r12
+    \mark push r13
+    \mark push r14
+    \mark push r15
+    .endm
+    /* The stub's pushes below the hardware frame: error code 0, vector, GPRs. */
+    .macro ENTER_FRAME vector
+    W push 0                             /* no error code: keep the frame shape */
+    W push \vector
+    PUSH_GPRS
+    .endm
+    /* IstFrame.applied (r12) and IstFrame.dr7 (r13): what the exit undoes. */
+    .macro PUSH_STATE
     W push r12
     W push r13
-    W push r14
-    W push r15
+    .endm
+    .macro POP_STATE
+    W pop r13
+    W pop r12
     .endm
     /* DR7 guard, entry half: r12 holds the applied bits, the old DR7 goes to r13 */
     .macro DR7_SAVE guard, keep=0
@@ -123,27 +159,32 @@ macro_rules! asm_prelude {
     W cmp qword ptr [r15 + r14 * 8], 0
     W jne .Lphase\@
     .endm
-    .macro POP_GPRS swap=0
-    W pop r15
-    W pop r14
-    W pop r13
-    W pop r12
-    W pop r11
-    W pop r10
+    .macro POP_GPRS swap=0, mark=W
+    \mark pop r15
+    \mark pop r14
+    \mark pop r13
+    \mark pop r12
+    \mark pop r11
+    \mark pop r10
     .if \swap                            /* mutant pop-gprs-swap-r8-r9 */
-    W pop r8
-    W pop r9
+    \mark pop r8
+    \mark pop r9
     .else
-    W pop r9
-    W pop r8
+    \mark pop r9
+    \mark pop r8
     .endif
-    W pop rbp
-    W pop rdi
-    W pop rsi
-    W pop rdx
-    W pop rcx
-    W pop rbx
-    W pop rax
+    \mark pop rbp
+    \mark pop rdi
+    \mark pop rsi
+    \mark pop rdx
+    \mark pop rcx
+    \mark pop rbx
+    \mark pop rax
+    .endm
+    /* ENTER_FRAME undone: the GPRs, then vector and error code. */
+    .macro LEAVE_FRAME swap=0
+    POP_GPRS \swap
+    W add rsp, 16                        /* vector, error code */
     .endm
 "#
     };
@@ -154,8 +195,15 @@ macro_rules! asm_epilogue {
         "
     .purgem WF
     .purgem W
+    .purgem STUB
+    .purgem STUB_END
+    .purgem PLAIN
     .purgem PUSH_GPRS
     .purgem POP_GPRS
+    .purgem ENTER_FRAME
+    .purgem LEAVE_FRAME
+    .purgem PUSH_STATE
+    .purgem POP_STATE
     .purgem DR7_SAVE
     .purgem DR7_RESTORE
     .purgem RUN_PHASES
@@ -163,7 +211,25 @@ macro_rules! asm_epilogue {
     };
 }
 
-pub(super) use {asm_epilogue, asm_prelude};
+/// An IST stub's `global_asm!`: its text in `.text.entry` between the shared
+/// prelude and epilogue, and the operands every IST stub reads (`flags`: the
+/// strategy bits, `dr7_guard`: the DR7 guard's bit) ahead of its own.
+macro_rules! ist_stub_asm {
+    ($text:expr, $($operands:tt)*) => {
+        core::arch::global_asm!(
+            $crate::entry::frame::asm_prelude!(),
+            "    .pushsection .text.entry, \"ax\"",
+            $text,
+            "    .popsection",
+            $crate::entry::frame::asm_epilogue!(),
+            flags = sym $crate::entry::strategy::ENTRY_FLAGS,
+            dr7_guard = const $crate::entry::strategy::DR7_GUARD,
+            $($operands)*
+        );
+    };
+}
+
+pub(super) use {asm_epilogue, asm_prelude, ist_stub_asm};
 
 /// One instruction of a stub: its address, and the strategy flags that put it
 /// on the path (0: every strategy runs it).

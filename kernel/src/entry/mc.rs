@@ -30,67 +30,36 @@
 //!             | applied, dr7         |  the strategy state the exit undoes
 //!   rsp    -> +---------------------+  = IstFrame, handed to every phase
 
-use core::arch::global_asm;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use super::checker;
-use super::frame::{IstFrame, asm_epilogue, asm_prelude};
+use super::frame::{IstFrame, ist_stub_asm};
 use super::phases::Phase;
-use super::strategy::{DR7_GUARD, ENTRY_FLAGS};
 use crate::arch::MAX_CPUS;
 use crate::arch::mce::{self, Found};
 use crate::arch::percpu::{self, IST_MC};
 
 const MACHINE_CHECK: u8 = 18;
 
-global_asm!(
-    asm_prelude!(),
+ist_stub_asm!(
     r#"
-    .pushsection .text.entry, "ax"
-    .balign 16
-    .global mc_stub
-mc_stub:
+    STUB mc_stub
     W cld                                /* the interrupted code may have set DF */
-    W push 0                             /* #MC pushes no error code */
-    W push {vector}
-    PUSH_GPRS
+    ENTER_FRAME {vector}                 /* #MC pushes no error code */
     W movzx r12d, byte ptr [rip + {flags}]
     W and r12d, {dr7_guard}              /* the only bit #MC applies */
     W xor r13d, r13d                     /* saved DR7: none yet */
-    W test r12d, {dr7_guard}
-    W jz 1f
-    WF {dr7_guard}, mov r13, dr7         /* local_db_save(): save DR7 ... */
-    WF {dr7_guard}, xor eax, eax
-    WF {dr7_guard}, mov dr7, rax         /* ... and disarm every breakpoint */
-1:
-    W push r12                           /* IstFrame.applied */
-    W push r13                           /* IstFrame.dr7 */
+    DR7_SAVE {dr7_guard}
+    PUSH_STATE                           /* IstFrame.applied, .dr7 */
     W lea r15, [rip + {phases}]
-    W xor r14d, r14d
-    /* One call site for every phase, as in the #DB stub (see db.rs). */
-2:
-    W mov rdi, rsp
-    W call qword ptr [r15 + r14 * 8]
-    W inc r14d
-    W cmp qword ptr [r15 + r14 * 8], 0
-    W jne 2b
-    W pop r13
-    W pop r12
-    W test r12d, {dr7_guard}
-    W jz 3f
-    WF {dr7_guard}, mov dr7, r13         /* local_db_restore() */
-3:
-    POP_GPRS
-    W add rsp, 16                        /* vector, error code */
+    RUN_PHASES                           /* one call site, as in the #DB stub */
+    POP_STATE
+    DR7_RESTORE {dr7_guard}
+    LEAVE_FRAME
     W iretq
-    .global mc_stub_end
-mc_stub_end:
-    .popsection
+    STUB_END mc_stub_end
 "#,
-    asm_epilogue!(),
     vector = const MACHINE_CHECK,
-    flags = sym ENTRY_FLAGS,
-    dr7_guard = const DR7_GUARD,
     phases = sym MC_PHASES,
 );
 

@@ -34,12 +34,9 @@
 //!                      IstFrame, so checker and body see the interrupted context
 //!   below              the rest of the body's IstFrame
 
-use core::arch::global_asm;
-
 use super::counters::Counter;
-use super::frame::{asm_epilogue, asm_prelude};
+use super::frame::ist_stub_asm;
 use super::mutant::{self, catalog};
-use super::strategy::{DR7_GUARD, ENTRY_FLAGS};
 use crate::arch::gdt::{KERNEL_CODE_SELECTOR, KERNEL_DATA_SELECTOR};
 use crate::arch::percpu::{IST_STACK_SIZE, TSS_RSP0_OFFSET};
 
@@ -59,8 +56,7 @@ const _: () = assert!(slot::OUTERMOST_RIP == slot::IRET_RIP + 40);
 /// RFLAGS.DF, as the bit of RFLAGS' second byte the nested test reads.
 const DF_IN_BYTE_1: u8 = 1 << (10 - 8);
 
-global_asm!(
-    asm_prelude!(),
+ist_stub_asm!(
     r#"
     /* "iret" <- "outermost", from rsp = top-56 to rsp = top-96. */
     .macro ITER_COPY
@@ -73,37 +69,26 @@ global_asm!(
 
     /* The plain NMI body, shared by both stubs, as a macro. */
     .macro NMI_BODY
-    W push 0                             /* no error code */
-    W push 2                             /* vector */
-    PUSH_GPRS
+    ENTER_FRAME 2                        /* error code 0, vector, GPRs */
     W movzx r12d, byte ptr [rip + {flags}]
     W xor r13d, r13d
     DR7_SAVE {dr7_guard}, {m_no_dr7_clear}
-    W push r12
-    W push r13
+    PUSH_STATE
     W lea r15, [rip + {phases}]
     RUN_PHASES                           /* one call site, as in db_stub */
-    W pop r13
-    W pop r12
+    POP_STATE
     DR7_RESTORE {dr7_guard}, {m_dr7_not_restored}
-    POP_GPRS {m_swap}
-    W add rsp, 16
+    LEAVE_FRAME {m_swap}
     .endm
 
-    .pushsection .text.entry, "ax"
-    .balign 16
-    .global nmi_stub
-nmi_stub:
+    STUB nmi_stub
     W inc qword ptr gs:[{nmi_entered}]
     W cld
     NMI_BODY
     W iretq
-    .global nmi_stub_end
-nmi_stub_end:
+    STUB_END nmi_stub_end
 
-    .balign 16
-    .global nmi_stub_linux
-nmi_stub_linux:
+    STUB nmi_stub_linux
     W inc qword ptr gs:[{nmi_entered}]
     W cld
     W push rdx                           /* top-48: the one scratch register */
@@ -218,15 +203,10 @@ end_repeat_nmi:
     W mov qword ptr [rsp + 40], 0        /* ... once "NMI executing" is clear */
     .endif
     W iretq
-    .global nmi_stub_linux_end
-nmi_stub_linux_end:
-    .popsection
+    STUB_END nmi_stub_linux_end
+    .purgem NMI_BODY
+    .purgem ITER_COPY
 "#,
-    asm_epilogue!(),
-    ".purgem NMI_BODY",
-    ".purgem ITER_COPY",
-    flags = sym ENTRY_FLAGS,
-    dr7_guard = const DR7_GUARD,
     tss_rsp0 = const TSS_RSP0_OFFSET,
     nmi_stack_size = const IST_STACK_SIZE,
     df = const DF_IN_BYTE_1,

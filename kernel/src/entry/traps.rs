@@ -19,6 +19,7 @@
 
 use core::arch::global_asm;
 
+use super::frame::{asm_epilogue, asm_prelude};
 use crate::arch::idt;
 use crate::arch::user::{RETURN_VECTOR, SYSCALL_LANDING_VECTOR};
 use crate::arch::vectors::{
@@ -26,6 +27,7 @@ use crate::arch::vectors::{
 };
 
 global_asm!(
+    asm_prelude!(),
     r#"
     .pushsection .text.entry, "ax"
 
@@ -43,39 +45,11 @@ trap_stub_\vec:
 
     .balign 16
 trap_common:
-    push rax
-    push rbx
-    push rcx
-    push rdx
-    push rsi
-    push rdi
-    push rbp
-    push r8
-    push r9
-    push r10
-    push r11
-    push r12
-    push r13
-    push r14
-    push r15
+    PUSH_GPRS PLAIN             /* = TrapFrame; no window-table entries */
     mov rdi, rsp                /* trap_dispatch(&mut TrapFrame) */
     cld                         /* the ABI wants DF clear; the interrupted code may not */
     call {dispatch}
-    pop r15
-    pop r14
-    pop r13
-    pop r12
-    pop r11
-    pop r10
-    pop r9
-    pop r8
-    pop rbp
-    pop rdi
-    pop rsi
-    pop rdx
-    pop rcx
-    pop rbx
-    pop rax
+    POP_GPRS 0, PLAIN
     add rsp, 16                 /* vector and error code */
     iretq
 
@@ -110,6 +84,7 @@ trap_irq_table:
     .quad trap_stub_128, trap_stub_129, trap_stub_240, trap_stub_253
     .popsection
 "#,
+    asm_epilogue!(),
     dispatch = sym super::trap_dispatch,
 );
 
