@@ -10,6 +10,9 @@
 //! on any of them would fire inside the entry; Linux survives that order by
 //! refusing such breakpoints, and so does this list. The recursion tests force.
 
+use core::arch::global_asm;
+use core::sync::atomic::{AtomicU64, Ordering};
+
 use crate::arch::debugreg;
 pub use crate::arch::debugreg::{Breakpoint, BreakpointError, Kind};
 use crate::arch::percpu::{self, IstSlot};
@@ -67,4 +70,122 @@ pub fn disarm(slot: usize) {
 /// Disarms everything on the running CPU and clears DR6.
 pub fn reset() {
     debugreg::reset();
+}
+
+/// The words of IST_NMI's top that a second NMI overwrites when it arrives
+/// while the first is still in its prologue (NMIs re-opened there by a #DB's
+/// IRET): the rdx scratch slot, then the hardware frame ("original": RIP, CS,
+/// RFLAGS, RSP, SS), lowest address first. Not part of any `IstFrame` and not
+/// guarded (`nested_nmi_scratch`), so writing them back is invisible to the
+/// checker: a scenario uses it to undo the damage it provoked and go on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NmiTop(pub [u64; 6]);
+
+impl NmiTop {
+    fn base() -> u64 {
+        percpu::this().ist_stack(IstSlot::Nmi).top - super::nmi::slot::RDX
+    }
+
+    /// The running CPU's words.
+    pub fn read() -> Self {
+        let base = Self::base();
+        NmiTop(core::array::from_fn(|i| {
+            // SAFETY: the six words lie in this CPU's mapped IST_NMI stack,
+            // aligned, 8..=48 bytes below its top.
+            unsafe { core::ptr::read_volatile((base + 8 * i as u64) as *const u64) }
+        }))
+    }
+
+    /// Writes them back on the running CPU. Only from an NMI body that runs
+    /// while the NMI it overwrote is suspended in its prologue.
+    pub fn write(&self) {
+        let base = Self::base();
+        for (i, word) in self.0.iter().enumerate() {
+            // SAFETY: as in `read`; the words are the suspended first NMI's,
+            // which reads them only after this body has returned.
+            unsafe { core::ptr::write_volatile((base + 8 * i as u64) as *mut u64, *word) };
+        }
+    }
+}
+
+/// What `spin_anchored` shares with the NMIs that interrupt it and the CPU
+/// that stops it. `#[repr(C)]`: the assembly uses the offsets.
+#[repr(C)]
+#[derive(Default)]
+pub struct Anchor {
+    /// RSP inside the spin, saved on entry.
+    pub rsp: AtomicU64,
+    /// Times the spin found RSP changed under it and put it back.
+    pub repairs: AtomicU64,
+    /// 1 while spinning: another CPU may send its NMIs.
+    pub spinning: AtomicU64,
+    /// Set by another CPU: leave the spin.
+    pub stop: AtomicU64,
+    /// RDX at the end of the spin (it holds the anchor's address throughout).
+    pub rdx: AtomicU64,
+}
+
+global_asm!(
+    r#"
+    .pushsection .text.anchored_spin, "ax"
+    .balign 16
+    .global anchored_spin
+anchored_spin:                      /* rdi = &Anchor; rdx = rdi throughout */
+    mov [rdi], rsp
+    mov rdx, rdi
+    mov qword ptr [rdi + 16], 1
+1:  cmp rsp, [rdi]
+    jne 2f
+    cmp qword ptr [rdi + 24], 0
+    je 1b
+    jmp 3f
+2:  mov rsp, [rdi]                  /* an NMI returned with a wrong RSP */
+    inc qword ptr [rdi + 8]
+    jmp 1b
+3:  mov [rdi + 32], rdx
+    mov rsp, [rdi]                  /* unconditionally: flags may lie */
+    mov qword ptr [rdi + 16], 0
+    cld
+    ret
+    .global anchored_spin_end
+anchored_spin_end:
+    .global breakpoint_parking
+breakpoint_parking:                 /* never executed: a parked DR address */
+    int3
+    .popsection
+"#
+);
+
+unsafe extern "C" {
+    fn anchored_spin(anchor: *const Anchor);
+    fn anchored_spin_end();
+    fn breakpoint_parking();
+}
+
+/// Spins until `anchor.stop` is set, in code that keeps no state on the stack
+/// and puts RSP back if an interrupt returned with another one (a nested NMI
+/// that overwrote the first one's frame), counting it. RDX holds the anchor's
+/// address during the spin, so a damaged RDX is seen too.
+pub fn spin_anchored(anchor: &Anchor) {
+    while anchor.stop.load(Ordering::Acquire) == 0 {
+        // SAFETY: the spin reads and writes only `anchor` (valid for the
+        // call), clobbers RDX and flags (caller-saved), and returns with the
+        // RSP it was called with and DF clear.
+        unsafe { anchored_spin(anchor) };
+    }
+}
+
+/// The spin's code, as [start, end): an NMI that interrupted it interrupted
+/// the victim itself.
+pub fn spin_range() -> (u64, u64) {
+    (
+        anchored_spin as *const () as u64,
+        anchored_spin_end as *const () as u64,
+    )
+}
+
+/// An address no code executes: an execute breakpoint moved there is off
+/// without touching DR7 (which the `linux` #DB entry restores on exit).
+pub fn parking_address() -> u64 {
+    breakpoint_parking as *const () as u64
 }

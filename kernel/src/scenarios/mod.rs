@@ -25,6 +25,7 @@ pub mod nmi_from_user_latch;
 pub mod nmi_nested_off_stack;
 pub mod nmi_nested_windows;
 pub mod nmi_nesting;
+pub mod nmi_prologue_windows;
 pub mod nmi_syscall_gap;
 pub mod selftest;
 pub mod syscall_tf;
