@@ -30,7 +30,7 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use testkit::{Context, Expect, Expectations, TestResult};
 
-use super::aim::{AFTER, Aim, BEFORE, INSIDE, NOT_LANDED};
+use super::aim::{AFTER, Aim, BEFORE, INSIDE, NOT_LANDED, NmiCounts};
 use super::common::{self, Window};
 use crate::arch::percpu::IstSlot;
 use crate::arch::{cpu, lapic, percpu, time};
@@ -213,20 +213,16 @@ fn run(ctx: &mut Context<'_>) -> TestResult {
 
     let sent = SENT.load(Ordering::SeqCst);
     let count = |c: Counter| Snapshot::take(VICTIM).since(&before, c);
-    time::wait_until(1_000_000, || count(Counter::NmiEntered) >= sent);
-    let entered = count(Counter::NmiEntered);
-    let (by_flag, by_rsp, in_repeat) = (
-        count(Counter::NmiNestedByFlag),
-        count(Counter::NmiNestedByRsp),
-        count(Counter::NmiNestedInRepeat),
-    );
+    let nmis = NmiCounts::settle(VICTIM, &before, sent);
+    let (entered, by_flag, by_rsp, in_repeat) =
+        (nmis.entered, nmis.by_flag, nmis.by_rsp, nmis.in_repeat);
     let evidence = common::collect(ctx, VICTIM);
     let all = WINDOW.coverage();
     let reachable = WINDOW.coverage_within(nmi::repeat_range().0, nmi::linux_range().1);
     ctx.counters.nmis = Some(count(Counter::NmiHandled));
     ctx.note(format_args!(
         "sent={sent} entered={entered} nested_by_flag={by_flag} nested_by_rsp={by_rsp} nested_in_repeat={in_repeat} first={} passes={} user_rsp_on_stack={} nested_bodies={} incomplete={incomplete} incidents={} hazards={} detected={} stub={} {all} reachable={}/{}",
-        count(Counter::NmiFirst),
+        nmis.first,
         count(Counter::NmiPasses),
         count(Counter::NmiUserRspOnStack),
         NESTED_BODIES.load(Ordering::Relaxed),

@@ -37,6 +37,7 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use testkit::{Context, Expect, Expectations, TestResult};
 
+use super::aim::NmiCounts;
 use super::common::{self, Window};
 use crate::arch::{lapic, percpu, time};
 use crate::entry::breakpoint::{self, Anchor, Breakpoint, Kind, NmiTop};
@@ -290,13 +291,9 @@ fn run(ctx: &mut Context<'_>) -> TestResult {
 
     let sent = SENT.load(Ordering::SeqCst);
     let count = |c: Counter| Snapshot::take(VICTIM).since(&before, c);
-    time::wait_until(1_000_000, || count(Counter::NmiEntered) >= sent);
-    let entered = count(Counter::NmiEntered);
-    let (by_flag, by_rsp, in_repeat) = (
-        count(Counter::NmiNestedByFlag),
-        count(Counter::NmiNestedByRsp),
-        count(Counter::NmiNestedInRepeat),
-    );
+    let nmis = NmiCounts::settle(VICTIM, &before, sent);
+    let (entered, by_flag, by_rsp, in_repeat) =
+        (nmis.entered, nmis.by_flag, nmis.by_rsp, nmis.in_repeat);
     let evidence = common::collect(ctx, VICTIM);
     let aimed = ks.iter().zip(&reach).filter(|(_, r)| **r == REACHED);
     let prologue_aimed = aimed.clone().filter(|(a, _)| **a < repeat).count();
@@ -305,7 +302,7 @@ fn run(ctx: &mut Context<'_>) -> TestResult {
     ctx.counters.nmis = Some(count(Counter::NmiHandled));
     ctx.note(format_args!(
         "sent={sent} entered={entered} nested_by_flag={by_flag} nested_by_rsp={by_rsp} nested_in_repeat={in_repeat} first={} user_rsp_on_stack={} aimed_at={} (prologue {prologue_aimed}) unreached={unreached} rsp_repairs={repairs} rdx_damaged={rdx_damaged} incidents={} {} prologue={}/{} landable={}/{} predicted_corrupt={} predicted_clean={} mismatches={}",
-        count(Counter::NmiFirst),
+        nmis.first,
         count(Counter::NmiUserRspOnStack),
         aimed.count(),
         evidence.report.incidents,
