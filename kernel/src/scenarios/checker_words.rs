@@ -23,60 +23,34 @@ testkit::test! {
     iterations: 1,
 }
 
-const NAMES: [&str; 23] = [
-    "dr7",
-    "applied",
-    "r15",
-    "r14",
-    "r13",
-    "r12",
-    "r11",
-    "r10",
-    "r9",
-    "r8",
-    "rbp",
-    "rdi",
-    "rsi",
-    "rdx",
-    "rcx",
-    "rbx",
-    "rax",
-    "error_code",
-    "rip",
-    "cs",
-    "rflags",
-    "rsp",
-    "ss",
+/// Each word the test changes, by the name the checker must report, with
+/// where it lives in the frame (all but the vector).
+type Word = (&'static str, fn(&mut IstFrame) -> &mut u64);
+const WORDS: [Word; 23] = [
+    ("dr7", |f| &mut f.dr7),
+    ("applied", |f| &mut f.applied),
+    ("r15", |f| &mut f.regs.r15),
+    ("r14", |f| &mut f.regs.r14),
+    ("r13", |f| &mut f.regs.r13),
+    ("r12", |f| &mut f.regs.r12),
+    ("r11", |f| &mut f.regs.r11),
+    ("r10", |f| &mut f.regs.r10),
+    ("r9", |f| &mut f.regs.r9),
+    ("r8", |f| &mut f.regs.r8),
+    ("rbp", |f| &mut f.regs.rbp),
+    ("rdi", |f| &mut f.regs.rdi),
+    ("rsi", |f| &mut f.regs.rsi),
+    ("rdx", |f| &mut f.regs.rdx),
+    ("rcx", |f| &mut f.regs.rcx),
+    ("rbx", |f| &mut f.regs.rbx),
+    ("rax", |f| &mut f.regs.rax),
+    ("error_code", |f| &mut f.regs.error_code),
+    ("rip", |f| &mut f.regs.rip),
+    ("cs", |f| &mut f.regs.cs),
+    ("rflags", |f| &mut f.regs.rflags),
+    ("rsp", |f| &mut f.regs.rsp),
+    ("ss", |f| &mut f.regs.ss),
 ];
-
-fn word<'a>(f: &'a mut IstFrame, name: &str) -> &'a mut u64 {
-    let r = &mut f.regs;
-    match name {
-        "dr7" => &mut f.dr7,
-        "applied" => &mut f.applied,
-        "r15" => &mut r.r15,
-        "r14" => &mut r.r14,
-        "r13" => &mut r.r13,
-        "r12" => &mut r.r12,
-        "r11" => &mut r.r11,
-        "r10" => &mut r.r10,
-        "r9" => &mut r.r9,
-        "r8" => &mut r.r8,
-        "rbp" => &mut r.rbp,
-        "rdi" => &mut r.rdi,
-        "rsi" => &mut r.rsi,
-        "rdx" => &mut r.rdx,
-        "rcx" => &mut r.rcx,
-        "rbx" => &mut r.rbx,
-        "rax" => &mut r.rax,
-        "error_code" => &mut r.error_code,
-        "rip" => &mut r.rip,
-        "cs" => &mut r.cs,
-        "rflags" => &mut r.rflags,
-        "rsp" => &mut r.rsp,
-        _ => &mut r.ss,
-    }
-}
 
 fn run(ctx: &mut Context<'_>) -> TestResult {
     let cpu = percpu::this().index();
@@ -85,14 +59,14 @@ fn run(ctx: &mut Context<'_>) -> TestResult {
     let stack_word = 0u64;
     let mut missed = heapless::Vec::<&str, 23>::new();
     let mut wrong = 0u64;
-    for name in NAMES {
+    for (name, word) in WORDS {
         let mut frame = EMPTY_FRAME;
         frame.regs.vector = 1;
         frame.regs.cs = 0x08;
         frame.regs.rsp = &raw const stack_word as u64;
         let before = frame;
         checker::ist_enter(&mut frame);
-        *word(&mut frame, name) ^= 0x5a5a_0000_0000_0001;
+        *word(&mut frame) ^= 0x5a5a_0000_0000_0001;
         checker::ist_exit(&mut frame);
         let mut named = 0;
         let mut other = 0;
@@ -110,7 +84,7 @@ fn run(ctx: &mut Context<'_>) -> TestResult {
     }
     ctx.note(format_args!(
         "words_changed={} missed={} other_findings_or_unrepaired={wrong}",
-        NAMES.len(),
+        WORDS.len(),
         missed.len()
     ));
     if let Some(first) = missed.first() {
@@ -118,7 +92,7 @@ fn run(ctx: &mut Context<'_>) -> TestResult {
             ctx,
             "the checker missed a damaged {first} ({} of {} words missed)",
             missed.len(),
-            NAMES.len()
+            WORDS.len()
         );
     }
     testkit::ensure!(

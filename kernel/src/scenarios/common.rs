@@ -5,9 +5,10 @@
 use core::fmt;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use testkit::{Context, Corruption, Observed};
+use testkit::{Context, Corruption, Failure, Observed};
 
 use crate::arch::cpu::rdtsc;
+use crate::entry::breakpoint::{self, Breakpoint, BreakpointError, Kind};
 use crate::entry::{self, Stub, checker, handlers};
 
 /// Spins for about `cycles` TSC cycles.
@@ -28,6 +29,21 @@ pub fn measure<R>(mut f: impl FnMut() -> R) -> u64 {
         })
         .min()
         .unwrap_or(0)
+}
+
+/// A data breakpoint of `kind` on the `len` bytes at `addr`, in `slot`.
+pub fn watch(slot: usize, addr: u64, kind: Kind, len: u64) -> Breakpoint {
+    Breakpoint {
+        slot,
+        addr,
+        kind,
+        len,
+    }
+}
+
+/// Arms each of `bps` on this CPU, none forced past the deny-list.
+pub fn arm(bps: &[Breakpoint]) -> Result<(), BreakpointError> {
+    bps.iter().try_for_each(|bp| breakpoint::arm(*bp, false))
 }
 
 static DB_BASE: AtomicU64 = AtomicU64::new(0);
@@ -92,6 +108,16 @@ impl Evidence {
     /// every level: such a run proves nothing either way.
     pub fn complete(&self) -> bool {
         self.report.depth_overflows == 0
+    }
+
+    /// Fails the test unless the run is `complete`.
+    pub fn check_complete(&self, ctx: &mut Context<'_>) -> Result<(), Failure> {
+        testkit::ensure!(
+            ctx,
+            self.complete(),
+            "nesting went deeper than the checker tracks"
+        );
+        Ok(())
     }
 
     /// The evidence a verdict rests on, with `detection` when the test counted

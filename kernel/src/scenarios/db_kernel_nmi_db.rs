@@ -24,16 +24,15 @@ use testkit::{Context, Expect, Expectations, TestResult};
 
 use super::aim::{AFTER, Aim, BEFORE, INSIDE, NOT_LANDED};
 use super::common::{self, Window};
+use super::sender::{Link, VICTIM};
 use crate::arch::damage::{self, Hazard, R15, Regs, Tally};
 use crate::arch::percpu::{self, IstSlot};
-use crate::entry::breakpoint::{self, Breakpoint, Kind};
+use crate::entry::breakpoint::{self, Kind};
 use crate::entry::checker::IstFrame;
 use crate::entry::counters::{self, Counter};
 use crate::entry::{Stub, handlers};
 use crate::mm;
 
-const VICTIM: usize = 0;
-const SENDER: usize = 1;
 const NMI_WAIT_US: u64 = 50_000;
 const LATE_NMI_WAIT_US: u64 = 1_000_000;
 
@@ -42,11 +41,9 @@ struct Watched(AtomicU64);
 static WATCHED: Watched = Watched(AtomicU64::new(0));
 
 /// Iteration handshake: A publishes (iteration, delay); B answers with an NMI.
-static GO: AtomicU64 = AtomicU64::new(0);
+/// B counts the NMIs it sent; the victim's entry counts what arrived.
+static LINK: Link = Link::new();
 static DELAY: AtomicU64 = AtomicU64::new(0);
-static STOP: AtomicU64 = AtomicU64::new(0);
-/// NMIs B sent; the victim's entry counts what arrived.
-static SENT: AtomicU64 = AtomicU64::new(0);
 
 /// Where the outer #DB comes from: this file's test, or `db_user_nmi_db`'s.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -102,14 +99,17 @@ testkit::test! {
     cpus: 2,
     timeout_ms: 120_000,
     tags: &[testkit::tags::TCG],
-    expect: Expectations {
-        naive: Expect::Detect,
-        shift_only: Expect::Timing,
-        linux_4_19: Expect::Survive,
-        dr7_guard: Expect::Survive,
-        linux: Expect::Survive,
-    },
+    expect: EXPECT,
 }
+
+/// Per strategy, for a #DB from ring 0 or ring 3 alike.
+pub(super) const EXPECT: Expectations = Expectations {
+    naive: Expect::Detect,
+    shift_only: Expect::Timing,
+    linux_4_19: Expect::Survive,
+    dr7_guard: Expect::Survive,
+    linux: Expect::Survive,
+};
 
 /// Where this iteration's NMI landed in the window (`NO_INDEX`: elsewhere),
 /// and whether its touch raised a nested #DB.
@@ -142,22 +142,10 @@ fn on_nmi(frame: &mut IstFrame) {
 
 /// B's job: for each iteration A publishes, wait the given delay, send the NMI.
 fn sender(_: u64) -> u64 {
-    let victim = percpu::cpu(VICTIM).lapic_id();
-    let mut seen = 0;
-    loop {
-        let go = GO.load(Ordering::Acquire);
-        if STOP.load(Ordering::Acquire) != 0 {
-            return seen;
-        }
-        if go == seen {
-            core::hint::spin_loop();
-            continue;
-        }
-        seen = go;
+    LINK.serve(|_| {
         common::spin_cycles(DELAY.load(Ordering::Relaxed));
-        crate::arch::lapic::send_nmi(victim);
-        SENT.fetch_add(1, Ordering::SeqCst);
-    }
+        LINK.send();
+    })
 }
 
 fn run(ctx: &mut Context<'_>) -> TestResult {
@@ -169,13 +157,7 @@ pub(super) fn sweep(ctx: &mut Context<'_>, origin: Origin) -> TestResult {
     let iterations = ctx.iterations;
     FROM_USER.store(origin == Origin::User, Ordering::Relaxed);
     USER_DBS.store(0, Ordering::Relaxed);
-    let bp = Breakpoint {
-        slot: 0,
-        addr: watched().as_ptr() as u64,
-        kind: Kind::Write,
-        len: 8,
-    };
-    if let Err(e) = breakpoint::arm(bp, false) {
+    if let Err(e) = common::arm(&[common::watch(0, watched().as_ptr() as u64, Kind::Write, 8)]) {
         testkit::fail!(ctx, "arming the watchpoint: {e:?}");
     }
     // The sweep spans about two #DB round trips, measured here without NMIs.
@@ -191,14 +173,11 @@ pub(super) fn sweep(ctx: &mut Context<'_>, origin: Origin) -> TestResult {
     let mut regs = Tally::default();
     NMI_IN_DB.store(0, Ordering::Relaxed);
     NMI_TOUCHES.store(0, Ordering::Relaxed);
-    STOP.store(0, Ordering::Release);
-    GO.store(0, Ordering::Release);
-    SENT.store(0, Ordering::SeqCst);
     let entered_before = counters::read(VICTIM, Counter::NmiEntered);
     let db_from_user_before = counters::read(VICTIM, Counter::DbFromUser);
     handlers::set_nmi_hook(Some(on_nmi));
     handlers::set_db_hook(Some(on_db));
-    ctx.platform().start_on(SENDER, sender, 0)?;
+    LINK.start(ctx, sender, 0)?;
 
     let nmis_before = percpu::cpu(VICTIM).nmi_count.load(Ordering::Acquire);
     let mut lost = 0u64;
@@ -211,7 +190,7 @@ pub(super) fn sweep(ctx: &mut Context<'_>, origin: Origin) -> TestResult {
         LANDED_AT.store(NO_INDEX, Ordering::Relaxed);
         NESTED.store(false, Ordering::Relaxed);
         detection.begin(VICTIM);
-        GO.store(i, Ordering::Release);
+        LINK.go(i);
         trigger(i, &mut regs); // the outer #DB
         // The NMI runs on this CPU: once its count moved, it has returned.
         let landed = crate::arch::time::wait_until(NMI_WAIT_US, || {
@@ -222,9 +201,8 @@ pub(super) fn sweep(ctx: &mut Context<'_>, origin: Origin) -> TestResult {
         // so that it cannot meet the next one pending and be merged.
         if !landed {
             crate::arch::time::wait_until(LATE_NMI_WAIT_US, || {
-                SENT.load(Ordering::SeqCst) >= i
-                    && counters::read(VICTIM, Counter::NmiEntered) - entered_before
-                        >= SENT.load(Ordering::SeqCst)
+                LINK.sent() >= i
+                    && counters::read(VICTIM, Counter::NmiEntered) - entered_before >= LINK.sent()
             });
         }
         let landing = LANDING.load(Ordering::Relaxed);
@@ -243,14 +221,13 @@ pub(super) fn sweep(ctx: &mut Context<'_>, origin: Origin) -> TestResult {
             ctx.progress_nmis(i as u32, NMI_IN_DB.load(Ordering::Relaxed));
         }
     }
-    STOP.store(1, Ordering::Release);
-    let _ = ctx.platform().join(SENDER, 1000);
+    LINK.stop(ctx);
     handlers::set_nmi_hook(None);
     handlers::set_db_hook(None);
     breakpoint::reset();
 
     // A late NMI is not a lost one: wait for the entry's own count to catch up.
-    let sent = SENT.load(Ordering::SeqCst);
+    let sent = LINK.sent();
     let entered = || counters::read(VICTIM, Counter::NmiEntered) - entered_before;
     crate::arch::time::wait_until(1_000_000, || entered() >= sent);
     let lost_nmis = sent.saturating_sub(entered());
@@ -288,11 +265,7 @@ pub(super) fn sweep(ctx: &mut Context<'_>, origin: Origin) -> TestResult {
             "{user_dbs} #DBs came from ring 3 but only {moved} moved to the kernel stack"
         );
     }
-    testkit::ensure!(
-        ctx,
-        evidence.complete(),
-        "nesting went deeper than the checker tracks"
-    );
+    evidence.check_complete(ctx)?;
     testkit::ensure!(
         ctx,
         in_db != 0,

@@ -10,25 +10,13 @@
 //! suppressed #DBs).
 //! Check: as for the kernel variant, per strategy.
 
-use testkit::{Context, Expect, Expectations, TestResult};
-
-use super::db_kernel_nmi_db::{Origin, sweep};
+use super::db_kernel_nmi_db::{EXPECT, Origin, sweep};
 
 testkit::test! {
-    run: run,
+    run: |ctx| sweep(ctx, Origin::User),
     iterations: 5_000,
     cpus: 2,
     timeout_ms: 120_000,
     tags: &[testkit::tags::TCG],
-    expect: Expectations {
-        naive: Expect::Detect,
-        shift_only: Expect::Timing,
-        linux_4_19: Expect::Survive,
-        dr7_guard: Expect::Survive,
-        linux: Expect::Survive,
-    },
-}
-
-fn run(ctx: &mut Context<'_>) -> TestResult {
-    sweep(ctx, Origin::User)
+    expect: EXPECT,
 }

@@ -15,9 +15,10 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use testkit::{Context, Observed, TestResult, tags};
 
+use super::common;
 use crate::arch::damage::{self, Hazard, Regs, Tally};
 use crate::arch::debugreg::DR6_HITS;
-use crate::entry::breakpoint::{self, Breakpoint, Kind};
+use crate::entry::breakpoint::{self, Kind};
 use crate::entry::handlers::{self, DbEvent};
 
 static WATCHED: AtomicU64 = AtomicU64::new(0);
@@ -48,13 +49,7 @@ fn run(ctx: &mut Context<'_>) -> TestResult {
         counter.store(0, Ordering::Relaxed);
     }
     handlers::set_db_hook(Some(on_db));
-    let bp = Breakpoint {
-        slot: 0,
-        addr: WATCHED.as_ptr() as u64,
-        kind: Kind::Write,
-        len: 8,
-    };
-    if let Err(e) = breakpoint::arm(bp, false) {
+    if let Err(e) = common::arm(&[common::watch(0, WATCHED.as_ptr() as u64, Kind::Write, 8)]) {
         handlers::set_db_hook(None);
         testkit::fail!(ctx, "arming the watchpoint: {e:?}");
     }

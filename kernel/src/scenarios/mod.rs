@@ -28,6 +28,7 @@ pub mod nmi_nesting;
 pub mod nmi_prologue_windows;
 pub mod nmi_syscall_gap;
 pub mod selftest;
+mod sender;
 pub mod syscall_tf;
 pub mod sysenter_tf;
 pub mod trace_irq_recursion;

@@ -21,8 +21,9 @@ use core::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 
 use testkit::{Context, Observed, TestResult, tags};
 
+use super::common;
 use crate::arch::cpu;
-use crate::entry::breakpoint::{self, Breakpoint, Kind};
+use crate::entry::breakpoint::{self, Kind};
 use crate::entry::handlers::{self, DbEvent};
 use crate::entry::traps;
 
@@ -74,13 +75,8 @@ fn run(ctx: &mut Context<'_>, watchpoint: bool) -> TestResult {
     handlers::set_db_hook(Some(on_db));
     handlers::expect_breakpoints(true);
     if watchpoint {
-        let bp = Breakpoint {
-            slot: SLOT,
-            addr: selector.as_ptr() as u64,
-            kind: Kind::ReadWrite,
-            len: 2,
-        };
-        if let Err(e) = breakpoint::arm(bp, false) {
+        let bp = common::watch(SLOT, selector.as_ptr() as u64, Kind::ReadWrite, 2);
+        if let Err(e) = common::arm(&[bp]) {
             testkit::fail!(ctx, "arming the watchpoint: {e:?}");
         }
     }

@@ -20,9 +20,10 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use testkit::{Context, Observed, TestResult, tags};
 
+use super::common;
 use crate::arch::gdt::USER_DATA_SELECTOR;
 use crate::arch::user::{self, Exit, Program, SYSCALL_RETURNED};
-use crate::entry::breakpoint::{self, Breakpoint, Kind};
+use crate::entry::breakpoint::{self, Kind};
 use crate::entry::handlers::{self, DbEvent};
 use crate::entry::traps;
 use crate::mm;
@@ -84,13 +85,8 @@ fn run(ctx: &mut Context<'_>, program: Program) -> TestResult {
     user::enable_syscall(true);
     handlers::set_db_hook(Some(on_db));
     handlers::expect_breakpoints(true);
-    let bp = Breakpoint {
-        slot: SLOT,
-        addr: selector.as_ptr() as u64,
-        kind: Kind::ReadWrite,
-        len: 2,
-    };
-    if let Err(e) = breakpoint::arm(bp, false) {
+    let bp = common::watch(SLOT, selector.as_ptr() as u64, Kind::ReadWrite, 2);
+    if let Err(e) = common::arm(&[bp]) {
         testkit::fail!(ctx, "arming the watchpoint: {e:?}");
     }
     let mut wrong_exits = 0;

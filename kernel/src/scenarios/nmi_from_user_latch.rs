@@ -9,25 +9,14 @@
 //! `nmi_nesting`'s own proof (the second NMI arrived inside the first).
 //! Check: every strategy but `linux` must be caught; `linux` must run clean.
 
-use testkit::{Context, Expect, Expectations, TestResult};
-
 use super::nmi_nesting::{Origin, sweep};
+use super::sender::NESTED_NMI;
 
 testkit::test! {
-    run: run,
+    run: |ctx| sweep(ctx, Origin::User),
     iterations: 300,
     cpus: 2,
     timeout_ms: 60_000,
     tags: &[testkit::tags::TCG],
-    expect: Expectations {
-        naive: Expect::Detect,
-        shift_only: Expect::Detect,
-        linux_4_19: Expect::Survive,
-        dr7_guard: Expect::Detect,
-        linux: Expect::Survive,
-    },
-}
-
-fn run(ctx: &mut Context<'_>) -> TestResult {
-    sweep(ctx, Origin::User)
+    expect: NESTED_NMI,
 }

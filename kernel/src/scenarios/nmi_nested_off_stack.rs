@@ -18,30 +18,22 @@
 
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use testkit::{Context, Expect, Expectations, TestResult};
+use testkit::{Context, TestResult};
 
 use super::common;
-use crate::arch::percpu::IstSlot;
-use crate::arch::{cpu, lapic, percpu, time};
+use super::sender::{self, Counts, Hook, Link, VICTIM};
+use crate::arch::cpu;
+use crate::arch::percpu::{self, IstSlot};
 use crate::entry::checker::IstFrame;
-use crate::entry::counters::{self, Counter, Snapshot};
+use crate::entry::counters::Counter;
 use crate::entry::{Stub, handlers, nmi};
 
-const VICTIM: usize = 0;
-const SENDER: usize = 1;
-const STEP_TIMEOUT_US: u64 = 100_000;
-
-static GO: AtomicU64 = AtomicU64::new(0);
-static DONE: AtomicU64 = AtomicU64::new(0);
-static STOP: AtomicBool = AtomicBool::new(false);
-static SENT: AtomicU64 = AtomicU64::new(0);
-static ARMED: AtomicBool = AtomicBool::new(false);
+static LINK: Link = Link::new();
+static HOOK: Hook = Hook::new();
 /// The #DB of this iteration's ICEBP is the one that re-opens NMIs.
 static DB_ARMED: AtomicBool = AtomicBool::new(false);
-static IN_HOOK: AtomicBool = AtomicBool::new(false);
 /// 1: A's #DB handler is past its #BP; 2: B sent the second NMI.
 static STAGE: AtomicU64 = AtomicU64::new(0);
-static NESTED_BODIES: AtomicU64 = AtomicU64::new(0);
 /// Second NMIs whose interrupted RSP lay on A's IST_DB.
 static ON_DB_STACK: AtomicU64 = AtomicU64::new(0);
 
@@ -51,29 +43,15 @@ testkit::test! {
     cpus: 2,
     timeout_ms: 60_000,
     tags: &[testkit::tags::TCG],
-    expect: Expectations {
-        naive: Expect::Detect,
-        shift_only: Expect::Detect,
-        linux_4_19: Expect::Survive,
-        dr7_guard: Expect::Detect,
-        linux: Expect::Survive,
-    },
+    expect: sender::NESTED_NMI,
 }
 
 fn on_nmi(_: &mut IstFrame) {
-    if percpu::this().index() != VICTIM {
-        return;
-    }
-    if IN_HOOK.swap(true, Ordering::SeqCst) {
-        NESTED_BODIES.fetch_add(1, Ordering::Relaxed);
-        return;
-    }
-    if ARMED.swap(false, Ordering::SeqCst) {
+    HOOK.body(|| {
         DB_ARMED.store(true, Ordering::SeqCst);
         cpu::icebp(); // the #DB: its handler re-opens NMIs and waits there
         DB_ARMED.store(false, Ordering::SeqCst);
-    }
-    IN_HOOK.store(false, Ordering::SeqCst);
+    });
 }
 
 /// A's #DB hook, inside the first NMI: INT3, then wait for the second NMI.
@@ -83,100 +61,63 @@ fn on_db(_: &handlers::DbEvent) {
     }
     cpu::int3(); // its IRET re-opens NMIs; RSP stays on IST_DB
     STAGE.store(1, Ordering::SeqCst);
-    time::wait_until(STEP_TIMEOUT_US, || STAGE.load(Ordering::SeqCst) == 2);
+    sender::wait_for(&STAGE, 2);
     common::spin_cycles(20_000); // the second NMI lands here
 }
 
 fn sender(_: u64) -> u64 {
-    let victim = percpu::cpu(VICTIM).lapic_id();
     let db_stack = percpu::cpu(VICTIM).ist_stack(IstSlot::Db);
-    let entered = || counters::read(VICTIM, Counter::NmiEntered);
-    let mut seen = 0;
-    while !STOP.load(Ordering::Acquire) {
-        let go = GO.load(Ordering::Acquire);
-        if go == seen {
-            core::hint::spin_loop();
-            continue;
+    LINK.serve(|_| {
+        LINK.send();
+        if sender::wait_for(&STAGE, 1) && LINK.send_then(|| STAGE.store(2, Ordering::SeqCst)) {
+            let on_db = db_stack.contains(nmi::last_landing(VICTIM).rsp);
+            ON_DB_STACK.fetch_add(u64::from(on_db), Ordering::Relaxed);
         }
-        seen = go;
-        lapic::send_nmi(victim);
-        SENT.fetch_add(1, Ordering::SeqCst);
-        if time::wait_until(STEP_TIMEOUT_US, || STAGE.load(Ordering::SeqCst) == 1) {
-            let before = entered();
-            lapic::send_nmi(victim);
-            SENT.fetch_add(1, Ordering::SeqCst);
-            STAGE.store(2, Ordering::SeqCst);
-            if time::wait_until(STEP_TIMEOUT_US, || entered() > before) {
-                let rsp = nmi::last_landing(VICTIM).rsp;
-                let on_db = rsp >= db_stack.bottom && rsp < db_stack.top;
-                ON_DB_STACK.fetch_add(u64::from(on_db), Ordering::Relaxed);
-            }
-        }
-        DONE.store(go, Ordering::Release);
-    }
-    seen
+    })
 }
 
 fn run(ctx: &mut Context<'_>) -> TestResult {
     let nesting = crate::entry::nmi_stub(ctx.strategy) == Stub::NmiLinux;
     common::reset_counts(VICTIM);
-    NESTED_BODIES.store(0, Ordering::Relaxed);
+    HOOK.reset();
     ON_DB_STACK.store(0, Ordering::Relaxed);
-    SENT.store(0, Ordering::SeqCst);
-    DONE.store(0, Ordering::SeqCst);
-    STOP.store(false, Ordering::Release);
-    GO.store(0, Ordering::Release);
     let mut detection = common::Detection::default();
-    let before = Snapshot::take(VICTIM);
+    let counts = Counts::take();
     handlers::expect_breakpoints(true);
     handlers::set_nmi_hook(Some(on_nmi));
     handlers::set_db_hook(Some(on_db));
-    ctx.platform().start_on(SENDER, sender, 0)?;
+    LINK.start(ctx, sender, 0)?;
     let mut incomplete = 0u64;
     for i in 1..=u64::from(ctx.iterations) {
-        let nested_before = NESTED_BODIES.load(Ordering::Relaxed);
+        let nested_before = HOOK.nested_bodies();
         detection.begin(VICTIM);
         STAGE.store(0, Ordering::SeqCst);
-        ARMED.store(true, Ordering::SeqCst);
-        GO.store(i, Ordering::Release);
-        let done = time::wait_until(4 * STEP_TIMEOUT_US, || DONE.load(Ordering::Acquire) == i);
-        incomplete += u64::from(!done);
-        ARMED.store(false, Ordering::SeqCst);
-        detection.end(
-            VICTIM,
-            NESTED_BODIES.load(Ordering::Relaxed) > nested_before,
-        );
+        incomplete += u64::from(!LINK.round(i, &HOOK));
+        detection.end(VICTIM, HOOK.nested_bodies() > nested_before);
     }
-    STOP.store(true, Ordering::Release);
-    let _ = ctx.platform().join(SENDER, 1000);
+    LINK.stop(ctx);
     handlers::set_nmi_hook(None);
     handlers::set_db_hook(None);
     handlers::expect_breakpoints(false);
 
-    let sent = SENT.load(Ordering::SeqCst);
-    let count = |c: Counter| Snapshot::take(VICTIM).since(&before, c);
-    time::wait_until(1_000_000, || count(Counter::NmiEntered) >= sent);
-    let entered = count(Counter::NmiEntered);
+    let sent = LINK.sent();
+    let entered = counts.settled(Counter::NmiEntered, sent);
     let on_db = ON_DB_STACK.load(Ordering::Relaxed);
-    let (by_flag, by_rsp, in_repeat) = (
-        count(Counter::NmiNestedByFlag),
-        count(Counter::NmiNestedByRsp),
-        count(Counter::NmiNestedInRepeat),
-    );
+    let sender::Nested {
+        by_flag,
+        by_rsp,
+        in_repeat,
+    } = counts.nested();
     let evidence = common::collect(ctx, VICTIM);
-    ctx.counters.nmis = Some(count(Counter::NmiHandled));
+    ctx.counters.nmis = Some(counts.count(Counter::NmiHandled));
     ctx.note(format_args!(
         "sent={sent} entered={entered} second_on_db_stack={on_db} nested_by_flag={by_flag} nested_by_rsp={by_rsp} nested_in_repeat={in_repeat} nested_bodies={} incomplete={incomplete} incidents={} hazards={} detected={}",
-        NESTED_BODIES.load(Ordering::Relaxed),
+        HOOK.nested_bodies(),
         evidence.report.incidents,
         detection.hazards,
         detection.detected,
     ));
-    testkit::ensure!(
-        ctx,
-        evidence.complete(),
-        "nesting went deeper than the checker tracks"
-    );
+    evidence.check_complete(ctx)?;
     testkit::ensure!(
         ctx,
         on_db != 0,
@@ -191,9 +132,9 @@ fn run(ctx: &mut Context<'_>) -> TestResult {
     if !nesting && detection.hazards == 0 {
         testkit::fail!(ctx, "no NMI body ran inside another");
     }
-    let mut observed = evidence.observed(detection);
-    if let testkit::Observed::Ran(e) = &mut observed {
-        e.lost_nmis = sent.saturating_sub(entered);
-    }
-    Ok(observed)
+    Ok(sender::with_lost(
+        evidence.observed(detection),
+        sent,
+        entered,
+    ))
 }

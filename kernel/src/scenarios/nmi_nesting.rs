@@ -13,37 +13,29 @@
 
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use testkit::{Context, Expect, Expectations, TestResult};
+use testkit::{Context, TestResult};
 
 use super::common;
+use super::sender::{self, Counts, Hook, Link, STEP_TIMEOUT_US, VICTIM};
 use crate::arch::percpu::IstSlot;
 use crate::arch::user::Program;
-use crate::arch::{cpu, lapic, percpu, time};
+use crate::arch::{cpu, percpu, time};
 use crate::entry::checker::IstFrame;
-use crate::entry::counters::{Counter, Snapshot};
+use crate::entry::counters::Counter;
 use crate::entry::handlers;
 use crate::entry::strategy::{self, NMI_LATCH, USER_SWITCH};
 use crate::mm;
 
-const VICTIM: usize = 0;
-const SENDER: usize = 1;
-const STEP_TIMEOUT_US: u64 = 100_000;
 /// How long B waits before the first NMI of a ring-3 iteration (A enters ring 3).
 const USER_ENTRY_CYCLES: u64 = 200_000;
 
-static GO: AtomicU64 = AtomicU64::new(0);
-static STOP: AtomicBool = AtomicBool::new(false);
-/// Set per iteration; the first NMI to run the hook takes it.
-static ARMED: AtomicBool = AtomicBool::new(false);
-static IN_HOOK: AtomicBool = AtomicBool::new(false);
+static LINK: Link = Link::new();
+/// Armed per iteration; the first NMI to run the hook takes it.
+static HOOK: Hook = Hook::new();
 /// 1: A is inside its first NMI, after the #BP; 2: B sent the second NMI.
 static STAGE: AtomicU64 = AtomicU64::new(0);
 static WAIT_UNTIL: AtomicU64 = AtomicU64::new(0);
 static NESTED_WINDOWS: AtomicU64 = AtomicU64::new(0);
-/// NMI bodies that started while the hook of another was running.
-static NESTED_BODIES: AtomicU64 = AtomicU64::new(0);
-/// NMIs B sent.
-static SENT: AtomicU64 = AtomicU64::new(0);
 /// Where the first NMI of an iteration is meant to land, and how the handler
 /// re-opens NMIs: this file's test (kernel, INT3) or `nmi_from_user_latch`
 /// (a ring-3 spin loop, ICEBP).
@@ -67,27 +59,13 @@ testkit::test! {
     cpus: 2,
     timeout_ms: 60_000,
     tags: &[testkit::tags::TCG],
-    expect: Expectations {
-        naive: Expect::Detect,
-        shift_only: Expect::Detect,
-        linux_4_19: Expect::Survive,
-        dr7_guard: Expect::Detect,
-        linux: Expect::Survive,
-    },
+    expect: sender::NESTED_NMI,
 }
 
 /// A's NMI hook. State lives in statics: a nested NMI on the same stack may
 /// overwrite this function's stack frame under the strategies that nest.
 fn on_nmi(frame: &mut IstFrame) {
-    if percpu::this().index() != VICTIM {
-        return;
-    }
-    if IN_HOOK.swap(true, Ordering::SeqCst) {
-        // Seen from the victim itself: an NMI body runs inside another.
-        NESTED_BODIES.fetch_add(1, Ordering::Relaxed);
-        return;
-    }
-    if ARMED.swap(false, Ordering::SeqCst) {
+    HOOK.body(|| {
         FIRST_FROM_USER.fetch_add(u64::from(frame.regs.cs & 3 == 3), Ordering::Relaxed);
         // Either exception's IRET unblocks NMIs inside this NMI handler.
         if FROM_USER.load(Ordering::Relaxed) {
@@ -111,36 +89,24 @@ fn on_nmi(frame: &mut IstFrame) {
             Ordering::Relaxed,
         );
         user_release().store(1, Ordering::SeqCst);
-    }
-    IN_HOOK.store(false, Ordering::SeqCst);
+    });
 }
 
 /// B's job: per iteration, one NMI, then the second once A is past its #BP.
 fn sender(_: u64) -> u64 {
-    let victim = percpu::cpu(VICTIM).lapic_id();
-    let mut seen = 0;
-    while !STOP.load(Ordering::Acquire) {
-        let go = GO.load(Ordering::Acquire);
-        if go == seen {
-            core::hint::spin_loop();
-            continue;
-        }
-        seen = go;
+    LINK.serve(|_| {
         if FROM_USER.load(Ordering::Relaxed) {
             common::spin_cycles(USER_ENTRY_CYCLES); // let A get into ring 3 first
         }
-        lapic::send_nmi(victim);
-        SENT.fetch_add(1, Ordering::SeqCst);
-        if time::wait_until(STEP_TIMEOUT_US, || STAGE.load(Ordering::SeqCst) == 1) {
-            lapic::send_nmi(victim);
-            SENT.fetch_add(1, Ordering::SeqCst);
+        LINK.send();
+        if sender::wait_for(&STAGE, 1) {
+            LINK.send();
             STAGE.store(2, Ordering::SeqCst);
         }
         // Whatever happened, the ring-3 spin of this iteration may end now.
-        time::wait_until(STEP_TIMEOUT_US, || !IN_HOOK.load(Ordering::SeqCst));
+        time::wait_until(STEP_TIMEOUT_US, || !HOOK.running());
         user_release().store(1, Ordering::SeqCst);
-    }
-    seen
+    })
 }
 
 fn run(ctx: &mut Context<'_>) -> TestResult {
@@ -154,43 +120,35 @@ pub(super) fn sweep(ctx: &mut Context<'_>, origin: Origin) -> TestResult {
     FIRST_FROM_USER.store(0, Ordering::Relaxed);
     common::reset_counts(VICTIM);
     NESTED_WINDOWS.store(0, Ordering::Relaxed);
-    NESTED_BODIES.store(0, Ordering::Relaxed);
-    SENT.store(0, Ordering::SeqCst);
-    let counters_before = Snapshot::take(VICTIM);
+    HOOK.reset();
+    let counts = Counts::take();
     let mut detection = common::Detection::default();
-    STOP.store(false, Ordering::Release);
-    GO.store(0, Ordering::Release);
     handlers::expect_breakpoints(true);
     handlers::set_nmi_hook(Some(on_nmi));
-    ctx.platform().start_on(SENDER, sender, 0)?;
+    LINK.start(ctx, sender, 0)?;
     let victim = percpu::cpu(VICTIM);
     let nmis_before = victim.nmi_count.load(Ordering::Acquire);
     let mut incomplete = 0u64;
     for i in 1..=u64::from(ctx.iterations) {
         let before = victim.nmi_count.load(Ordering::Acquire);
-        let nested_before = NESTED_BODIES.load(Ordering::Relaxed);
+        let nested_before = HOOK.nested_bodies();
         detection.begin(VICTIM);
         STAGE.store(0, Ordering::SeqCst);
         user_release().store(0, Ordering::SeqCst);
-        ARMED.store(true, Ordering::SeqCst);
-        GO.store(i, Ordering::Release);
+        HOOK.arm();
+        LINK.go(i);
         if origin == Origin::User {
             mm::user_sandbox().run(Program::Spin, user_release().as_ptr() as u64, 0);
         }
-        let done = time::wait_until(4 * STEP_TIMEOUT_US, || {
-            victim.nmi_count.load(Ordering::Acquire) >= before + 2
-                && !IN_HOOK.load(Ordering::SeqCst)
+        let done = time::wait_until(sender::ROUND_TIMEOUT_US, || {
+            victim.nmi_count.load(Ordering::Acquire) >= before + 2 && !HOOK.running()
         });
         incomplete += u64::from(!done);
         // Let a late second NMI finish before the iteration is judged.
-        time::wait_until(STEP_TIMEOUT_US, || !IN_HOOK.load(Ordering::SeqCst));
-        detection.end(
-            VICTIM,
-            NESTED_BODIES.load(Ordering::Relaxed) > nested_before,
-        );
+        time::wait_until(STEP_TIMEOUT_US, || !HOOK.running());
+        detection.end(VICTIM, HOOK.nested_bodies() > nested_before);
     }
-    STOP.store(true, Ordering::Release);
-    let _ = ctx.platform().join(SENDER, 1000);
+    LINK.stop(ctx);
     handlers::set_nmi_hook(None);
     handlers::expect_breakpoints(false);
 
@@ -198,18 +156,15 @@ pub(super) fn sweep(ctx: &mut Context<'_>, origin: Origin) -> TestResult {
     let windows = NESTED_WINDOWS.load(Ordering::Relaxed);
     let evidence = common::collect(ctx, VICTIM);
     // What the victim's entry code counted itself.
-    let entry = Snapshot::take(VICTIM);
-    let count = |c: Counter| entry.since(&counters_before, c);
-    let sent = SENT.load(Ordering::SeqCst);
+    let count = |c: Counter| counts.count(c);
+    let sent = LINK.sent();
     let entered = count(Counter::NmiEntered);
-    let nested = count(Counter::NmiNestedByFlag)
-        + count(Counter::NmiNestedByRsp)
-        + count(Counter::NmiNestedInRepeat);
+    let nested = counts.nested().total();
     let repeats = count(Counter::NmiPasses).saturating_sub(count(Counter::NmiFirst));
+    let bodies = HOOK.nested_bodies();
     ctx.counters.nmis = Some(nmis);
     ctx.note(format_args!(
-        "sent={sent} entered={entered} handled={nmis} second_nmi_in_handler={windows} nested_bodies={} asm_nested={nested} repeats={repeats} latched={} first_nmi_from_user={} incomplete={incomplete} max_nmi_depth={} recovered={} hazards={} detected={}",
-        NESTED_BODIES.load(Ordering::Relaxed),
+        "sent={sent} entered={entered} handled={nmis} second_nmi_in_handler={windows} nested_bodies={bodies} asm_nested={nested} repeats={repeats} latched={} first_nmi_from_user={} incomplete={incomplete} max_nmi_depth={} recovered={} hazards={} detected={}",
         count(Counter::NmiLatched),
         FIRST_FROM_USER.load(Ordering::Relaxed),
         evidence.report.max_depth[IstSlot::Nmi as usize],
@@ -241,7 +196,6 @@ pub(super) fn sweep(ctx: &mut Context<'_>, origin: Origin) -> TestResult {
     }
     // exc_nmi's nmi_state (the 64-bit half of the CVE-2015-3290 fixes): under
     // it no NMI body may start while another runs on this CPU.
-    let bodies = NESTED_BODIES.load(Ordering::Relaxed);
     if strategy::applies(NMI_LATCH) && bodies > 0 {
         testkit::fail!(
             ctx,
@@ -249,11 +203,7 @@ pub(super) fn sweep(ctx: &mut Context<'_>, origin: Origin) -> TestResult {
             count(Counter::NmiLatched)
         );
     }
-    testkit::ensure!(
-        ctx,
-        evidence.complete(),
-        "nesting went deeper than the checker tracks"
-    );
+    evidence.check_complete(ctx)?;
     // Nesting proven from the victim's side: nested NMI bodies (strategies that
     // nest), or the entry's own nested-NMI branches and repeats (`linux`).
     if detection.hazards == 0 && nested == 0 && count(Counter::NmiLatched) == 0 {
@@ -262,9 +212,9 @@ pub(super) fn sweep(ctx: &mut Context<'_>, origin: Origin) -> TestResult {
             "the victim never saw an NMI inside an NMI ({sent} sent)"
         );
     }
-    let mut observed = evidence.observed(detection);
-    if let testkit::Observed::Ran(e) = &mut observed {
-        e.lost_nmis = sent.saturating_sub(entered);
-    }
-    Ok(observed)
+    Ok(sender::with_lost(
+        evidence.observed(detection),
+        sent,
+        entered,
+    ))
 }

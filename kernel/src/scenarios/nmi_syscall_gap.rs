@@ -32,29 +32,23 @@
 //! incident, under every strategy: the plain stub never reads the
 //! interrupted RSP, so `naive` has nothing to get wrong here.
 
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use testkit::{Context, Expect, Expectations, TestResult};
 
 use super::aim::{AFTER, Aim, BEFORE, INSIDE, NOT_LANDED};
 use super::common;
-use crate::arch::percpu::{IST_STACK_SIZE, IstSlot};
+use super::sender::{self, Counts, Link, VICTIM};
+use crate::arch::percpu::{self, IST_STACK_SIZE, IstSlot};
 use crate::arch::user::{self, Exit, Program};
-use crate::arch::{lapic, percpu, time};
-use crate::entry::counters::{self, Counter, Snapshot};
+use crate::entry::counters::Counter;
 use crate::entry::{Stub, nmi};
 use crate::mm;
 
-const VICTIM: usize = 0;
-const SENDER: usize = 1;
-const STEP_TIMEOUT_US: u64 = 100_000;
 /// Ring-3 loop rounds before SYSCALL: a few, so the NMI finds both.
 const MAX_LOOPS: u64 = 16;
 
-static GO: AtomicU64 = AtomicU64::new(0);
-static DONE: AtomicU64 = AtomicU64::new(0);
-static STOP: AtomicBool = AtomicBool::new(false);
-static SENT: AtomicU64 = AtomicU64::new(0);
+static LINK: Link = Link::new();
 static DELAY: AtomicU64 = AtomicU64::new(0);
 /// 1 while A is on its way into ring 3 or there, 2 once it is back.
 static PHASE: AtomicU64 = AtomicU64::new(0);
@@ -78,44 +72,35 @@ testkit::test! {
     },
 }
 
-fn sender(_: u64) -> u64 {
-    let victim = percpu::cpu(VICTIM).lapic_id();
+/// Where an NMI landed, for the aim: in the SYSCALL gap (counted per
+/// instruction), in ring 3 (counted when RSP was on IST_NMI) or on the way
+/// there (too early), or back in A's own code (too late).
+fn classify(at: nmi::Landing) -> u64 {
     let nmi_stack = percpu::cpu(VICTIM).ist_stack(IstSlot::Nmi);
     let (gap_start, gap_end) = user::syscall_entry_range();
-    let entered = || counters::read(VICTIM, Counter::NmiEntered);
-    let mut seen = 0;
-    while !STOP.load(Ordering::Acquire) {
-        let go = GO.load(Ordering::Acquire);
-        if go == seen {
-            core::hint::spin_loop();
-            continue;
-        }
-        seen = go;
-        let before = entered();
-        common::spin_cycles(DELAY.load(Ordering::Relaxed));
-        lapic::send_nmi(victim);
-        SENT.fetch_add(1, Ordering::SeqCst);
-        if time::wait_until(STEP_TIMEOUT_US, || entered() > before) {
-            let at = nmi::last_landing(VICTIM);
-            let on_stack = at.rsp >= nmi_stack.bottom && at.rsp < nmi_stack.top;
-            let class = if at.rip >= gap_start && at.rip < gap_end {
-                // The gap's instructions, by their index (nop, nop, nop, int).
-                let index = (at.rip - gap_start).min(3) as usize;
-                IN_GAP[index].fetch_add(1, Ordering::Relaxed);
-                INSIDE
-            } else if at.cs & 3 == 3 {
-                IN_USER.fetch_add(u64::from(on_stack), Ordering::Relaxed);
-                BEFORE
-            } else if PHASE.load(Ordering::SeqCst) == 2 || on_stack {
-                AFTER
-            } else {
-                BEFORE
-            };
-            CLASS.store(class, Ordering::Relaxed);
-        }
-        DONE.store(go, Ordering::Release);
+    let on_stack = nmi_stack.contains(at.rsp);
+    if at.rip >= gap_start && at.rip < gap_end {
+        // The gap's instructions, by their index (nop, nop, nop, int).
+        let index = (at.rip - gap_start).min(3) as usize;
+        IN_GAP[index].fetch_add(1, Ordering::Relaxed);
+        INSIDE
+    } else if at.cs & 3 == 3 {
+        IN_USER.fetch_add(u64::from(on_stack), Ordering::Relaxed);
+        BEFORE
+    } else if PHASE.load(Ordering::SeqCst) == 2 || on_stack {
+        AFTER
+    } else {
+        BEFORE
     }
-    seen
+}
+
+fn sender(_: u64) -> u64 {
+    LINK.serve(|_| {
+        common::spin_cycles(DELAY.load(Ordering::Relaxed));
+        if LINK.send_entered() {
+            CLASS.store(classify(nmi::last_landing(VICTIM)), Ordering::Relaxed);
+        }
+    })
 }
 
 fn run(ctx: &mut Context<'_>) -> TestResult {
@@ -138,41 +123,32 @@ fn run(ctx: &mut Context<'_>) -> TestResult {
     for count in &IN_GAP {
         count.store(0, Ordering::Relaxed);
     }
-    SENT.store(0, Ordering::SeqCst);
-    DONE.store(0, Ordering::SeqCst);
-    STOP.store(false, Ordering::Release);
-    GO.store(0, Ordering::Release);
-    let before = Snapshot::take(VICTIM);
-    ctx.platform().start_on(SENDER, sender, 0)?;
+    let counts = Counts::take();
+    LINK.start(ctx, sender, 0)?;
     let mut incomplete = 0u64;
     let mut bad_exits = 0u64;
     for i in 1..=u64::from(ctx.iterations) {
         DELAY.store(aim.next_delay(&mut ctx.rng), Ordering::Relaxed);
         CLASS.store(NOT_LANDED, Ordering::Relaxed);
         PHASE.store(1, Ordering::SeqCst);
-        GO.store(i, Ordering::Release);
+        LINK.go(i);
         let loops = 1 + ctx.rng.below(MAX_LOOPS);
         let exit = sandbox.run(Program::SyscallOnRsp, user_rsp, loops);
         PHASE.store(2, Ordering::SeqCst);
         bad_exits += u64::from(exit != Exit::Returned(user::SYSCALL_RETURNED));
-        let done = time::wait_until(4 * STEP_TIMEOUT_US, || DONE.load(Ordering::Acquire) == i);
-        incomplete += u64::from(!done);
+        incomplete += u64::from(!LINK.wait_done(i));
         aim.learn(DELAY.load(Ordering::Relaxed), CLASS.load(Ordering::Relaxed));
         if i % 500 == 0 {
             ctx.progress(i as u32);
         }
     }
-    STOP.store(true, Ordering::Release);
-    let _ = ctx.platform().join(SENDER, 1000);
+    LINK.stop(ctx);
 
-    let sent = SENT.load(Ordering::SeqCst);
-    let count = |c: Counter| Snapshot::take(VICTIM).since(&before, c);
-    time::wait_until(1_000_000, || count(Counter::NmiHandled) >= sent);
-    let handled = count(Counter::NmiHandled);
+    let sent = LINK.sent();
+    let count = |c: Counter| counts.count(c);
+    let handled = counts.settled(Counter::NmiHandled, sent);
     let user_rsp_on_stack = count(Counter::NmiUserRspOnStack);
-    let nested = count(Counter::NmiNestedByFlag)
-        + count(Counter::NmiNestedByRsp)
-        + count(Counter::NmiNestedInRepeat);
+    let nested = counts.nested().total();
     let gap: [u64; 4] = core::array::from_fn(|i| IN_GAP[i].load(Ordering::Relaxed));
     let in_gap: u64 = gap.iter().sum();
     let in_user = IN_USER.load(Ordering::Relaxed);
@@ -203,9 +179,9 @@ fn run(ctx: &mut Context<'_>) -> TestResult {
             "{in_gap} NMIs landed in the gap, the DF branch counted {user_rsp_on_stack}, {nested} taken as nested"
         );
     }
-    let mut observed = evidence.observed(common::Detection::default());
-    if let testkit::Observed::Ran(e) = &mut observed {
-        e.lost_nmis = sent.saturating_sub(handled);
-    }
-    Ok(observed)
+    Ok(sender::with_lost(
+        evidence.observed(common::Detection::default()),
+        sent,
+        handled,
+    ))
 }

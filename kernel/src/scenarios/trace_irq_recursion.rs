@@ -75,11 +75,7 @@ fn run(ctx: &mut Context<'_>) -> TestResult {
     // are the suppressed ones.
     let in_entry = hook_calls.saturating_sub(iterations);
     let suppressed = in_entry.saturating_sub(evidence.nested_dbs(iterations));
-    testkit::ensure!(
-        ctx,
-        evidence.complete(),
-        "nesting went deeper than the checker tracks"
-    );
+    evidence.check_complete(ctx)?;
     testkit::ensure!(
         ctx,
         evidence.dbs >= iterations,

@@ -26,12 +26,12 @@
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use testkit::{Context, Expect, Expectations, Observed, Strategy, TestResult, tags};
+use testkit::{Context, Observed, Strategy, TestResult, tags};
 
 use super::common::{self, Detection};
 use crate::arch::damage::{Hazard, R15, Regs, Tally};
 use crate::arch::percpu;
-use crate::entry::breakpoint::{self, Breakpoint, Kind};
+use crate::entry::breakpoint::{self, Kind};
 use crate::entry::handlers::{self, DbEvent};
 use crate::mm;
 
@@ -46,15 +46,9 @@ testkit::test! {
     run: run,
     iterations: 100,
     tags: &[tags::TCG],
-    expect: Expectations {
-        naive: Expect::Skip(
-            "naive: the nested #DB overwrites the user #DB handler's own stack and crashes",
-        ),
-        shift_only: Expect::Survive,
-        linux_4_19: Expect::Survive,
-        dr7_guard: Expect::Survive,
-        linux: Expect::Survive,
-    },
+    expect: super::kernel_db_recursion::one_level(
+        "naive: the nested #DB overwrites the user #DB handler's own stack and crashes"
+    ),
 }
 
 fn on_db(event: &DbEvent) {
@@ -68,18 +62,10 @@ fn on_db(event: &DbEvent) {
 }
 
 fn arm_both(user_cell: u64) -> Result<(), breakpoint::BreakpointError> {
-    for (slot, addr) in [(0, user_cell), (1, KERNEL_WATCHED.as_ptr() as u64)] {
-        breakpoint::arm(
-            Breakpoint {
-                slot,
-                addr,
-                kind: Kind::Write,
-                len: 8,
-            },
-            false,
-        )?;
-    }
-    Ok(())
+    common::arm(&[
+        common::watch(0, user_cell, Kind::Write, 8),
+        common::watch(1, KERNEL_WATCHED.as_ptr() as u64, Kind::Write, 8),
+    ])
 }
 
 fn run(ctx: &mut Context<'_>) -> TestResult {
@@ -123,11 +109,7 @@ fn run(ctx: &mut Context<'_>) -> TestResult {
         evidence.report.reentries,
         evidence.report.recovered
     ));
-    testkit::ensure!(
-        ctx,
-        evidence.complete(),
-        "nesting went deeper than the checker tracks"
-    );
+    evidence.check_complete(ctx)?;
     if user_dbs != n || bad_exits != 0 {
         testkit::fail!(
             ctx,
