@@ -223,6 +223,14 @@ pub const REFERENCES: &[Reference] = &[
         outcome: "pass",
     },
     Reference {
+        test: "scenarios::nmi_prologue_windows",
+        hazard: "#DB IRET inside the NMI prologue, second NMI on each instruction",
+        silicon: "a #DB's IRET ends NMI blocking wherever it returns to: before the \
+                  stub marks itself executing a nested NMI cannot tell it is nested",
+        sources: &[SDM_NMI, LINUX_NMI],
+        outcome: "pass",
+    },
+    Reference {
         test: "scenarios::nmi_nesting",
         hazard: "#BP IRET inside NMI, nested NMI",
         silicon: "the #BP's IRET ends NMI blocking; the next NMI nests on the same \
