@@ -163,6 +163,9 @@ pub fn run_suite(
         seed,
     };
     let passed = run_tests(&mut KernelPlatform, &TESTS, selection, &config).all_passed();
-    console::summary::show();
+    if let Some(text) = console::summary::show() {
+        // The summary writes only printable ASCII.
+        report::summary(core::str::from_utf8(&text).unwrap_or(""));
+    }
     passed
 }

@@ -50,15 +50,42 @@ pub fn emit(event: &Event<&str>) {
 
 fn write_event(event: &Event<&str>, fatal: bool) {
     let mut line = [0u8; protocol::LINE_MAX];
-    let text = match protocol::encode_line(event, &mut line) {
-        Ok(len) => core::str::from_utf8(&line[..len]).unwrap_or(""),
-        Err(_) => "",
+    let encoded = protocol::encode_line(event, &mut line)
+        .ok()
+        .and_then(|len| core::str::from_utf8(&line[..len]).ok());
+    let print = |args| {
+        if fatal {
+            console::print_fatal(args);
+        } else {
+            console::print_fmt(args);
+        }
     };
-    if fatal {
-        console::print_fatal(format_args!("{text}"));
-    } else {
-        console::print_fmt(format_args!("{text}"));
+    match encoded {
+        Some(text) => print(format_args!("{text}")),
+        // Said, never dropped silently: the host then misses the event and
+        // says what it missed.
+        None => print(format_args!(
+            "wire: a `{}` event does not fit a line\n",
+            event.kind()
+        )),
     }
+}
+
+/// Sends the run's summary (the QR code's text) as `qr` events, in parts
+/// that each fit a line.
+pub fn summary(text: &str) {
+    for part in protocol::qr_parts(text) {
+        emit(&part);
+    }
+}
+
+/// Under `hold=1`: says so (a line for people, the `hold` event for the
+/// host, which then takes its screenshot and stops the machine) and halts
+/// with the results on screen. A PC without the exit device halts anyway.
+pub fn hold() -> ! {
+    kprintln!("hold: halted with results on screen");
+    emit(&Event::Hold);
+    crate::arch::cpu::halt_forever()
 }
 
 /// The running test's name; empty when none runs or its lock is held (the

@@ -1,8 +1,8 @@
 //! The end of a run on screen, for a PC without a serial port: the verdict in
 //! big letters, the counts, what it ran on, every result (failed first), and a
 //! QR code carrying all of it (testkit's `summary` format) for a phone. The
-//! QR text also goes to COM1 as `qr: <text>`, so the host can check it
-//! against the event stream.
+//! QR text is handed back to the caller, who sends it on the wire (`qr`
+//! events), so the host can check it against the event stream.
 //!
 //! Called once, after the suite; the text console stops there so that later
 //! lines do not scroll the summary away (COM1 still gets them).
@@ -29,14 +29,17 @@ const MODULE_MIN_PX: usize = 3;
 
 type Line = heapless::String<160>;
 
-/// Draws the summary (when there is a screen) and prints the `qr:` line.
-pub fn show() {
+/// The QR code's text, as drawn.
+pub type Text = heapless::Vec<u8, { qr::TEXT_MAX }>;
+
+/// Draws the summary (when there is a screen) and returns the QR code's
+/// text: the one on screen, else the longest that a QR code holds. `None`
+/// without a `hello` or when not even the summary's header fits.
+pub fn show() -> Option<Text> {
     let model = cpuinfo::model();
     let ucode = cpuinfo::microcode();
     let run = results::run();
-    let Some(header) = run.header(&model, ucode) else {
-        return;
-    };
+    let header = run.header(&model, ucode)?;
     if run.lost > 0 {
         kprintln!("summary: {} results did not fit its table", run.lost);
     }
@@ -47,25 +50,19 @@ pub fn show() {
         let layout = Layout::new(surface.width, surface.height);
         let max = qr::max_version(layout.qr_budget, MODULE_MIN_PX);
         let len = qr::fit(&header, entries, &mut text, max.unwrap_or(qr::MAX_VERSION));
-        print_qr_line(len.map(|len| &text[..len]));
         let mut code = qr::Code::new();
         let qr = match (len, max) {
             (Some(len), Some(max)) => code.encode(&text[..len], max),
             _ => None,
         };
         draw(surface, &layout, &header, run, qr.as_ref());
+        len
     });
-    if drawn.is_none() {
-        let len = qr::fit(&header, entries, &mut text, qr::MAX_VERSION);
-        print_qr_line(len.map(|len| &text[..len]));
+    let len = drawn.unwrap_or_else(|| qr::fit(&header, entries, &mut text, qr::MAX_VERSION));
+    if len.is_none() {
+        kprintln!("summary: no QR code (not even its header fits)");
     }
-}
-
-fn print_qr_line(text: Option<&[u8]>) {
-    match text.map(core::str::from_utf8) {
-        Some(Ok(text)) => kprintln!("qr: {text}"),
-        _ => kprintln!("qr: none (the summary does not fit)"),
-    }
+    Text::from_slice(&text[..len?]).ok()
 }
 
 /// Where things go: text on the left, the QR code on the right.

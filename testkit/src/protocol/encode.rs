@@ -44,6 +44,15 @@ pub fn encode_line<S: Serialize>(event: &Event<S>, buf: &mut [u8]) -> Result<usi
     Ok(end + 1)
 }
 
+/// Host side: the line the kernel sends for `event`, as a `String` (tests and
+/// tools that write a serial log). `None` when it does not fit [`LINE_MAX`].
+#[cfg(feature = "std")]
+pub fn line_of<S: Serialize>(event: &Event<S>) -> Option<std::string::String> {
+    let mut buf = [0u8; LINE_MAX];
+    let len = encode_line(event, &mut buf).ok()?;
+    std::string::String::from_utf8(buf[..len].to_vec()).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

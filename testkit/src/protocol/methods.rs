@@ -150,6 +150,12 @@ impl<S> Event<S> {
                 skipped,
                 not_reproduced,
             },
+            Event::Qr { part, parts, text } => Event::Qr {
+                part,
+                parts,
+                text: f(text),
+            },
+            Event::Hold => Event::Hold,
         }
     }
 
@@ -168,6 +174,8 @@ impl<S> Event<S> {
             Event::Panic { .. } => "panic",
             Event::Hang { .. } => "hang",
             Event::Done { .. } => "done",
+            Event::Qr { .. } => "qr",
+            Event::Hold => "hold",
         }
     }
 
@@ -182,7 +190,11 @@ impl<S> Event<S> {
             | Event::Corruption { test, .. }
             | Event::Window { test, .. } => Some(test),
             Event::Panic { test, .. } | Event::Hang { test, .. } => test.as_ref(),
-            Event::Hello { .. } | Event::Plan { .. } | Event::Done { .. } => None,
+            Event::Hello { .. }
+            | Event::Plan { .. }
+            | Event::Done { .. }
+            | Event::Qr { .. }
+            | Event::Hold => None,
         }
     }
 }

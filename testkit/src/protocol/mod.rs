@@ -26,6 +26,7 @@ pub mod host;
 #[cfg(all(test, feature = "std"))]
 mod malformed_tests;
 mod methods;
+mod qr;
 mod setting;
 #[cfg(feature = "std")]
 mod stream;
@@ -37,8 +38,11 @@ mod values;
 
 #[cfg(feature = "std")]
 pub use decode::{LineKind, OwnedEvent, parse_line};
+#[cfg(feature = "std")]
+pub use encode::line_of;
 pub use encode::{EncodeError, LINE_MAX, encode_line};
 pub use hex::Hex;
+pub use qr::{QR_PART, QrParts, qr_parts};
 pub use setting::Setting;
 #[cfg(feature = "std")]
 pub use stream::{Record, RecordKind, StreamError, StreamParser, Transcript, parse_stream};
@@ -59,7 +63,10 @@ pub const PREFIX: &str = "@istorm ";
 /// `linux-4.19`; `window` events; `done.not_reproduced`; evidence counters;
 /// `hello.tsc_mhz` and the `nmis_sent` counter, which replace the kernel's
 /// `time:` and `nmi:` lines for the host.
-pub const PROTOCOL_VERSION: u32 = 2;
+///
+/// 3: `qr` events (the summary, in parts) and the `hold` event replace the
+/// kernel's `qr:` and `hold:` lines for the host.
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// One thing that happened in a boot, in the order the kernel saw it.
 ///
@@ -200,4 +207,16 @@ pub enum Event<S> {
         #[serde(default)]
         not_reproduced: u32,
     },
+    /// After `done`: the run's summary (testkit's `summary` text, what the
+    /// screen shows as a QR code), cut into parts that each fit a line
+    /// ([`qr_parts`] writes them, [`Transcript::summary_text`] joins them).
+    Qr {
+        /// 1-based, in order.
+        part: u32,
+        parts: u32,
+        text: S,
+    },
+    /// Last of all under `hold=1`: the kernel halts with the results on
+    /// screen, and the host may take its screenshot and stop the machine.
+    Hold,
 }

@@ -116,6 +116,12 @@ pub(super) fn every_event() -> Vec<Event<&'static str>> {
             mcg_status: Hex(0x5),
             during: "db",
         },
+        Event::Qr {
+            part: 1,
+            parts: 2,
+            text: "IST1|cpu=QEMU \"Virtual\" CPU|ucode=na",
+        },
+        Event::Hold,
     ]
 }
 
@@ -151,11 +157,13 @@ fn every_event_round_trips() {
         "done",
         "hang",
         "hello",
+        "hold",
         "inject",
         "panic",
         "plan",
         "planned",
         "progress",
+        "qr",
         "result",
         "start",
     ];

@@ -1,7 +1,7 @@
 //! A whole run in one short line of text: what the kernel draws as a QR code at
 //! the end of a run, for machines with a screen and no serial port, and also
-//! prints on COM1 as `qr: <payload>` so the host can check it against the
-//! event stream.
+//! sends on COM1 as `qr` events (`protocol::qr_parts`) so the host can check
+//! it against the event stream.
 //!
 //! Defined once, here: the kernel encodes ([`encode`], no heap, into a caller's
 //! buffer), the host decodes ([`decode`], `std`) and turns the result into the

@@ -228,7 +228,7 @@ fn garbage_is_an_error_never_a_panic() {
 
 #[test]
 fn a_payload_from_a_kernel_boot_decodes() {
-    // The `qr:` line of `hold=1 entry=naive iterations=1` under QEMU TCG, which
+    // The summary (then a `qr:` line) of `hold=1 entry=naive iterations=1` under QEMU TCG, which
     // a QR reader also read off the screenshot.
     let text = "IST1|cpu=QEMU TCG CPU version 2.5+|ucode=na|door=limine|lapic=x2apic|vm=tcg\
                 |cpus=2|seed=1|strategy=naive|pass=10|fail=1|skip=2\

@@ -1,6 +1,6 @@
 //! Held runs and their screenshots. With `hold=1` on its command line the
 //! kernel stays up after the run with the results and their QR code on the
-//! screen and says `hold:` on COM1. The host then asks QEMU over QMP for a
+//! screen and sends the `hold` event. The host then asks QEMU over QMP for a
 //! screendump (PPM), keeps it as a PNG in `target/artifacts/` (`report/picture.rs`),
 //! and stops QEMU.
 
@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use serde_json::json;
-use testkit::protocol::parse_stream;
+use testkit::protocol::{Event, LineKind, parse_line, parse_stream};
 
 use crate::qemu::exit::Exit;
 use crate::qemu::machine::{self, End, Outcome};
@@ -33,7 +33,7 @@ pub fn artifacts_dir() -> PathBuf {
     crate::target_dir().join("artifacts")
 }
 
-/// Follows a held boot's serial output and, at the kernel's `hold:` line,
+/// Follows a held boot's serial output and, at the kernel's `hold` event,
 /// takes the screenshot and stops QEMU.
 struct Held<'a> {
     serial: Vec<u8>,
@@ -55,7 +55,7 @@ impl Watch for Held<'_> {
         self.serial.extend_from_slice(bytes);
         while let Some(end) = self.serial[self.scanned..].iter().position(|&b| b == b'\n') {
             let line = String::from_utf8_lossy(&self.serial[self.scanned..self.scanned + end]);
-            let held = line.trim().starts_with("hold:");
+            let held = matches!(parse_line(&line), LineKind::Event(Event::Hold));
             self.scanned += end + 1;
             if held && self.shot.is_none() {
                 let shot = capture(self.qmp, self.png);
@@ -162,6 +162,6 @@ mod tests {
             verdict(&ok.replace("\"failed\":0", "\"failed\":1")),
             Exit::Failure
         );
-        assert_eq!(verdict("hold: halted\n"), Exit::Failure);
+        assert_eq!(verdict("@istorm {\"type\":\"hold\"}\n"), Exit::Failure);
     }
 }

@@ -105,8 +105,8 @@ pub fn read(text: &str, origin: &str) -> Result<Vec<Finding>> {
         json_lines(text)
     } else if text.contains(testkit::protocol::PREFIX) {
         serial_log(text)
-    } else if trimmed.starts_with("IST1|") || trimmed.starts_with("qr: IST1|") {
-        qr(trimmed.trim_start_matches("qr: ").trim())
+    } else if trimmed.starts_with("IST1|") {
+        qr(trimmed.trim())
     } else {
         bail!("not a results file istorm knows (JSON lines, JUnit, serial log, QR text)")
     };
@@ -240,18 +240,16 @@ fn summary_code(outcome: testkit::protocol::Outcome) -> &'static str {
 }
 
 /// A serial log: the `result` events (with their details), the machine from
-/// the `qr:` line the kernel prints last (else from `hello`).
+/// the summary the kernel sends last in `qr` events (else from `hello`).
 pub fn serial_log(text: &str) -> Result<Vec<Finding>> {
     let transcript = parse_stream(text.as_bytes());
-    let qr_line = text
-        .lines()
-        .find_map(|l| l.trim_end_matches('\r').strip_prefix("qr: "));
+    let qr_text = transcript.summary_text();
     let mut machine = Machine {
         platform: Platform::BareMetal,
         cpu: "?".into(),
         ucode: None,
     };
-    if let Some(decoded) = qr_line.and_then(|t| summary::decode(t).ok()) {
+    if let Some(decoded) = qr_text.and_then(|t| summary::decode(&t).ok()) {
         machine = qr_machine(&decoded);
     } else if let Some(OwnedEvent::Hello { machine: m, .. }) = transcript
         .events()

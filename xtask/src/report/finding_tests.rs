@@ -56,12 +56,18 @@ fn json_lines_and_junit_of_a_run_read_back() {
 
 #[test]
 fn a_serial_log_keeps_the_details() {
+    let qr = format!(
+        "IST1|cpu={}|ucode=na|door=limine|lapic=x2apic|vm=no-hypervisor|cpus=2|seed=1|strategy=linux|pass=1|fail=0|skip=0|boot::nmi_all_to_all=P",
+        crate::report::platform::BOCHS_CPU_BRAND
+    );
+    let qr: String = testkit::protocol::qr_parts(&qr)
+        .map(|part| testkit::protocol::line_of(&part).unwrap())
+        .collect();
     let log = format!(
         "boot: door=limine\n\
          @istorm {{\"type\":\"hello\",\"version\":1,\"door\":\"limine\",\"machine\":\"no-hypervisor\",\"cpus\":2,\"lapic\":\"x2apic\",\"strategy\":\"linux\",\"seed\":1,\"build\":\"x\"}}\n\
          @istorm {{\"type\":\"result\",\"test\":\"boot::nmi_all_to_all\",\"strategy\":\"linux\",\"outcome\":\"pass\",\"expected\":\"survive\",\"iterations\":1,\"cycles\":1,\"cycles_per_iteration\":1,\"details\":\"sent=2\"}}\n\
-         qr: IST1|cpu={}|ucode=na|door=limine|lapic=x2apic|vm=no-hypervisor|cpus=2|seed=1|strategy=linux|pass=1|fail=0|skip=0|boot::nmi_all_to_all=P\n",
-        crate::report::platform::BOCHS_CPU_BRAND
+         {qr}"
     );
     let found = read(&log, "log").unwrap();
     assert_eq!(found.len(), 1);

@@ -4,7 +4,7 @@
 //!
 //! Test cases of suite `istorm` carry `NAME [strategy]` as their
 //! `test_case_id`; the `target` lines of the same log are the kernel's serial
-//! output, which names the machine (the `qr:` line) and keeps each result's
+//! output, which names the machine (the `qr` events) and keeps each result's
 //! details and the `not-reproduced` LAVA cannot say.
 
 use anyhow::{Result, bail};

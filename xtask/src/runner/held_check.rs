@@ -1,6 +1,6 @@
 //! The proof that the QR code tells the truth: [`check_held`] reads the QR
-//! code from the screenshot of a held QEMU run and compares it with the `qr:`
-//! line on COM1 and with the wire-protocol events of the same run.
+//! code from the screenshot of a held QEMU run and compares it with the `qr`
+//! events on COM1 and with the other wire-protocol events of the same run.
 
 use std::path::Path;
 
@@ -100,8 +100,8 @@ pub fn matches_stream(decoded: &Decoded, transcript: &Transcript) -> Result<()> 
 }
 
 /// The held run's checks: the kernel's verdict, the QR code read from the
-/// screenshot at `png` equal to the `qr:` line on COM1, and both equal to
-/// the run's events.
+/// screenshot at `png` equal to the text of the `qr` events on COM1, and
+/// both equal to the run's other events.
 pub fn check_held(out: &Outcome, png: &Path) -> Result<(), String> {
     check_held_inner(out, png).map_err(|e| format!("{e:#}"))
 }
@@ -115,16 +115,16 @@ fn check_held_inner(out: &Outcome, png: &Path) -> Result<()> {
     let shown = Rgb::read_png(png)?
         .read_qr()
         .with_context(|| format!("the screenshot `{}`", png.display()))?;
-    let printed = crate::qemu::serial::lines(&out.serial)
-        .find_map(|l| l.strip_prefix("qr: ").map(str::to_string))
-        .context("no `qr:` line on the serial port")?;
+    let transcript = parse_stream(out.serial.as_bytes());
+    let sent = transcript
+        .summary_text()
+        .context("no complete set of `qr` events on the serial port")?;
     ensure!(
-        shown == printed.trim(),
-        "the QR code on screen reads `{shown}`, COM1 says `{}`",
-        printed.trim()
+        shown == sent,
+        "the QR code on screen reads `{shown}`, COM1 says `{sent}`"
     );
     let decoded = summary::decode(&shown).context("the QR code's text")?;
-    matches_stream(&decoded, &parse_stream(out.serial.as_bytes()))
+    matches_stream(&decoded, &transcript)
 }
 
 #[cfg(test)]
@@ -204,14 +204,23 @@ mod tests {
             stderr: String::new(),
             elapsed: Duration::ZERO,
         };
-        let serial = format!("{}qr: {QR}\r\nhold: halted\r\n", stream());
+        let serial = |qr: &str| {
+            let mut serial = stream();
+            for part in testkit::protocol::qr_parts(qr) {
+                serial += &testkit::protocol::line_of(&part).unwrap();
+            }
+            serial + "hold: halted\r\n@istorm {\"type\":\"hold\"}\r\n"
+        };
         // The stream counts a failure: a held run of it ends in failure.
-        let err = check_held(&out(serial.clone(), End::Exited(Exit::Failure)), &png).unwrap_err();
+        let err = check_held(&out(serial(QR), End::Exited(Exit::Failure)), &png).unwrap_err();
         assert!(err.contains("wanted a held run"), "{err}");
-        let good = out(serial.clone(), End::Exited(Exit::Success));
+        let good = out(serial(QR), End::Exited(Exit::Success));
         assert_eq!(check_held(&good, &png), Ok(()));
-        let other = serial.replace("qr: IST1|cpu=QEMU", "qr: IST1|cpu=KVM");
+        let other = serial(&QR.replace("IST1|cpu=QEMU", "IST1|cpu=KVM"));
         let err = check_held(&out(other, End::Exited(Exit::Success)), &png).unwrap_err();
         assert!(err.contains("COM1 says"), "{err}");
+        let none = out(stream(), End::Exited(Exit::Success));
+        let err = check_held(&none, &png).unwrap_err();
+        assert!(err.contains("no complete set of `qr` events"), "{err}");
     }
 }

@@ -49,7 +49,7 @@ pub fn checks(timeout: Duration) -> Vec<Check> {
 }
 
 /// A quick run from the image held at its end (`hold=1`): the screenshot
-/// lands in `target/artifacts/`, and its QR code must equal the `qr:` line
+/// lands in `target/artifacts/`, and its QR code must equal the `qr` events
 /// and the run's events (`results::check_held`).
 fn screenshot_check(timeout: Duration) -> Check {
     let config = BootConfig {

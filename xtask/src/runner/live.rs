@@ -9,8 +9,7 @@ use std::io::{BufWriter, IsTerminal, Write};
 use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use serde_json::Value;
-use testkit::protocol::{LineKind, PREFIX, parse_line};
+use testkit::protocol::{LineKind, OwnedEvent, parse_line};
 
 use crate::qemu::process::Watch;
 
@@ -117,20 +116,14 @@ impl View {
         }
         match parse_line(line) {
             LineKind::Log(text) => {
-                if text.starts_with("test ") {
-                    self.finish_bar();
-                }
                 if !self.style.raw {
                     let painted = paint(text, self.style.colour);
                     self.say(&painted);
                 }
             }
-            LineKind::Event(_) => {
+            LineKind::Event(event) => {
                 self.events += 1;
-                let json = line.trim_start_matches('\r').trim_start_matches(PREFIX);
-                if let Ok(event) = serde_json::from_str::<Value>(json) {
-                    self.event(&event);
-                }
+                self.event(&event);
             }
             LineKind::Malformed { reason } => {
                 self.say(&format!(
@@ -143,14 +136,13 @@ impl View {
         }
     }
 
-    fn event(&mut self, event: &Value) {
-        let test = event["test"].as_str().unwrap_or("").to_string();
-        match event["type"].as_str() {
-            Some("start") => {
+    fn event(&mut self, event: &OwnedEvent) {
+        match event {
+            OwnedEvent::Start {
+                test, iterations, ..
+            } => {
                 self.finish_bar();
-                let bar = self
-                    .multi
-                    .add(ProgressBar::new(event["iterations"].as_u64().unwrap_or(0)));
+                let bar = self.multi.add(ProgressBar::new(u64::from(*iterations)));
                 bar.set_style(
                     ProgressStyle::with_template(
                         "  {prefix} [{bar:30}] {pos}/{len} iterations{msg}",
@@ -160,21 +152,21 @@ impl View {
                 );
                 bar.set_prefix(test.clone());
                 bar.enable_steady_tick(Duration::from_millis(200));
-                self.bar = Some((test, bar));
+                self.bar = Some((test.clone(), bar));
             }
-            Some("progress") => {
+            OwnedEvent::Progress { test, done, nmis } => {
                 if let Some((name, bar)) = &self.bar
-                    && *name == test
+                    && name == test
                 {
-                    bar.set_position(event["done"].as_u64().unwrap_or(0));
-                    if let Some(nmis) = event["nmis"].as_u64() {
+                    bar.set_position(u64::from(*done));
+                    if let Some(nmis) = nmis {
                         bar.set_message(format!(", {nmis} NMIs landed"));
                     }
                 }
                 // Slow is not stuck: each sign of life moves the deadline.
                 self.deadline = Instant::now() + self.timeout;
             }
-            Some("result") | Some("done") => self.finish_bar(),
+            OwnedEvent::Result { .. } | OwnedEvent::Done { .. } => self.finish_bar(),
             _ => {}
         }
     }
@@ -267,7 +259,8 @@ mod tests {
         assert_eq!(shown, ["boot: ok", "test t ... ok", "half"]);
         let (_, raw) = show(true, &path);
         assert_eq!(raw.len(), 6);
-        assert!(raw.iter().filter(|l| l.starts_with(PREFIX)).count() == 3);
+        let prefix = testkit::protocol::PREFIX;
+        assert!(raw.iter().filter(|l| l.starts_with(prefix)).count() == 3);
         let kept = std::fs::read_to_string(&path).unwrap();
         assert_eq!(kept.lines().count(), 6, "{kept}");
         assert!(kept.contains("@istorm {\"type\":\"plan\""));
