@@ -12,6 +12,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
+use crate::report::markup::escape;
 use crate::report::verdict::{Report, Verdict};
 
 /// The `classname` of a report: `istorm` and its labels, dot-separated.
@@ -21,27 +22,6 @@ pub fn classname(report: &Report) -> String {
         .map(|part| part.replace(['.', ' '], "_"))
         .collect::<Vec<_>>()
         .join(".")
-}
-
-/// Escapes text for an XML attribute or element, dropping the characters
-/// XML 1.0 cannot hold at all (most C0 controls: a serial line may have them).
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            '\n' => out.push_str("&#10;"),
-            '\r' => out.push_str("&#13;"),
-            '\t' => out.push_str("&#9;"),
-            c if (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => {}
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// The whole document.

@@ -1,5 +1,6 @@
 //! What the user reads: the console and its progress bars (`console`), the
-//! `--json` records (`jsonlog`), JUnit XML (`junit`), and pictures with their
+//! `--json` records (`jsonlog`), JUnit XML (`junit`; its escaping, `markup`, the
+//! HTML report's too), and pictures with their
 //! QR codes (`picture`); results read back from any of those, a LAVA log or
 //! a QR text (`finding`, `lava_results`), what silicon does per hazard
 //! (`reference`) and the hazard x platform table (`divergence`), each result's
@@ -13,6 +14,7 @@ pub mod html;
 pub mod jsonlog;
 pub mod junit;
 pub mod lava_results;
+pub mod markup;
 pub mod picture;
 pub mod platform;
 pub mod reference;

@@ -7,8 +7,9 @@ use std::fmt::Write;
 
 use super::disasm;
 use super::model::{Cell, Run, Window};
-use super::parts::{Inputs, checked, escape, keys, rows_of};
+use super::parts::{Inputs, checked, keys, rows_of};
 use super::tables;
+use crate::report::markup::escape;
 
 const STYLE: &str = "body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#222}\
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:2px 6px;\
@@ -178,18 +179,5 @@ fn heat(page: &mut String, inputs: &Inputs) {
             page.push_str("</tr>\n");
         }
         page.push_str("</table>\n");
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn text_is_escaped() {
-        assert_eq!(
-            escape("<a href='x'>&\"</a>"),
-            "&lt;a href=&#39;x&#39;&gt;&amp;&quot;&lt;/a&gt;"
-        );
     }
 }

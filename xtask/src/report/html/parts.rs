@@ -1,5 +1,5 @@
-//! What the page and its tables share: the inputs, the check keys, HTML
-//! escaping, a checked number, and the instruction rows of a stub.
+//! What the page and its tables share: the inputs, the check keys, a
+//! checked number, and the instruction rows of a stub.
 
 use std::collections::BTreeMap;
 
@@ -8,6 +8,7 @@ use serde_json::Value;
 use super::disasm::Insn;
 use super::model::{Run, Window};
 use super::trend::Point;
+use crate::report::markup::escape;
 
 /// What the page is made of.
 pub struct Inputs<'a> {
@@ -37,21 +38,6 @@ pub mod keys {
     ) -> String {
         format!("heat/{test}/{strategy}/{lapic}/{stub}/{offset:#x}/{what}")
     }
-}
-
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// A number (or word) the check compares.

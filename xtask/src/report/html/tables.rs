@@ -6,8 +6,9 @@ use std::fmt::Write;
 use serde_json::Value;
 
 use super::model::{Cell, Run, Window};
-use super::parts::{Inputs, checked, escape, keys, rows_of};
+use super::parts::{Inputs, checked, keys, rows_of};
 use super::trend::Point;
+use crate::report::markup::escape;
 
 /// Windows with a per-instruction prediction (the timing-dependent
 /// strategies): predicted against seen.
