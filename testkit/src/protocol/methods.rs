@@ -3,160 +3,40 @@
 
 use super::Event;
 
+/// Rebuilds `$event` variant by variant: the fields before `;` move over as
+/// they are, those after it are strings and go through `$f`, and those after
+/// `?` are optional strings.
+macro_rules! map_strings {
+    ($event:expr, $f:ident, $($variant:ident { $($same:ident),* ; $($text:ident),* $(? $opt:ident)? }),* $(,)?) => {
+        match $event {
+            $(Event::$variant { $($same,)* $($text,)* $($opt,)? } => Event::$variant {
+                $($same,)*
+                $($text: $f($text),)*
+                $($opt: $opt.map(&mut $f),)?
+            },)*
+        }
+    };
+}
+
 impl<S> Event<S> {
     /// The same event with every string converted, e.g. `&str` to `String`.
     pub fn map_str<T>(self, mut f: impl FnMut(S) -> T) -> Event<T> {
-        match self {
-            Event::Hello {
-                version,
-                door,
-                machine,
-                cpus,
-                lapic,
-                strategy,
-                seed,
-                tsc_mhz,
-                build,
-            } => Event::Hello {
-                version,
-                door,
-                machine,
-                cpus,
-                lapic,
-                strategy,
-                seed,
-                tsc_mhz,
-                build: f(build),
-            },
-            Event::Plan { count } => Event::Plan { count },
-            Event::Planned { test, expect_crash } => Event::Planned {
-                test: f(test),
-                expect_crash: expect_crash.map(&mut f),
-            },
-            Event::Start {
-                test,
-                strategy,
-                iterations,
-                cpu,
-                timeout_ms,
-            } => Event::Start {
-                test: f(test),
-                strategy,
-                iterations,
-                cpu,
-                timeout_ms,
-            },
-            Event::Progress { test, done, nmis } => Event::Progress {
-                test: f(test),
-                done,
-                nmis,
-            },
-            Event::Inject {
-                test,
-                seq,
-                cpu,
-                bank,
-                status,
-                mcg_status,
-                during,
-            } => Event::Inject {
-                test: f(test),
-                seq,
-                cpu,
-                bank,
-                status,
-                mcg_status,
-                during: f(during),
-            },
-            Event::Result {
-                test,
-                strategy,
-                outcome,
-                expected,
-                iterations,
-                cycles,
-                cycles_per_iteration,
-                details,
-                counters,
-            } => Event::Result {
-                test: f(test),
-                strategy,
-                outcome,
-                expected,
-                iterations,
-                cycles,
-                cycles_per_iteration,
-                details: f(details),
-                counters,
-            },
-            Event::Corruption {
-                test,
-                cpu,
-                iteration,
-                vector,
-                field,
-                expected,
-                seen,
-            } => Event::Corruption {
-                test: f(test),
-                cpu,
-                iteration,
-                vector,
-                field: f(field),
-                expected,
-                seen,
-            },
-            Event::Window {
-                test,
-                stub,
-                offset,
-                hits,
-                corrupted,
-                predicted,
-            } => Event::Window {
-                test: f(test),
-                stub: f(stub),
-                offset,
-                hits,
-                corrupted,
-                predicted,
-            },
-            Event::Panic {
-                test,
-                cpu,
-                message,
-                rip,
-                vector,
-            } => Event::Panic {
-                test: test.map(&mut f),
-                cpu,
-                message: f(message),
-                rip,
-                vector,
-            },
-            Event::Hang { test, cpu, rip } => Event::Hang {
-                test: test.map(f),
-                cpu,
-                rip,
-            },
-            Event::Done {
-                passed,
-                failed,
-                skipped,
-                not_reproduced,
-            } => Event::Done {
-                passed,
-                failed,
-                skipped,
-                not_reproduced,
-            },
-            Event::Qr { part, parts, text } => Event::Qr {
-                part,
-                parts,
-                text: f(text),
-            },
-            Event::Hold => Event::Hold,
-        }
+        map_strings!(self, f,
+            Hello { version, door, machine, cpus, lapic, strategy, seed, tsc_mhz; build },
+            Plan { count; },
+            Planned { ; test ? expect_crash },
+            Start { strategy, iterations, cpu, timeout_ms; test },
+            Progress { done, nmis; test },
+            Inject { seq, cpu, bank, status, mcg_status; test, during },
+            Result { strategy, outcome, expected, iterations, cycles, cycles_per_iteration, counters; test, details },
+            Corruption { cpu, iteration, vector, expected, seen; test, field },
+            Window { offset, hits, corrupted, predicted; test, stub },
+            Panic { cpu, rip, vector; message ? test },
+            Hang { cpu, rip; ? test },
+            Done { passed, failed, skipped, not_reproduced; },
+            Qr { part, parts; text },
+            Hold { ; },
+        )
     }
 
     /// The `type` this event has on the wire.
