@@ -87,29 +87,24 @@ pub fn decode(text: &str) -> Result<Decoded, DecodeError> {
                 .ok_or_else(|| bad(i, v, format_args!("expected 0xHEX or na")))?,
         ),
     };
-    let door = named(&DOORS, value_of("door")?)?;
-    let lapic = named(&LAPICS, value_of("lapic")?)?;
-    let machine = named(&MACHINES, value_of("vm")?)?;
-    let cpus = number(value_of("cpus")?)?;
-    let seed = number(value_of("seed")?)?;
-    let strategy = strategy_named(value_of("strategy")?)?;
-    let passed = number(value_of("pass")?)?;
-    let failed = number(value_of("fail")?)?;
-    let skipped = number(value_of("skip")?)?;
+    // Fields in the order the header writes them (a literal evaluates in
+    // the order written).
+    let setting = Setting {
+        door: named(&DOORS, value_of("door")?)?,
+        lapic: named(&LAPICS, value_of("lapic")?)?,
+        machine: named(&MACHINES, value_of("vm")?)?,
+        cpus: number(value_of("cpus")?)?,
+        seed: number(value_of("seed")?)?,
+        strategy: strategy_named(value_of("strategy")?)?,
+    };
+    let strategy = setting.strategy;
     let header = Header {
         cpu,
         ucode,
-        setting: Setting {
-            door,
-            machine,
-            cpus,
-            lapic,
-            strategy,
-            seed,
-        },
-        passed,
-        failed,
-        skipped,
+        setting,
+        passed: number(value_of("pass")?)?,
+        failed: number(value_of("fail")?)?,
+        skipped: number(value_of("skip")?)?,
     };
 
     let mut entries = Vec::new();
