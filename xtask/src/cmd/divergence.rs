@@ -192,14 +192,9 @@ fn run_here(args: &Args, columns: &[Column]) -> Result<Vec<Finding>> {
             let spec = Spec {
                 strategy: strategy.name().into(),
                 lapic: column.lapic.clone(),
-                config: BootConfig {
-                    door: column.door,
-                    smp: column.smp,
-                    cpu: column.cpu.clone(),
-                    args: words,
-                    single_step: true,
-                    emulator: column.emulator,
-                },
+                config: BootConfig::new(column.door, column.smp, column.cpu.clone(), words)
+                    .with_single_step(true)
+                    .with_emulator(column.emulator),
                 retry: true,
                 boot_timeout: Duration::from_secs(args.timeout),
                 counted: true,

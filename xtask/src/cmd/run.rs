@@ -58,14 +58,10 @@ pub struct Args {
 pub fn main(args: Args) -> Result<ExitCode> {
     opts::check_kernel_args(&args.kernel_args)?;
     setup::ensure(Purpose::Run, args.yes)?;
-    let config = BootConfig {
-        door: args.boot,
-        smp: args.smp,
-        cpu: args.emulator.cpu_model(&args.cpu),
-        args: args.kernel_args,
-        single_step: args.tcg_single_step == Switch::On,
-        emulator: args.emulator,
-    };
+    let cpu = args.emulator.cpu_model(&args.cpu);
+    let config = BootConfig::new(args.boot, args.smp, cpu, args.kernel_args)
+        .with_single_step(args.tcg_single_step == Switch::On)
+        .with_emulator(args.emulator);
     let choice = accel::choose(args.common.accel)?;
     let kernel = kernel::kernel_or(args.common.kernel.as_ref())?;
     let limine = if config.door.needs_limine() {

@@ -111,6 +111,34 @@ pub struct BootConfig {
     pub emulator: Emulator,
 }
 
+impl BootConfig {
+    /// A QEMU boot of `door` on `smp` CPUs of model `cpu` with these kernel
+    /// words, TCG's translation blocks as they come (the boot and image
+    /// checks); other runs change that with the `with_` methods.
+    pub fn new(door: Door, smp: u32, cpu: impl Into<String>, args: Vec<String>) -> BootConfig {
+        BootConfig {
+            door,
+            smp,
+            cpu: cpu.into(),
+            args,
+            single_step: false,
+            emulator: Emulator::Qemu,
+        }
+    }
+
+    /// TCG with one instruction per translation block, or not.
+    pub fn with_single_step(self, single_step: bool) -> BootConfig {
+        BootConfig {
+            single_step,
+            ..self
+        }
+    }
+
+    pub fn with_emulator(self, emulator: Emulator) -> BootConfig {
+        BootConfig { emulator, ..self }
+    }
+}
+
 /// The files boots are made from: the kernel ELF, the ISOs and disk images
 /// built from it (one per distinct list of kernel arguments), and the UEFI
 /// firmware when needed.
@@ -341,14 +369,7 @@ mod tests {
     #[test]
     fn pvh_needs_no_iso_nor_limine() {
         let artifacts = Artifacts::new(PathBuf::from("/nonexistent/istorm"));
-        let pvh = BootConfig {
-            door: Door::Pvh,
-            smp: 1,
-            cpu: "max".into(),
-            args: vec![],
-            single_step: false,
-            emulator: Emulator::Qemu,
-        };
+        let pvh = BootConfig::new(Door::Pvh, 1, "max", vec![]);
         artifacts.prepare(&pvh).unwrap();
         let bios = BootConfig {
             door: Door::LimineBios,

@@ -7,7 +7,6 @@ use std::time::Duration;
 use testkit::protocol::parse_stream;
 use testkit::summary::door_name;
 
-use crate::qemu::emulator::Emulator;
 use crate::qemu::exit::Exit;
 use crate::qemu::machine::{End, Outcome};
 use crate::qemu::{screenshot, serial};
@@ -32,14 +31,7 @@ pub fn checks(timeout: Duration) -> Vec<Check> {
     .into_iter()
     .map(|(name, door)| Check {
         name: name.into(),
-        config: BootConfig {
-            door,
-            smp: CHECK_SMP,
-            cpu: "max".into(),
-            args: vec![QUICK.into()],
-            single_step: false,
-            emulator: Emulator::Qemu,
-        },
+        config: BootConfig::new(door, CHECK_SMP, "max", vec![QUICK.into()]),
         timeout,
         checker: Box::new(check_run),
     })
@@ -52,14 +44,8 @@ pub fn checks(timeout: Duration) -> Vec<Check> {
 /// lands in `target/artifacts/`, and its QR code must equal the `qr` events
 /// and the run's events (`results::check_held`).
 fn screenshot_check(timeout: Duration) -> Check {
-    let config = BootConfig {
-        door: Door::DiskBios,
-        smp: CHECK_SMP,
-        cpu: "max".into(),
-        args: vec![QUICK.into(), screenshot::HOLD.into()],
-        single_step: false,
-        emulator: Emulator::Qemu,
-    };
+    let args = vec![QUICK.into(), screenshot::HOLD.into()];
+    let config = BootConfig::new(Door::DiskBios, CHECK_SMP, "max", args);
     let png = crate::runner::boot::png_path(&config);
     Check {
         name: "image::screenshot_qr".into(),

@@ -40,14 +40,7 @@ pub fn matrix(timeout: Duration) -> Vec<Check> {
         };
         checks.push(Check {
             name: format!("boot::{}_{cpu}_smp{smp}", door.ident()),
-            config: BootConfig {
-                door,
-                smp,
-                cpu: cpu.into(),
-                args: vec![SMOKE.into()],
-                single_step: false,
-                emulator: Emulator::Qemu,
-            },
+            config: BootConfig::new(door, smp, cpu, vec![SMOKE.into()]),
             timeout,
             checker: Box::new(move |out| check_boot(out, door, smp, lapic)),
         });
@@ -62,14 +55,7 @@ pub fn matrix(timeout: Duration) -> Vec<Check> {
     add(Door::Pvh, "max", 8);
     checks.push(Check {
         name: "boot::pvh_selftest_ud2".into(),
-        config: BootConfig {
-            door: Door::Pvh,
-            smp: 4,
-            cpu: "max".into(),
-            args: vec!["selftest=ud2".into()],
-            single_step: false,
-            emulator: Emulator::Qemu,
-        },
+        config: BootConfig::new(Door::Pvh, 4, "max", vec!["selftest=ud2".into()]),
         timeout: timeout.min(NEGATIVE_TIMEOUT),
         checker: Box::new(check_ud2),
     });
@@ -82,14 +68,8 @@ pub fn bochs_smoke(timeout: Duration) -> Check {
     let (door, smp) = (Door::LimineBios, 2);
     Check {
         name: format!("bochs::{}_smp{smp}", door.ident()),
-        config: BootConfig {
-            door,
-            smp,
-            cpu: bochs::CPU_MODEL.into(),
-            args: vec![SMOKE.into()],
-            single_step: false,
-            emulator: Emulator::Bochs,
-        },
+        config: BootConfig::new(door, smp, bochs::CPU_MODEL, vec![SMOKE.into()])
+            .with_emulator(Emulator::Bochs),
         timeout,
         checker: Box::new(move |out| check_boot(out, door, smp, LapicMode::X2apic)),
     }

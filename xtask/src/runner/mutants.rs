@@ -264,24 +264,21 @@ fn probe_reports(
         json: None,
         boots: &boots,
     };
+    let door = match s.emulator {
+        Emulator::Qemu => Door::Pvh,
+        Emulator::Bochs => Door::LimineBios,
+    };
+    let words = vec![
+        format!("entry={}", probe.strategy.name()),
+        format!("filter={}", probe.filter),
+        format!("iterations={}", s.iterations),
+    ];
     let spec = Spec {
         strategy: probe.strategy.name().into(),
         lapic: s.emulator.lapic_label(&s.cpu),
-        config: BootConfig {
-            door: match s.emulator {
-                Emulator::Qemu => Door::Pvh,
-                Emulator::Bochs => Door::LimineBios,
-            },
-            smp: s.smp,
-            cpu: s.cpu.clone(),
-            args: vec![
-                format!("entry={}", probe.strategy.name()),
-                format!("filter={}", probe.filter),
-                format!("iterations={}", s.iterations),
-            ],
-            single_step: s.emulator == Emulator::Qemu && s.accel == Accel::Tcg,
-            emulator: s.emulator,
-        },
+        config: BootConfig::new(door, s.smp, s.cpu.clone(), words)
+            .with_single_step(s.emulator == Emulator::Qemu && s.accel == Accel::Tcg)
+            .with_emulator(s.emulator),
         // A crash is the finding; no second try.
         retry: false,
         boot_timeout: s.timeout,

@@ -53,7 +53,6 @@ pub fn failure_detail(serial: &str, stderr: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::qemu::emulator::Emulator;
     use crate::qemu::exit::Exit;
     use crate::qemu::machine::End;
     use crate::runner::boot::Door;
@@ -61,14 +60,7 @@ mod tests {
     fn check(checker: Checker) -> Check {
         Check {
             name: "boot::probe".into(),
-            config: BootConfig {
-                door: Door::Pvh,
-                smp: 1,
-                cpu: "max".into(),
-                args: vec![],
-                single_step: false,
-                emulator: Emulator::Qemu,
-            },
+            config: BootConfig::new(Door::Pvh, 1, "max", vec![]),
             timeout: Duration::from_secs(1),
             checker,
         }

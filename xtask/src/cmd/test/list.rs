@@ -44,18 +44,12 @@ pub(super) fn list_boot(
     accel: Accel,
     door: Door,
 ) -> Result<Vec<(String, Option<String>)>> {
-    let config = BootConfig {
-        door,
-        smp: args.smp,
-        // A listing boots QEMU whatever runs the suites.
-        cpu: match args.emulator {
-            Emulator::Qemu => args.cpus().swap_remove(0),
-            Emulator::Bochs => "max".into(),
-        },
-        args: vec!["list=1".into()],
-        single_step: false,
-        emulator: Emulator::Qemu,
+    // A listing boots QEMU whatever runs the suites.
+    let cpu = match args.emulator {
+        Emulator::Qemu => args.cpus().swap_remove(0),
+        Emulator::Bochs => "max".into(),
     };
+    let config = BootConfig::new(door, args.smp, cpu, vec!["list=1".into()]);
     artifacts.prepare(&config)?;
     let out = artifacts.boot(&config, accel, args.common.timeout(), Echo::Quiet)?;
     listed(&out.serial).with_context(|| format!("listing the kernel's tests ({})", out.end))

@@ -178,14 +178,9 @@ impl Args {
         Spec {
             strategy: strategy.name().into(),
             lapic: self.emulator.lapic_label(cpu),
-            config: BootConfig {
-                door: self.door(),
-                smp: self.smp,
-                cpu: cpu.into(),
-                args,
-                single_step: self.tcg_single_step == Switch::On,
-                emulator: self.emulator,
-            },
+            config: BootConfig::new(self.door(), self.smp, cpu, args)
+                .with_single_step(self.tcg_single_step == Switch::On)
+                .with_emulator(self.emulator),
             retry: true,
             boot_timeout: self.common.timeout_or(SUITE_TIMEOUT),
             counted: true,
