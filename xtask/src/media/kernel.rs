@@ -49,8 +49,8 @@ pub fn kernel_path() -> PathBuf {
         .join(KERNEL_BIN)
 }
 
-/// Builds the kernel ELF and returns its path.
-pub fn kernel() -> Result<PathBuf> {
+/// `cargo build` of the release kernel, for the caller to adjust and run.
+fn kernel_build() -> Command {
     let mut cmd = cargo();
     cmd.args([
         "build",
@@ -60,7 +60,12 @@ pub fn kernel() -> Result<PathBuf> {
         "--target",
         KERNEL_TARGET,
     ]);
-    process::run(&mut cmd).context("building the kernel")?;
+    cmd
+}
+
+/// Builds the kernel ELF and returns its path.
+pub fn kernel() -> Result<PathBuf> {
+    process::run(&mut kernel_build()).context("building the kernel")?;
     let elf = kernel_path();
     ensure!(
         elf.is_file(),
@@ -83,17 +88,8 @@ pub fn mutants_dir() -> PathBuf {
 /// it stays valid while the next mutant builds.
 pub fn mutant_kernel(name: &str) -> Result<PathBuf> {
     let dir = mutants_dir();
-    let mut cmd = cargo();
-    cmd.env("ISTORM_MUTANT", name)
-        .env("CARGO_TARGET_DIR", &dir)
-        .args([
-            "build",
-            "--release",
-            "-p",
-            KERNEL_PACKAGE,
-            "--target",
-            KERNEL_TARGET,
-        ]);
+    let mut cmd = kernel_build();
+    cmd.env("ISTORM_MUTANT", name).env("CARGO_TARGET_DIR", &dir);
     process::run_quiet(&mut cmd, MUTANT_BUILD_TIMEOUT)
         .with_context(|| format!("building mutant {name}"))?;
     let built = dir.join(KERNEL_TARGET).join("release").join(KERNEL_BIN);

@@ -77,23 +77,15 @@ mod tests {
         assert_eq!(Emulator::Bochs.cpu_model("max"), bochs::CPU_MODEL);
         assert_eq!(Emulator::Qemu.cpu_model("max"), "max");
         assert_eq!(Emulator::Bochs.lapic_label(bochs::CPU_MODEL), "x2apic");
-        assert_eq!(Emulator::Qemu.lapic_label("qemu64"), "xapic");
-        assert_eq!(
-            Emulator::Qemu.lapic_label("max,vendor=GenuineIntel"),
-            "x2apic"
-        );
-        assert_eq!(
-            Emulator::Qemu.lapic_label("qemu64,vendor=GenuineIntel"),
-            "xapic"
-        );
-        assert_eq!(
-            Emulator::Qemu.lapic_label("qemu64,+x2apic"),
-            "qemu64,+x2apic"
-        );
-        assert_eq!(
-            Emulator::Qemu.lapic_label("Skylake-Server"),
-            "Skylake-Server"
-        );
+        for (cpu, label) in [
+            ("qemu64", "xapic"),
+            ("max,vendor=GenuineIntel", "x2apic"),
+            ("qemu64,vendor=GenuineIntel", "xapic"),
+            ("qemu64,+x2apic", "qemu64,+x2apic"),
+            ("Skylake-Server", "Skylake-Server"),
+        ] {
+            assert_eq!(Emulator::Qemu.lapic_label(cpu), label, "{cpu}");
+        }
         assert!(Emulator::Qemu.describe(4, "max").is_none());
         let line = Emulator::Bochs.describe(2, bochs::CPU_MODEL).unwrap();
         assert!(line.contains("ips=10000000"), "{line}");
