@@ -2,7 +2,9 @@
 //! machine lacks (the Rust target, QEMU 10, OVMF, xorriso, a C compiler, the
 //! report's headless browser) and install it, one line per step saying what
 //! and why. `sudo` only when not root; a question on a terminal unless
-//! `--yes` or `CI`; one line naming the commands when it cannot.
+//! `--yes` or `CI`; one line naming the commands when it cannot. What the
+//! commands print goes to `target/artifacts/setup.log`; a failed step shows
+//! that log's last lines.
 //!
 //! `plan.rs` decides (pure, tested on fake machines), `system.rs` asks this
 //! machine and carries the steps out. Limine is not here: `limine.rs` finds
@@ -61,12 +63,12 @@ pub fn ensure(purpose: Purpose, yes: bool) -> Result<()> {
     if sudo && !probe.program("sudo") {
         bail!("set-up needs root and there is no sudo: as root, run {by_hand}");
     }
-    for step in &steps {
-        eprintln!("setup: {}", describe(step));
-    }
     match consent(yes, ci, terminal) {
         Consent::Given => {}
         Consent::Ask => {
+            for step in &steps {
+                eprintln!("setup: {}", describe(step));
+            }
             eprint!("setup: go ahead? [Y/n] ");
             let mut answer = String::new();
             std::io::stdin().lock().read_line(&mut answer)?;
@@ -80,10 +82,19 @@ pub fn ensure(purpose: Purpose, yes: bool) -> Result<()> {
     }
     // Without a terminal sudo must not wait for a password nobody types.
     let sudo = sudo.then_some(if terminal { "sudo" } else { "sudo -n" });
-    for step in &steps {
-        system::carry_out(step, sudo).map_err(|e| {
+    let log = log_path();
+    let shown = log
+        .strip_prefix(crate::root())
+        .unwrap_or(&log)
+        .display()
+        .to_string();
+    for (n, step) in steps.iter().enumerate() {
+        eprintln!("{}", step_line(n, steps.len(), step, &shown));
+        system::carry_out(step, sudo, &log).map_err(|e| {
             anyhow::anyhow!(
-                "{e:#} (offline, or no rights?): run {}",
+                "set-up step {} of {} failed (offline, or no rights?): run {}\n{e:#}",
+                n + 1,
+                steps.len(),
                 commands_line(std::slice::from_ref(step), sudo.is_some())
             )
         })?;
@@ -95,6 +106,22 @@ pub fn ensure(purpose: Purpose, yes: bool) -> Result<()> {
     }
     eprintln!("setup: done");
     Ok(())
+}
+
+/// Where the steps' commands write: apt and dpkg print hundreds of lines on
+/// a fresh machine, which a person reads only when a step fails.
+fn log_path() -> std::path::PathBuf {
+    crate::qemu::screenshot::artifacts_dir().join("setup.log")
+}
+
+/// The line said as step `n` (from 0) of `total` starts: what, why, and
+/// where its output goes.
+fn step_line(n: usize, total: usize, step: &Step, log: &str) -> String {
+    format!(
+        "setup: [{}/{total}] {} (output: {log})",
+        n + 1,
+        describe(step)
+    )
 }
 
 /// One line: what the step installs and why.
@@ -175,6 +202,25 @@ mod tests {
         assert!(!line.contains('\n'));
         for step in &steps {
             assert!(!describe(step).contains('\n'));
+        }
+    }
+
+    #[test]
+    fn each_step_says_in_one_line_what_why_and_where_its_output_goes() {
+        let steps = plan::plan(&plan::tests::fresh(), Purpose::Test);
+        let lines: Vec<String> = (0..steps.len())
+            .map(|n| step_line(n, steps.len(), &steps[n], "target/artifacts/setup.log"))
+            .collect();
+        assert_eq!(
+            lines[2],
+            format!(
+                "setup: [3/{}] apt-get update: {} (output: target/artifacts/setup.log)",
+                steps.len(),
+                steps[2].why
+            )
+        );
+        for line in &lines {
+            assert!(!line.contains('\n') && line.ends_with("(output: target/artifacts/setup.log)"));
         }
     }
 }

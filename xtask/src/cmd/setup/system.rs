@@ -1,6 +1,8 @@
 //! This machine as a [`Probe`], and carrying a [`Step`] out on it.
 
+use std::fs::OpenOptions;
 use std::io::Write;
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result, bail};
@@ -87,9 +89,14 @@ pub fn parse_qemu_version(text: &str) -> Option<(u32, u32)> {
     Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
 }
 
+/// How many of the log's last lines a failed step shows.
+pub const TAIL_LINES: usize = 20;
+
 /// Runs one step; `sudo` is the prefix for commands that need root, `None`
-/// when already root.
-pub fn carry_out(step: &Step, sudo: Option<&str>) -> Result<()> {
+/// when already root. What the command prints (apt and dpkg print hundreds
+/// of lines on a fresh machine) goes to the end of `log`, after a line
+/// naming the command; a failed step's error quotes the log's last lines.
+pub fn carry_out(step: &Step, sudo: Option<&str>, log: &Path) -> Result<()> {
     let as_root = |words: &[&str]| {
         let mut all: Vec<&str> = sudo.map(|s| s.split(' ').collect()).unwrap_or_default();
         all.extend_from_slice(words);
@@ -104,31 +111,16 @@ pub fn carry_out(step: &Step, sudo: Option<&str>) -> Result<()> {
             let mut cmd = Command::new("rustup");
             cmd.args(["target", "add", target])
                 .current_dir(crate::root());
-            process::run(&mut cmd)
+            run_logged(&mut cmd, None, log)
         }
         Action::EnableSuite { dest, entry, .. } => {
-            let mut cmd = as_root(&["tee", dest]);
-            process::show(&cmd);
-            let mut child = cmd
-                .stdin(Stdio::piped())
-                .stdout(Stdio::null())
-                .spawn()
-                .context("cannot start `tee`")?;
-            child
-                .stdin
-                .take()
-                .context("tee has no stdin")?
-                .write_all(entry.as_bytes())?;
-            let status = child.wait()?;
-            if !status.success() {
-                bail!("writing {dest} failed ({status})");
-            }
-            Ok(())
+            run_logged(&mut as_root(&["tee", dest]), Some(entry), log)
         }
-        Action::AptUpdate => {
-            let mut cmd = as_root(&["apt-get", "update", "-qq", "-o", lock_wait]);
-            process::run(&mut cmd)
-        }
+        Action::AptUpdate => run_logged(
+            &mut as_root(&["apt-get", "update", "-qq", "-o", lock_wait]),
+            None,
+            log,
+        ),
         Action::AptInstall {
             suite,
             packages,
@@ -151,10 +143,55 @@ pub fn carry_out(step: &Step, sudo: Option<&str>) -> Result<()> {
                 words.push("--no-install-recommends");
             }
             words.extend(packages.iter().map(String::as_str));
-            process::run(&mut as_root(&words))
+            run_logged(&mut as_root(&words), None, log)
         }
         Action::Manual(text) => bail!("{text}"),
     }
+}
+
+/// Runs `cmd` with `input` on its stdin (or nothing) and its output appended
+/// to `log`; a failure's error ends with the log's last [`TAIL_LINES`] lines.
+pub fn run_logged(cmd: &mut Command, input: Option<&str>, log: &Path) -> Result<()> {
+    if let Some(dir) = log.parent() {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create `{}`", dir.display()))?;
+    }
+    let mut file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .with_context(|| format!("cannot write `{}`", log.display()))?;
+    let words: Vec<String> = std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|w| w.to_string_lossy().into_owned())
+        .collect();
+    writeln!(file, "$ {}", words.join(" "))?;
+    let name = words[0].clone();
+    let mut child = cmd
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(file.try_clone()?)
+        .stderr(file)
+        .spawn()
+        .with_context(|| format!("cannot start `{name}`"))?;
+    if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
+        stdin.write_all(text.as_bytes())?;
+    }
+    let status = child.wait()?;
+    if !status.success() {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        let tail = lines[lines.len().saturating_sub(TAIL_LINES)..].join("\n  | ");
+        bail!(
+            "`{}` failed ({status}); the end of `{}`:\n  | {tail}",
+            words.join(" "),
+            log.display()
+        );
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -171,6 +208,49 @@ mod tests {
         );
         assert_eq!(parse_qemu_version("bash: not found"), None);
         assert_eq!(parse_qemu_version(""), None);
+    }
+
+    #[test]
+    fn a_step_writes_its_output_to_the_log_and_shows_its_end_only_on_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("artifacts/setup.log");
+        let flood =
+            "for i in $(seq 1 300); do echo Selecting previously unselected package p$i; done";
+        let mut ok = Command::new("sh");
+        ok.args(["-c", &format!("{flood}; cat")]);
+        run_logged(
+            &mut ok,
+            Some("deb http://x bookworm-backports main\n"),
+            &log,
+        )
+        .unwrap();
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert!(text.starts_with("$ sh -c for i in"), "{text}");
+        assert!(
+            text.contains("package p300\ndeb http://x"),
+            "the input went through"
+        );
+
+        let mut bad = Command::new("sh");
+        bad.args([
+            "-c",
+            &format!("{flood} >&2; echo E: Unable to locate package qemu; exit 100"),
+        ]);
+        let err = run_logged(&mut bad, None, &log).unwrap_err().to_string();
+        assert!(err.contains("failed (exit status: 100)"), "{err}");
+        assert!(err.contains(&log.display().to_string()), "{err}");
+        assert!(
+            err.ends_with("  | E: Unable to locate package qemu"),
+            "{err}"
+        );
+        assert!(
+            err.contains("package p282\n") && !err.contains("package p281\n"),
+            "{err}"
+        );
+        assert_eq!(err.lines().count(), TAIL_LINES + 1, "{err}");
+        // Both runs are in the log, the first one kept.
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert_eq!(text.matches("package p300").count(), 2);
     }
 
     #[test]
