@@ -82,6 +82,11 @@ pub fn reset() {
 pub struct NmiTop(pub [u64; 6]);
 
 impl NmiTop {
+    /// Word `i`'s address on the running CPU (0: rdx, 1: RIP, ... 5: SS).
+    pub fn address(i: usize) -> u64 {
+        Self::base() + 8 * i as u64
+    }
+
     fn base() -> u64 {
         percpu::this().ist_stack(IstSlot::Nmi).top - super::nmi::slot::RDX
     }
@@ -111,7 +116,6 @@ impl NmiTop {
 /// What `spin_anchored` shares with the NMIs that interrupt it and the CPU
 /// that stops it. `#[repr(C)]`: the assembly uses the offsets.
 #[repr(C)]
-#[derive(Default)]
 pub struct Anchor {
     /// RSP inside the spin, saved on entry.
     pub rsp: AtomicU64,
@@ -123,6 +127,18 @@ pub struct Anchor {
     pub stop: AtomicU64,
     /// RDX at the end of the spin (it holds the anchor's address throughout).
     pub rdx: AtomicU64,
+}
+
+impl Anchor {
+    pub const fn new() -> Self {
+        Self {
+            rsp: AtomicU64::new(0),
+            repairs: AtomicU64::new(0),
+            spinning: AtomicU64::new(0),
+            stop: AtomicU64::new(0),
+            rdx: AtomicU64::new(0),
+        }
+    }
 }
 
 global_asm!(
@@ -147,10 +163,9 @@ anchored_spin:                      /* rdi = &Anchor; rdx = rdi throughout */
     mov qword ptr [rdi + 16], 0
     cld
     ret
-    .global anchored_spin_end
-anchored_spin_end:
+    .balign 8
     .global breakpoint_parking
-breakpoint_parking:                 /* never executed: a parked DR address */
+breakpoint_parking:                 /* never executed nor accessed: a parked DR address */
     int3
     .popsection
 "#
@@ -158,7 +173,6 @@ breakpoint_parking:                 /* never executed: a parked DR address */
 
 unsafe extern "C" {
     fn anchored_spin(anchor: *const Anchor);
-    fn anchored_spin_end();
     fn breakpoint_parking();
 }
 
@@ -175,17 +189,9 @@ pub fn spin_anchored(anchor: &Anchor) {
     }
 }
 
-/// The spin's code, as [start, end): an NMI that interrupted it interrupted
-/// the victim itself.
-pub fn spin_range() -> (u64, u64) {
-    (
-        anchored_spin as *const () as u64,
-        anchored_spin_end as *const () as u64,
-    )
-}
-
-/// An address no code executes: an execute breakpoint moved there is off
-/// without touching DR7 (which the `linux` #DB entry restores on exit).
+/// An address no code executes or accesses, 8-aligned: a breakpoint or
+/// watchpoint moved there is off without touching DR7 (which the `linux`
+/// #DB and NMI entries restore on exit).
 pub fn parking_address() -> u64 {
     breakpoint_parking as *const () as u64
 }

@@ -4,6 +4,7 @@
 
 use crate::arch::time;
 use crate::entry::counters::{Counter, Snapshot};
+use crate::entry::nmi;
 
 /// Where an iteration's NMI landed, relative to the window aimed at.
 pub const NOT_LANDED: u64 = 0;
@@ -94,4 +95,92 @@ impl NmiCounts {
             first: count(Counter::NmiFirst),
         }
     }
+}
+
+/// Landings tallied against a per-landing prediction (a `timing` verdict).
+#[derive(Default)]
+pub struct Tally {
+    corrupt: u64,
+    clean: u64,
+    mismatches: u64,
+    /// The first wrong one: its offset in the stub, and whether it corrupted.
+    first_wrong: Option<(u64, bool)>,
+}
+
+impl Tally {
+    pub fn count(&mut self, offset: u64, must_corrupt: bool, corrupted: bool) {
+        if must_corrupt {
+            self.corrupt += 1;
+        } else {
+            self.clean += 1;
+        }
+        if must_corrupt != corrupted {
+            self.mismatches += 1;
+            self.first_wrong.get_or_insert((offset, corrupted));
+        }
+    }
+
+    pub fn fill(&self, e: &mut testkit::Evidence) {
+        e.predicted_corrupt = self.corrupt;
+        e.predicted_clean = self.clean;
+        e.mismatches = self.mismatches;
+    }
+
+    /// The first wrong prediction (its offset in the stub, what happened), as
+    /// the start of a note: empty when every prediction held.
+    pub fn first_wrong(&self) -> FirstWrong {
+        FirstWrong(self.first_wrong)
+    }
+}
+
+pub struct FirstWrong(Option<(u64, bool)>);
+
+impl core::fmt::Display for FirstWrong {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.0 {
+            Some((offset, true)) => {
+                write!(f, "first wrong: +{offset:#x} corrupted, predicted clean; ")
+            }
+            Some((offset, false)) => {
+                write!(f, "first wrong: +{offset:#x} clean, predicted to corrupt; ")
+            }
+            None => Ok(()),
+        }
+    }
+}
+
+impl core::fmt::Display for Tally {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "predicted_corrupt={} predicted_clean={} mismatches={}",
+            self.corrupt, self.clean, self.mismatches
+        )
+    }
+}
+
+/// `nmi_prologue_windows`: whether a second NMI landing at `rip` while the
+/// first NMI is held there must corrupt, from the stub's labels: clean
+/// from `repeat_nmi` on, and on the ring-3 path once it has copied its frame.
+pub fn must_corrupt(rip: u64, user_path: (u64, u64)) -> bool {
+    let clean = (user_path.0..user_path.1).contains(&rip) || rip >= nmi::repeat_range().0;
+    !clean
+}
+
+/// The ring-3 path after its copy, `nmi_user_copied..nmi_from_kernel` (labels
+/// not exported yet), from the window table: the stub opens with 5
+/// instructions (count, CLD, save rdx, CS test, branch), the ring-3 path
+/// copies its frame in 9 more, then runs the NMI body and its IRETQ; that
+/// body is the kernel path's from `end_repeat_nmi` less its 4-instruction
+/// exit (add, STD, clear "executing", IRETQ).
+pub fn user_path_range(ks: &[u64]) -> (u64, u64) {
+    let end_repeat = nmi::repeat_range().1;
+    let body = ks
+        .iter()
+        .filter(|&&a| a >= end_repeat)
+        .count()
+        .saturating_sub(4);
+    let copied = 5 + 9;
+    let at = |i: usize| ks.get(i).copied().unwrap_or(0);
+    (at(copied), at(copied + body + 1))
 }
