@@ -57,3 +57,25 @@ fn an_expected_crash_of_the_wrong_kind_or_none_fails_without_a_retry() {
     assert_eq!(seq.next_skip(), None);
     assert_eq!(seq.boots(), 2);
 }
+
+#[test]
+fn an_expected_crash_the_platform_cannot_produce_is_said_as_such() {
+    let mut seq = Sequence::new(true);
+    let serial = plan(&["t::mc!triple-fault", "t::two!hang"])
+        + &result("t::mc", "not-reproduced", "machine checks unavailable")
+        + &result("t::two", "skip", "needs 2 CPUs")
+        + DONE;
+    let got = records(&boot(&mut seq, &serial, exited(Exit::Success)));
+    assert_eq!(
+        got,
+        [
+            (
+                "t::mc".into(),
+                "not-reproduced",
+                "machine checks unavailable".into()
+            ),
+            ("t::two".into(), "skipped", "needs 2 CPUs".into()),
+        ]
+    );
+    assert_eq!((seq.next_skip(), seq.boots()), (None, 1));
+}
