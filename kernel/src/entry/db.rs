@@ -30,17 +30,10 @@
 //! Every instruction is wrapped in `W`/`WF`: NMI sweeps see which they hit.
 
 use super::counters::Counter;
-use super::frame::{IstFrame, OFF_CS, SOFT_BYTES, ist_stub_asm};
+use super::frame::ist_stub_asm;
 use super::mutant::{self, catalog};
-use super::strategy::{DEBUG_IDT, IST_SHIFT, SHIFT_IST, USER_SWITCH};
-use crate::arch::percpu::{TSS_IST1_OFFSET, TSS_RSP0_OFFSET};
-
-/// Bytes from RSP to CS right after PUSH_GPRS (the frame without dr7/applied).
-const GPRS_CS: usize = OFF_CS - 16;
-/// Words PUSH_GPRS and the stub pushed below the hardware frame, plus it.
-const MOVED_WORDS: usize = (SOFT_BYTES - 16) / 8 + 5;
-const FRAME_BYTES: usize = core::mem::size_of::<IstFrame>();
-const _: () = assert!(MOVED_WORDS * 8 + 16 == FRAME_BYTES);
+use super::strategy::{DEBUG_IDT, IST_SHIFT, SHIFT_IST};
+use crate::arch::percpu::TSS_IST1_OFFSET;
 
 ist_stub_asm!(
     r#"
@@ -60,19 +53,8 @@ window_table_end:
     ENTER_FRAME 1                        /* error code 0, vector, GPRs */
     W movzx r12d, byte ptr [rip + {flags}] /* the strategy bits this entry applies */
     W xor r13d, r13d                     /* saved DR7: none yet */
-    W test r12d, {user_switch}
-    W jz 1f
-    WF {user_switch}, test byte ptr [rsp + {gprs_cs}], 3
-    WF {user_switch}, jz 1f
     /* From ring 3: move everything pushed so far to RSP0 and run there. */
-    .if {m_user_on_ist} == 0             /* mutant: it stays on IST_DB */
-    WF {user_switch}, mov rdi, qword ptr gs:[{tss_rsp0}]
-    WF {user_switch}, sub rdi, {moved_bytes}
-    WF {user_switch}, mov rsi, rsp
-    WF {user_switch}, mov ecx, {moved_words}
-    WF {user_switch}, rep movsq
-    WF {user_switch}, lea rsp, [rdi - {moved_bytes}]
-    .endif
+    USER_TO_RSP0 1f, {m_user_on_ist} /* mutant: it stays on IST_DB */
     WF {user_switch}, inc qword ptr gs:[{db_from_user}]
     WF {user_switch}, and r12d, ~({dr7_guard} | {shift_ist} | {debug_idt})
 1:
@@ -103,14 +85,9 @@ window_table_end:
     STUB_END db_stub_end
 "#,
     shift_ist = const SHIFT_IST,
-    user_switch = const USER_SWITCH,
     debug_idt = const DEBUG_IDT,
     tss_ist1 = const TSS_IST1_OFFSET,
-    tss_rsp0 = const TSS_RSP0_OFFSET,
     shift = const IST_SHIFT,
-    gprs_cs = const GPRS_CS,
-    moved_words = const MOVED_WORDS,
-    moved_bytes = const MOVED_WORDS * 8,
     db_entered = const Counter::DbEntered.gs_offset(),
     db_from_user = const Counter::DbFromUser.gs_offset(),
     phases = sym super::phases::DB,

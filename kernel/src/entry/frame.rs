@@ -33,6 +33,11 @@ pub const OFF_RFLAGS: usize = offset_of!(IstFrame, regs) + offset_of!(TrapFrame,
 pub const OFF_RSP: usize = offset_of!(IstFrame, regs) + offset_of!(TrapFrame, rsp);
 /// Bytes the stub pushes below the hardware frame (error code included).
 pub const SOFT_BYTES: usize = OFF_RIP;
+/// Bytes from RSP to CS right after PUSH_GPRS (the frame without dr7/applied).
+pub const GPRS_CS: usize = OFF_CS - 2 * WORD;
+/// Words PUSH_GPRS and the stub pushed below the hardware frame, plus it: what
+/// `USER_TO_RSP0` moves.
+pub const MOVED_WORDS: usize = (SOFT_BYTES - 2 * WORD) / WORD + 5;
 
 const _: () = assert!(FRAME_WORDS == 24);
 const _: () = assert!(OFF_RIP == 19 * WORD);
@@ -46,6 +51,7 @@ const _: () = assert!(offset_of!(TrapFrame, rax) == 14 * WORD);
 const _: () = assert!(offset_of!(TrapFrame, vector) == 15 * WORD);
 const _: () = assert!(offset_of!(TrapFrame, error_code) == 16 * WORD);
 const _: () = assert!(offset_of!(IstFrame, dr7) == 0 && offset_of!(IstFrame, applied) == WORD);
+const _: () = assert!(MOVED_WORDS * WORD + 2 * WORD == size_of::<IstFrame>());
 
 /// The shared asm text. Each stub's `global_asm!` block opens with
 /// `asm_prelude!()` and ends with `asm_epilogue!()` (which `.purgem`s the
@@ -213,17 +219,46 @@ macro_rules! asm_epilogue {
 
 /// An IST stub's `global_asm!`: its text in `.text.entry` between the shared
 /// prelude and epilogue, and the operands every IST stub reads (`flags`: the
-/// strategy bits, `dr7_guard`: the DR7 guard's bit) ahead of its own.
+/// strategy bits, `dr7_guard`, `user_switch`: two of them, `tss_rsp0`: where
+/// RSP0 sits in the per-CPU area) ahead of its own.
+///
+/// It adds `USER_TO_RSP0 kernel, stay=0` (Linux's `error_entry` + `sync_regs`
+/// for an IST vector from ring 3): with USER_SWITCH applied and CS from
+/// ring 3, move everything the stub pushed so far, hardware frame included, to
+/// the top of RSP0 and go on there; else jump to `kernel`. `stay` (a mutant)
+/// leaves the frame on the IST stack.
 macro_rules! ist_stub_asm {
     ($text:expr, $($operands:tt)*) => {
         core::arch::global_asm!(
             $crate::entry::frame::asm_prelude!(),
-            "    .pushsection .text.entry, \"ax\"",
+            r#"
+    .macro USER_TO_RSP0 kernel, stay=0
+    W test r12d, {user_switch}
+    W jz \kernel
+    WF {user_switch}, test byte ptr [rsp + {gprs_cs}], 3
+    WF {user_switch}, jz \kernel
+    .if \stay == 0
+    WF {user_switch}, mov rdi, qword ptr gs:[{tss_rsp0}]
+    WF {user_switch}, sub rdi, {moved_bytes}
+    WF {user_switch}, mov rsi, rsp
+    WF {user_switch}, mov ecx, {moved_words}
+    WF {user_switch}, rep movsq                 /* DF is clear: the stub's CLD */
+    WF {user_switch}, lea rsp, [rdi - {moved_bytes}]
+    .endif
+    .endm
+    .pushsection .text.entry, "ax"
+"#,
             $text,
             "    .popsection",
+            "    .purgem USER_TO_RSP0",
             $crate::entry::frame::asm_epilogue!(),
             flags = sym $crate::entry::strategy::ENTRY_FLAGS,
             dr7_guard = const $crate::entry::strategy::DR7_GUARD,
+            user_switch = const $crate::entry::strategy::USER_SWITCH,
+            tss_rsp0 = const $crate::arch::percpu::TSS_RSP0_OFFSET,
+            gprs_cs = const $crate::entry::frame::GPRS_CS,
+            moved_words = const $crate::entry::frame::MOVED_WORDS,
+            moved_bytes = const $crate::entry::frame::MOVED_WORDS * $crate::entry::frame::WORD,
             $($operands)*
         );
     };

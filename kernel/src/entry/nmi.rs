@@ -38,7 +38,7 @@ use super::counters::Counter;
 use super::frame::ist_stub_asm;
 use super::mutant::{self, catalog};
 use crate::arch::gdt::{KERNEL_CODE_SELECTOR, KERNEL_DATA_SELECTOR};
-use crate::arch::percpu::{IST_STACK_SIZE, TSS_RSP0_OFFSET};
+use crate::arch::percpu::IST_STACK_SIZE;
 
 /// The named slots of IST_NMI, as offsets below its top.
 pub mod slot {
@@ -207,7 +207,6 @@ end_repeat_nmi:
     .purgem NMI_BODY
     .purgem ITER_COPY
 "#,
-    tss_rsp0 = const TSS_RSP0_OFFSET,
     nmi_stack_size = const IST_STACK_SIZE,
     df = const DF_IN_BYTE_1,
     kernel_cs = const KERNEL_CODE_SELECTOR,
