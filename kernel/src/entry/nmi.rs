@@ -111,9 +111,12 @@ ist_stub_asm!(
     W push qword ptr [rdx + 16]          /* CS */
     W push qword ptr [rdx + 8]           /* RIP */
     W mov rdx, qword ptr [rdx]           /* rdx back to its interrupted value */
+    .global nmi_user_copied              /* from here IST_NMI is no longer read */
+nmi_user_copied:
     NMI_BODY
     W iretq                              /* straight back to ring 3 */
 
+    .global nmi_from_kernel
 nmi_from_kernel:
     /* Nested inside the repeat copy: the outer NMI repeats anyway. */
     .if {m_no_repeat_test} == 0
