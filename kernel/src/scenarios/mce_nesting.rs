@@ -15,11 +15,11 @@
 //! that crash and no other, then resumes the suite after it. Reaching the
 //! end of `run` is the failure: a second #MC that did not end the machine.
 //! Opt-in like every crash test; `cargo xtask test` runs it in a boot of its
-//! own.
+//! own. Without MCA (Bochs 2.7: no banks) it is `not-reproduced`.
 
 use core::sync::atomic::{AtomicBool, Ordering};
 
-use testkit::{Context, TestResult, tags};
+use testkit::{Context, Observed, TestResult, tags};
 
 use crate::arch::{mce, time};
 use crate::entry::mc::{self, Landing};
@@ -65,7 +65,11 @@ fn run(ctx: &mut Context<'_>) -> TestResult {
         flag.store(false, Ordering::SeqCst);
     }
     if ctx.run_on(VICTIM, enable, 0, CPU_TIMEOUT_MS)? == 0 {
-        return Err(ctx.fail(format_args!("machine checks unavailable on CPU {VICTIM}")));
+        // No MCA here (Bochs): the hazard cannot be produced, and the machine
+        // must not be taken down on purpose.
+        return Ok(Observed::NotReproduced(testkit::message(format_args!(
+            "machine checks unavailable on CPU {VICTIM}"
+        ))));
     }
     mc::set_hook(Some(hold));
     ctx.platform().start_on(VICTIM, idle, 0)?;
