@@ -85,6 +85,9 @@ pub const DB_USER_ON_IST: u32 = 18;
 pub const DB_GATE_WITHOUT_IST: u32 = 19;
 pub const CHECKER_NO_GUARD: u32 = 20;
 pub const CHECKER_SIX_FIELDS: u32 = 21;
+pub const MC_USER_ON_IST: u32 = 22;
+pub const MC_NO_DR7_CLEAR: u32 = 23;
+pub const MC_ON_NMI_IST: u32 = 24;
 
 const NESTING: &str = "scenarios::nmi_nesting";
 const USER_LATCH: &str = "scenarios::nmi_from_user_latch";
@@ -96,8 +99,12 @@ const WINDOWS: &str = "scenarios::nmi_nested_windows";
 const OFF_STACK: &str = "scenarios::nmi_nested_off_stack";
 /// Ring 3 points RSP into IST_NMI; NMIs in ring 3 and the SYSCALL gap.
 const SYSCALL_GAP: &str = "scenarios::nmi_syscall_gap";
+/// A ring-3 #MC: where its handler runs.
+const MC_USER: &str = "scenarios::mce_user";
+/// A #MC inside an NMI handler and an NMI inside a #MC handler.
+const NMI_MCE: &str = "scenarios::nmi_mce";
 
-pub const CATALOG: [Mutant; 21] = [
+pub const CATALOG: [Mutant; 24] = [
     fast(m(
         NMI_NO_CS_TEST,
         "linux-nmi-no-cs-test",
@@ -256,6 +263,30 @@ pub const CATALOG: [Mutant; 21] = [
         "the checker's comparison of the GPR and strategy words (back to six fields)",
         "",
         &[p(Linux, "scenarios::checker_words"), p(Naive, NESTING)],
+    ),
+    m(
+        MC_USER_ON_IST,
+        "linux-mc-user-on-ist",
+        "the move of a ring-3 #MC to RSP0 (idtentry_mce_db's switch to the task stack): it runs on IST_MC",
+        "",
+        &[p(Linux, MC_USER), p(Linux419, MC_USER)],
+    ),
+    m(
+        MC_NO_DR7_CLEAR,
+        "mc-no-dr7-clear",
+        "the DR7 save/clear of the #MC entry (dr7-guard, linux): a watchpoint the #MC handler touches fires",
+        "Linux 5.8-5.9 (2020): #MC saves and clears DR7 (local_db_save)",
+        &[
+            p(Linux, "scenarios::db_mce_db"),
+            p(Dr7Guard, "scenarios::db_mce_db"),
+        ],
+    ),
+    m(
+        MC_ON_NMI_IST,
+        "mc-on-nmi-ist",
+        "#MC on its own IST stack: the #MC gate shares IST_NMI, so a #MC in an NMI handler starts on its live stack",
+        "",
+        &[p(Linux, NMI_MCE), p(Naive, NMI_MCE)],
     ),
 ];
 

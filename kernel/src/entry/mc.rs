@@ -17,11 +17,16 @@
 //!   pushes (Linux 6.6: `local_db_save()` in `DEFINE_IDTENTRY_MCE
 //!   (exc_machine_check)`, around `exc_machine_check_kernel`, which treats
 //!   the #MC like an NMI: `irqentry_nmi_enter`).
-//! - Departure from Linux 6.6: a ring-3 #MC stays on IST_MC here (Linux's
-//!   `idtentry_mce_db` moves it to the task stack); no scenario raises one.
+//! - `linux` and `linux-4.19` (USER_SWITCH): a #MC from ring 3 saves its
+//!   registers on IST_MC, then moves the whole frame to RSP0 and runs there
+//!   (Linux 6.6 `idtentry_mce_db`: `.Lfrom_usermode_switch_stack` ->
+//!   `idtentry_body noist_exc_machine_check`, i.e. `error_entry` + `sync_regs`;
+//!   4.19's `idtentry machine_check ... paranoid=1` does the same). `linux`
+//!   still saves and clears DR7 there (6.6's `DEFINE_IDTENTRY_MCE_USER` wraps
+//!   `exc_machine_check_user` in `local_db_save`/`local_db_restore`).
 //! - Nothing here takes a lock or prints.
 //!
-//! Stack (IST_MC top):
+//! Stack (IST_MC top, or RSP0 top after the ring-3 move):
 //!
 //!   top    -> +---------------------+
 //!             | SS RSP RFLAGS CS RIP |  hardware frame, 5 words
@@ -34,10 +39,11 @@ use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use super::checker;
 use super::frame::{IstFrame, ist_stub_asm};
+use super::mutant::{self, catalog};
 use super::phases::Phase;
 use crate::arch::MAX_CPUS;
 use crate::arch::mce::{self, Found};
-use crate::arch::percpu::{self, IST_MC};
+use crate::arch::percpu::{self, IST_MC, IST_NMI};
 
 const MACHINE_CHECK: u8 = 18;
 
@@ -47,9 +53,12 @@ ist_stub_asm!(
     W cld                                /* the interrupted code may have set DF */
     ENTER_FRAME {vector}                 /* #MC pushes no error code */
     W movzx r12d, byte ptr [rip + {flags}]
-    W and r12d, {dr7_guard}              /* the only bit #MC applies */
+    W and r12d, {dr7_guard} | {user_switch} /* the bits #MC applies */
     W xor r13d, r13d                     /* saved DR7: none yet */
-    DR7_SAVE {dr7_guard}
+    /* From ring 3: move everything pushed so far to RSP0 and run there. */
+    USER_TO_RSP0 1f, {m_user_on_ist}     /* mutant: it stays on IST_MC */
+1:
+    DR7_SAVE {dr7_guard}, {m_no_dr7_clear}
     PUSH_STATE                           /* IstFrame.applied, .dr7 */
     W lea r15, [rip + {phases}]
     RUN_PHASES                           /* one call site, as in the #DB stub */
@@ -61,6 +70,8 @@ ist_stub_asm!(
 "#,
     vector = const MACHINE_CHECK,
     phases = sym MC_PHASES,
+    m_user_on_ist = const mutant::flag(catalog::MC_USER_ON_IST),
+    m_no_dr7_clear = const mutant::flag(catalog::MC_NO_DR7_CLEAR),
 );
 
 /// #MC: checker in, body (`do_machine_check`: record, hook, clear MCIP),
@@ -85,7 +96,13 @@ pub fn range() -> (u64, u64) {
 
 /// Points the #MC gate at the stub on IST_MC. BSP, before the APs start.
 pub(super) fn install() {
-    crate::arch::idt::set_gate(MACHINE_CHECK, range().0, IST_MC);
+    // Mutant mc-on-nmi-ist: the #MC gate shares the NMI's IST stack.
+    let ist = if mutant::is(catalog::MC_ON_NMI_IST) {
+        IST_NMI
+    } else {
+        IST_MC
+    };
+    crate::arch::idt::set_gate(MACHINE_CHECK, range().0, ist);
 }
 
 /// Where one #MC landed, as its body recorded it.
@@ -101,11 +118,14 @@ pub struct Landing {
     pub found: Found,
     /// DR7 as the handler's own code saw it (0 when the strategy cleared it).
     pub live_dr7: u64,
+    /// Where the body's `IstFrame` lay: the stack the handler ran on.
+    pub frame_at: u64,
 }
 
-/// Per CPU: count, rip, cs, rsp, rflags, mcg_status, bank, status, live DR7.
-static LANDINGS: [[AtomicU64; 9]; MAX_CPUS] =
-    [const { [const { AtomicU64::new(0) }; 9] }; MAX_CPUS];
+/// Per CPU: count, rip, cs, rsp, rflags, mcg_status, bank, status, live DR7,
+/// frame address.
+static LANDINGS: [[AtomicU64; 10]; MAX_CPUS] =
+    [const { [const { AtomicU64::new(0) }; 10] }; MAX_CPUS];
 
 /// Called inside the #MC body after the landing is recorded and before MCIP
 /// is cleared: a scenario's hazard inside #MC (e.g. touching a watchpoint).
@@ -133,6 +153,7 @@ pub fn landing(cpu: usize) -> Landing {
             status: at(7),
         },
         live_dr7: at(8),
+        frame_at: at(9),
     }
 }
 
@@ -142,6 +163,7 @@ pub extern "C" fn mc_body(frame: &mut IstFrame) {
     let found = mce::read();
     let cpu = percpu::this().index();
     let slot = &LANDINGS[cpu];
+    let frame_at = frame as *const IstFrame as u64;
     let regs = &frame.regs;
     for (i, value) in [
         regs.rip,
@@ -152,6 +174,7 @@ pub extern "C" fn mc_body(frame: &mut IstFrame) {
         u64::from(found.bank),
         found.status,
         crate::arch::debugreg::read_dr7(),
+        frame_at,
     ]
     .into_iter()
     .enumerate()
