@@ -273,6 +273,33 @@ pub const REFERENCES: &[Reference] = &[
         outcome: "pass",
     },
     Reference {
+        test: "scenarios::nmi_mce",
+        hazard: "#MC inside an NMI handler, then the next NMI; an NMI inside a #MC handler",
+        silicon: "#MC is masked by nothing and lands inside the NMI handler; its IRET \
+                  ends NMI blocking, so the next NMI starts at the NMI IST top while the \
+                  first handler runs; an NMI is not blocked by a running #MC handler",
+        sources: &[
+            "Intel SDM Vol. 3A 6.15 Interrupt 18 Machine-Check Exception",
+            SDM_NMI,
+            SDM_IST,
+            LINUX_NMI,
+        ],
+        outcome: "pass",
+    },
+    Reference {
+        test: "scenarios::mce_user",
+        hazard: "#MC from ring 3: which stack its handler runs on",
+        silicon: "a #MC through an IST gate lands on the IST stack from any ring; the \
+                  entry code decides where the handler runs (Linux 6.6 idtentry_mce_db \
+                  moves a ring-3 #MC to the task stack)",
+        sources: &[
+            "Intel SDM Vol. 3A 6.15 Interrupt 18 Machine-Check Exception",
+            SDM_IST,
+            "Linux arch/x86/entry/entry_64.S idtentry_mce_db (v5.8+)",
+        ],
+        outcome: "pass",
+    },
+    Reference {
         test: "scenarios::mce_nesting",
         hazard: "second #MC while MCG_STATUS.MCIP is set",
         silicon: "the processor enters shutdown (a triple fault to the platform)",
