@@ -146,18 +146,7 @@ pub const REFERENCES: &[Reference] = &[
         ],
         outcome: "pass",
     },
-    Reference {
-        test: "scenarios::mce_plain",
-        hazard: "#MC on its IST, MCIP cleared",
-        silicon: "a machine check is delivered through its gate with MCG_STATUS.MCIP \
-                  set; a second #MC while MCIP is set shuts the processor down",
-        sources: &[
-            "Intel SDM Vol. 3A 6.15 Interrupt 18 Machine-Check Exception",
-            "Intel SDM Vol. 3B 16.3.1.2 IA32_MCG_STATUS MSR",
-            "AMD APM Vol. 2 9.3 Machine-Check Errors",
-        ],
-        outcome: "pass",
-    },
+    mce::PLAIN,
     Reference {
         test: "scenarios::movss_entry_db::tf",
         hazard: "MOV SS + TF, then INT3",
@@ -259,56 +248,10 @@ pub const REFERENCES: &[Reference] = &[
         ],
         outcome: "pass",
     },
-    Reference {
-        test: "scenarios::db_mce_db",
-        hazard: "#MC inside a #DB handler, its handler touching a watchpoint",
-        silicon: "#MC is masked by nothing and lands inside the #DB handler; a \
-                  breakpoint hit in the #MC handler raises #DB through its IST gate, \
-                  at the #DB IST top unless DR7 was cleared (Linux 6.6 local_db_save)",
-        sources: &[
-            "Intel SDM Vol. 3A 6.15 Interrupt 18 Machine-Check Exception",
-            SDM_IST,
-            "Linux arch/x86/kernel/cpu/mce/core.c exc_machine_check (v5.8+: local_db_save)",
-        ],
-        outcome: "pass",
-    },
-    Reference {
-        test: "scenarios::nmi_mce",
-        hazard: "#MC inside an NMI handler, then the next NMI; an NMI inside a #MC handler",
-        silicon: "#MC is masked by nothing and lands inside the NMI handler; its IRET \
-                  ends NMI blocking, so the next NMI starts at the NMI IST top while the \
-                  first handler runs; an NMI is not blocked by a running #MC handler",
-        sources: &[
-            "Intel SDM Vol. 3A 6.15 Interrupt 18 Machine-Check Exception",
-            SDM_NMI,
-            SDM_IST,
-            LINUX_NMI,
-        ],
-        outcome: "pass",
-    },
-    Reference {
-        test: "scenarios::mce_user",
-        hazard: "#MC from ring 3: which stack its handler runs on",
-        silicon: "a #MC through an IST gate lands on the IST stack from any ring; the \
-                  entry code decides where the handler runs (Linux 6.6 idtentry_mce_db \
-                  moves a ring-3 #MC to the task stack)",
-        sources: &[
-            "Intel SDM Vol. 3A 6.15 Interrupt 18 Machine-Check Exception",
-            SDM_IST,
-            "Linux arch/x86/entry/entry_64.S idtentry_mce_db (v5.8+)",
-        ],
-        outcome: "pass",
-    },
-    Reference {
-        test: "scenarios::mce_nesting",
-        hazard: "second #MC while MCG_STATUS.MCIP is set",
-        silicon: "the processor enters shutdown (a triple fault to the platform)",
-        sources: &[
-            "Intel SDM Vol. 3B 16.3.1.2 IA32_MCG_STATUS MSR (MCIP)",
-            "Intel SDM Vol. 3A 6.15 Interrupt 18 Machine-Check Exception",
-        ],
-        outcome: "pass",
-    },
+    mce::DB_MCE_DB,
+    mce::NMI_MCE,
+    mce::USER,
+    mce::NESTING,
     Reference {
         test: "scenarios::sysenter_tf",
         hazard: "SYSENTER with TF set",
@@ -390,6 +333,8 @@ pub const REFERENCES: &[Reference] = &[
 
 #[path = "reference_known.rs"]
 mod departures;
+#[path = "reference_mce.rs"]
+mod mce;
 #[cfg(test)]
 pub use departures::KNOWN;
 pub use departures::known;
