@@ -13,8 +13,7 @@ use crate::cmd::setup::{self, Purpose};
 use crate::qemu::crash::BootEnd;
 use crate::qemu::emulator::Emulator;
 use crate::qemu::exit::Exit;
-use crate::qemu::machine::End;
-use crate::qemu::process::Echo;
+use crate::qemu::machine::{End, Live};
 use crate::qemu::screenshot;
 use crate::runner::boot::{Artifacts, BootConfig, Door};
 use crate::runner::live::{Style, View};
@@ -75,28 +74,40 @@ pub fn main(args: Args) -> Result<ExitCode> {
         Some(line) => eprintln!("{line}"),
         None => eprintln!("{choice}"),
     }
-    if screenshot::is_held(&config.args) {
-        // A held run ends with a screenshot: the plain stream.
-        let outcome = artifacts.boot(&config, choice.accel, args.common.timeout(), Echo::Live)?;
-        return match outcome.end {
-            End::Exited(Exit::Success) => Ok(ExitCode::SUCCESS),
-            end => bail!("{end}"),
-        };
-    }
     let serial = serial_path()?;
     let file = std::fs::File::create(&serial)
         .with_context(|| format!("cannot create `{}`", serial.display()))?;
-    let mut view = View::new(Style::for_stdout(args.raw), file, args.common.timeout());
-    let live = artifacts.boot_watched(&config, choice.accel, &mut view);
+    let timeout = args.common.timeout();
+    let mut view = View::new(Style::for_stdout(args.raw), file, timeout);
+    let held = screenshot::is_held(&config.args) && config.emulator == Emulator::Qemu;
+    let live = if held {
+        // A held run ends with a screenshot, and its verdict is the done event's.
+        artifacts
+            .boot_held(&config, choice.accel, timeout, &mut view)
+            .map(|out| Live {
+                end: match out.end {
+                    End::Exited(exit) => BootEnd::Exited(exit),
+                    End::Hang(after) => BootEnd::Killed {
+                        after,
+                        why: "the run's timeout".into(),
+                    },
+                },
+                stderr: out.stderr,
+                elapsed: out.elapsed,
+            })
+    } else {
+        artifacts.boot_watched(&config, choice.accel, &mut view)
+    };
     view.finish();
     let live = live?;
     eprintln!("serial: {} ({} wire events)", serial.display(), view.events);
     match live.end {
         BootEnd::Exited(Exit::Success) => {
             let how = match config.emulator {
-                // Bochs has no exit device: the kernel's verdict is its done event.
-                Emulator::Bochs => "kernel reported success (its done event)".to_string(),
-                Emulator::Qemu => live.end.to_string(),
+                // Bochs has no exit device, and a held QEMU is stopped by the
+                // host: the kernel's verdict is its done event.
+                Emulator::Qemu if !held => live.end.to_string(),
+                _ => "kernel reported success (its done event)".to_string(),
             };
             eprintln!("run: {how} in {:.2} s", live.elapsed.as_secs_f64());
             Ok(ExitCode::SUCCESS)

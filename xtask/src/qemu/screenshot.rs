@@ -39,7 +39,8 @@ struct Held<'a> {
     serial: Vec<u8>,
     /// Where the next unread line starts.
     scanned: usize,
-    echo: Echo,
+    /// Shows the output as it comes (or not).
+    show: &'a mut dyn FnMut(&[u8]),
     qmp: &'a Path,
     png: &'a Path,
     deadline: Instant,
@@ -48,10 +49,7 @@ struct Held<'a> {
 
 impl Watch for Held<'_> {
     fn output(&mut self, bytes: &[u8]) {
-        if self.echo == Echo::Live {
-            let mut out = std::io::stdout().lock();
-            let _ = out.write_all(bytes).and_then(|()| out.flush());
-        }
+        (self.show)(bytes);
         self.serial.extend_from_slice(bytes);
         while let Some(end) = self.serial[self.scanned..].iter().position(|&b| b == b'\n') {
             let line = String::from_utf8_lossy(&self.serial[self.scanned..self.scanned + end]);
@@ -79,6 +77,23 @@ impl Watch for Held<'_> {
 /// written to the exit device had it not been held); a run that never held
 /// ends as it ended, and a failed screenshot is an error.
 pub fn run_held(args: &[OsString], timeout: Duration, echo: Echo, png: &Path) -> Result<Outcome> {
+    let mut show = |bytes: &[u8]| {
+        if echo == Echo::Live {
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(bytes).and_then(|()| out.flush());
+        }
+    };
+    run_held_shown(args, timeout, &mut show, png)
+}
+
+/// [`run_held`], with the output handed to `show` as it comes (a person's
+/// view of the run: `cargo xtask run hold=1`).
+pub fn run_held_shown(
+    args: &[OsString],
+    timeout: Duration,
+    show: &mut dyn FnMut(&[u8]),
+    png: &Path,
+) -> Result<Outcome> {
     machine::check_installed()?;
     let (socket, qmp_args) = qmp::socket()?;
     let mut cmd = Command::new(machine::PROGRAM);
@@ -87,7 +102,7 @@ pub fn run_held(args: &[OsString], timeout: Duration, echo: Echo, png: &Path) ->
     let mut watch = Held {
         serial: Vec::new(),
         scanned: 0,
-        echo,
+        show,
         qmp: &socket,
         png,
         deadline: Instant::now() + timeout,

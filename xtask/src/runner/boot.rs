@@ -295,6 +295,20 @@ impl Artifacts {
         machine::run(&args, timeout, echo)
     }
 
+    /// Boots a held QEMU `config` (`hold=1`) once, handing the serial output to
+    /// `watch` as it comes; the screenshot lands where [`png_path`] says.
+    pub fn boot_held(
+        &self,
+        config: &BootConfig,
+        accel: Accel,
+        timeout: Duration,
+        watch: &mut dyn Watch,
+    ) -> Result<Outcome> {
+        let (args, _scratch) = self.qemu_args(config, accel)?;
+        let mut show = |bytes: &[u8]| watch.output(bytes);
+        screenshot::run_held_shown(&args, timeout, &mut show, &png_path(config))
+    }
+
     /// Boots `config` once, handing the serial output to `watch` as it comes.
     pub fn boot_watched(
         &self,
