@@ -127,6 +127,13 @@ pub struct Anchor {
     pub stop: AtomicU64,
     /// RDX at the end of the spin (it holds the anchor's address throughout).
     pub rdx: AtomicU64,
+    /// The caller's RSP, while the spin runs elsewhere.
+    pub home: AtomicU64,
+    /// Where to spin (0: on the caller's stack): any address, the spin never
+    /// touches memory through RSP. What an NMI sees in the interrupted RSP.
+    pub stack: AtomicU64,
+    /// 1: spin with RFLAGS.DF set (what an NMI sees in the interrupted flags).
+    pub df: AtomicU64,
 }
 
 impl Anchor {
@@ -137,6 +144,9 @@ impl Anchor {
             spinning: AtomicU64::new(0),
             stop: AtomicU64::new(0),
             rdx: AtomicU64::new(0),
+            home: AtomicU64::new(0),
+            stack: AtomicU64::new(0),
+            df: AtomicU64::new(0),
         }
     }
 }
@@ -147,9 +157,16 @@ global_asm!(
     .balign 16
     .global anchored_spin
 anchored_spin:                      /* rdi = &Anchor; rdx = rdi throughout */
-    mov [rdi], rsp
+    mov [rdi + 40], rsp
+    cmp qword ptr [rdi + 48], 0
+    je 4f
+    mov rsp, [rdi + 48]             /* spin on the given stack */
+4:  mov [rdi], rsp
     mov rdx, rdi
-    mov qword ptr [rdi + 16], 1
+    cmp qword ptr [rdi + 56], 0
+    je 5f
+    std
+5:  mov qword ptr [rdi + 16], 1
 1:  cmp rsp, [rdi]
     jne 2f
     cmp qword ptr [rdi + 24], 0
@@ -159,7 +176,7 @@ anchored_spin:                      /* rdi = &Anchor; rdx = rdi throughout */
     inc qword ptr [rdi + 8]
     jmp 1b
 3:  mov [rdi + 32], rdx
-    mov rsp, [rdi]                  /* unconditionally: flags may lie */
+    mov rsp, [rdi + 40]             /* the caller's, unconditionally */
     mov qword ptr [rdi + 16], 0
     cld
     ret
@@ -183,7 +200,8 @@ unsafe extern "C" {
 pub fn spin_anchored(anchor: &Anchor) {
     while anchor.stop.load(Ordering::Acquire) == 0 {
         // SAFETY: the spin reads and writes only `anchor` (valid for the
-        // call), clobbers RDX and flags (caller-saved), and returns with the
+        // call), never memory through RSP (so `anchor.stack` may be any
+        // value), clobbers RDX and flags (caller-saved), and returns with the
         // RSP it was called with and DF clear.
         unsafe { anchored_spin(anchor) };
     }

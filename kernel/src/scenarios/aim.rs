@@ -184,3 +184,170 @@ pub fn user_path_range(ks: &[u64]) -> (u64, u64) {
     let at = |i: usize| ks.get(i).copied().unwrap_or(0);
     (at(copied), at(copied + body + 1))
 }
+
+pub mod hold {
+    //! Holding the first NMI at an execute breakpoint in its own stub, for
+    //! `nmi_prologue_windows` (not a test): the #DB hook that re-opens NMIs there
+    //! and tells the sender, the rescue run by the body of a second NMI that the
+    //! entry took for a first one, and the watchpoints that show whether the
+    //! first NMI still needed what the second overwrote.
+    //!
+    //! One iteration: `arm(k, rdx)` on A; B waits for `reached()`, sends the
+    //! second NMI and calls `sent()`; after the round, `hit()`, `live()` and
+    //! `nested_rip()` say what happened.
+
+    use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+    use crate::arch::{percpu, time};
+    use crate::entry::breakpoint::{self, Breakpoint, Kind, NmiTop};
+    use crate::entry::checker::IstFrame;
+    use crate::entry::handlers::DbEvent;
+    use crate::entry::nmi;
+    use crate::scenarios::sender::{self, VICTIM};
+
+    /// Nested NMI bodies in one iteration beyond which the entry is looping.
+    const LIVELOCK: u64 = 64;
+    /// DR1/DR2 watch the rdx slot and the hardware frame's RIP (`NmiTop` words).
+    const WATCHED: [(usize, usize); 2] = [(1, 0), (2, 1)];
+    /// 1: the first NMI hit k; 2: B sent the second; `GAVE_UP`: B stopped
+    /// waiting for 1 (k not reached in time).
+    static STAGE: AtomicU64 = AtomicU64::new(0);
+    const GAVE_UP: u64 = 3;
+    /// The first NMI hit k this iteration (in time for B or not).
+    static HIT: AtomicBool = AtomicBool::new(false);
+    static K: AtomicU64 = AtomicU64::new(0);
+    /// Whether the #DB keeps NMIs blocked until B has sent (else B aims a delay).
+    static HOLD: AtomicBool = AtomicBool::new(true);
+    /// IST_NMI's top words, saved by the #DB hook; the interrupted code's rdx.
+    static SAVED: [AtomicU64; 6] = [const { AtomicU64::new(0) }; 6];
+    static SPIN_RDX: AtomicU64 = AtomicU64::new(0);
+    static RESTORED: AtomicBool = AtomicBool::new(false);
+    /// The first NMI touched a restored word after the second NMI's body.
+    static LIVE: AtomicBool = AtomicBool::new(false);
+    static NESTED_BODIES: AtomicU64 = AtomicU64::new(0);
+    static NESTED_RIP: AtomicU64 = AtomicU64::new(0);
+
+    fn place(slot: usize, addr: u64, kind: Kind, len: u64) {
+        let _ = breakpoint::arm(
+            Breakpoint {
+                slot,
+                addr,
+                kind,
+                len,
+            },
+            true,
+        );
+    }
+
+    fn park(slot: usize, kind: Kind, len: u64) {
+        place(slot, breakpoint::parking_address(), kind, len);
+    }
+
+    /// A, before an iteration: DR0 (execute) on `k`, the watchpoints parked; the
+    /// interrupted code will hold `rdx`. `hold`: see `HOLD`.
+    pub fn arm(k: u64, rdx: u64, hold: bool) {
+        K.store(k, Ordering::Relaxed);
+        HOLD.store(hold, Ordering::Relaxed);
+        STAGE.store(0, Ordering::SeqCst);
+        HIT.store(false, Ordering::SeqCst);
+        RESTORED.store(false, Ordering::SeqCst);
+        LIVE.store(false, Ordering::SeqCst);
+        NESTED_BODIES.store(0, Ordering::SeqCst);
+        SPIN_RDX.store(rdx, Ordering::Relaxed);
+        for (slot, _) in WATCHED {
+            park(slot, Kind::ReadWrite, 8);
+        }
+        place(0, k, Kind::Execute, 1);
+    }
+
+    /// The first NMI at k: save what a second NMI would overwrite, take DR0 off
+    /// (moved, not disabled: DR7 is the #DB entry's to restore), let B send. A
+    /// watchpoint hit: the first NMI touched a word after the second's body.
+    pub fn on_db(event: &DbEvent) {
+        if percpu::this().index() != VICTIM {
+            return;
+        }
+        if event.dr6 & 0b110 != 0 {
+            LIVE.store(true, Ordering::SeqCst);
+            for (slot, _) in WATCHED {
+                park(slot, Kind::ReadWrite, 8);
+            }
+        }
+        if event.rip != K.load(Ordering::Relaxed) || HIT.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        for (saved, word) in SAVED.iter().zip(NmiTop::read().0) {
+            saved.store(word, Ordering::Relaxed);
+        }
+        park(0, Kind::Execute, 1);
+        // Unless B gave up, keep the #DB (and so NMI blocking) until B has sent:
+        // however slowly B's CPU runs, the second NMI is pending at this IRET.
+        let stage = STAGE.compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst);
+        if stage.is_ok() && HOLD.load(Ordering::Relaxed) {
+            sender::wait_for(&STAGE, 2);
+        }
+    }
+
+    /// A body that interrupted the NMI stub: a second NMI the entry took for a
+    /// first one. Puts back what it overwrote and watches it.
+    pub fn on_nmi(frame: &mut IstFrame) {
+        let rip = frame.regs.rip;
+        let (start, end) = nmi::linux_range();
+        if percpu::this().index() != VICTIM || !(start..end).contains(&rip) {
+            return;
+        }
+        let nested = NESTED_BODIES.fetch_add(1, Ordering::SeqCst) + 1;
+        NESTED_RIP.store(rip, Ordering::SeqCst);
+        // The first NMI IRETs into its own stub with a frame a later one left
+        // and runs its body on it forever: say so now, not at the timeout.
+        assert!(
+            nested < LIVELOCK,
+            "NMI entry livelock: the first NMI's frame is lost, it keeps returning to nmi_stub_linux+{:#x}",
+            rip - start
+        );
+        if !HIT.load(Ordering::SeqCst) || RESTORED.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let mut words: [u64; 6] = core::array::from_fn(|i| SAVED[i].load(Ordering::Relaxed));
+        words[0] = SPIN_RDX.load(Ordering::Relaxed);
+        NmiTop(words).write();
+        for (slot, word) in WATCHED {
+            place(slot, NmiTop::address(word), Kind::ReadWrite, 8);
+        }
+    }
+
+    /// B: waits up to `timeout_us` for the first NMI to hit k; false (and A no
+    /// longer waits for B) when it did not.
+    pub fn reached(timeout_us: u64) -> bool {
+        time::wait_until(timeout_us, || STAGE.load(Ordering::SeqCst) == 1)
+            || STAGE
+                .compare_exchange(0, GAVE_UP, Ordering::SeqCst, Ordering::SeqCst)
+                .is_err()
+    }
+
+    /// B: the second NMI has left.
+    pub fn sent() {
+        STAGE.store(2, Ordering::SeqCst);
+    }
+
+    pub fn hit() -> bool {
+        HIT.load(Ordering::SeqCst)
+    }
+
+    pub fn live() -> bool {
+        LIVE.load(Ordering::SeqCst)
+    }
+
+    /// Where the body that overwrote the first NMI landed, if one did: it put the
+    /// first NMI's frame back, maybe before B could read its own there.
+    pub fn nested_rip() -> Option<u64> {
+        RESTORED
+            .load(Ordering::SeqCst)
+            .then(|| NESTED_RIP.load(Ordering::SeqCst))
+    }
+
+    /// The first NMI's interrupted RIP, as saved at k.
+    pub fn saved_rip() -> u64 {
+        SAVED[1].load(Ordering::Relaxed)
+    }
+}

@@ -37,15 +37,17 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use testkit::{Context, Expect, Expectations, TestResult};
 
+use super::aim::hold;
 use super::aim::{Tally, must_corrupt, user_path_range};
 use super::common::{self, Window};
 use super::sender::{self, Counts, Link, VICTIM};
+use crate::arch::percpu::{self, IstSlot};
+use crate::arch::time;
 use crate::arch::user::Program;
-use crate::arch::{percpu, time};
-use crate::entry::breakpoint::{self, Anchor, Breakpoint, Kind, NmiTop};
-use crate::entry::checker::{self, IstFrame};
+use crate::entry::breakpoint::{self, Anchor};
+use crate::entry::checker;
 use crate::entry::counters::{self, Counter};
-use crate::entry::handlers::{self, DbEvent};
+use crate::entry::handlers;
 use crate::entry::nmi;
 use crate::mm;
 
@@ -53,10 +55,6 @@ const MAX_K: usize = 224;
 const UNKNOWN: u8 = 0;
 const REACHED: u8 = 1;
 const UNREACHED: u8 = 2;
-/// Nested NMI bodies in one iteration beyond which the entry is looping.
-const LIVELOCK: u64 = 64;
-/// DR1/DR2 watch the rdx slot and the hardware frame's RIP (`NmiTop` words).
-const WATCHED: [(usize, usize); 2] = [(1, 0), (2, 1)];
 /// How long B waits for the first NMI to reach k: past it, k is not on that
 /// NMI's path or runs with DR7 clear.
 const REACH_TIMEOUT_US: u64 = 5_000;
@@ -65,11 +63,23 @@ const LANDING_TIMEOUT_US: u64 = 2_000_000;
 /// Time for A to get from the kernel into its ring-3 spin.
 const USER_ENTRY_CYCLES: u64 = 200_000;
 
+/// What the first NMI interrupts: the kernel spin, the ring-3 spin, and the
+/// kernel spin with RSP on IST_NMI (below anything an NMI uses) and DF clear
+/// (what the SYSCALL gap shows the entry: `nmi_first` through the RSP test)
+/// or set (what its own final IRETQ window shows: taken for nested).
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Origin {
     Kernel = 0,
     User = 1,
+    NmiStack = 2,
+    NmiStackDf = 3,
 }
+const ORIGINS: [Origin; 4] = [
+    Origin::Kernel,
+    Origin::User,
+    Origin::NmiStack,
+    Origin::NmiStackDf,
+];
 
 static LINK: Link = Link::new();
 static ANCHOR: Anchor = Anchor::new();
@@ -79,26 +89,11 @@ static FROM_USER: AtomicBool = AtomicBool::new(false);
 /// Where B saw the second NMI land.
 static LANDED: AtomicU64 = AtomicU64::new(0);
 
-/// 1: the first NMI hit k (the #DB hook ran); 2: B sent the second;
-/// `GAVE_UP`: B stopped waiting for 1 (k was not reached in time).
-static STAGE: AtomicU64 = AtomicU64::new(0);
-const GAVE_UP: u64 = 3;
-/// The first NMI hit k this iteration (in time for B or not).
-static HIT: AtomicBool = AtomicBool::new(false);
-static K: AtomicU64 = AtomicU64::new(0);
-/// IST_NMI's top words, saved by the #DB hook; the interrupted code's rdx.
-static SAVED: [AtomicU64; 6] = [const { AtomicU64::new(0) }; 6];
-static SPIN_RDX: AtomicU64 = AtomicU64::new(0);
-static RESTORED: AtomicBool = AtomicBool::new(false);
-/// The first NMI touched a restored word after the second NMI's body.
-static LIVE: AtomicBool = AtomicBool::new(false);
-static NESTED_BODIES: AtomicU64 = AtomicU64::new(0);
-static NESTED_RIP: AtomicU64 = AtomicU64::new(0);
 static WINDOW: Window = Window::new();
 
 testkit::test! {
     run: run,
-    iterations: 900,
+    iterations: 1_400,
     cpus: 2,
     timeout_ms: 60_000,
     tags: &[testkit::tags::TCG],
@@ -113,50 +108,6 @@ testkit::test! {
     },
 }
 
-fn park(slot: usize, kind: Kind, len: u64) {
-    let addr = breakpoint::parking_address();
-    let _ = breakpoint::arm(
-        Breakpoint {
-            slot,
-            addr,
-            kind,
-            len,
-        },
-        true,
-    );
-}
-
-/// The first NMI at k: save what a second NMI would overwrite, take DR0 off
-/// (DR7 is the #DB entry's to restore), let B send. A watchpoint hit: the
-/// first NMI touched a word after the second NMI's body.
-fn on_db(event: &DbEvent) {
-    if percpu::this().index() != VICTIM {
-        return;
-    }
-    if event.dr6 & 0b110 != 0 {
-        LIVE.store(true, Ordering::SeqCst);
-        for (slot, _) in WATCHED {
-            park(slot, Kind::ReadWrite, 8);
-        }
-    }
-    if event.rip != K.load(Ordering::Relaxed) || HIT.swap(true, Ordering::SeqCst) {
-        return;
-    }
-    for (saved, word) in SAVED.iter().zip(NmiTop::read().0) {
-        saved.store(word, Ordering::Relaxed);
-    }
-    park(0, Kind::Execute, 1);
-    // Unless B gave up waiting, keep the #DB (and so NMI blocking) until B
-    // has sent: however slowly B's CPU runs, the second NMI is then pending
-    // at this #DB's IRET.
-    if STAGE
-        .compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst)
-        .is_ok()
-    {
-        sender::wait_for(&STAGE, 2);
-    }
-}
-
 /// B: the first NMI once A spins, then the second as soon as the first has
 /// hit k; then A's spin ends.
 fn send(_: u64) -> u64 {
@@ -169,14 +120,11 @@ fn send(_: u64) -> u64 {
             });
         }
         LINK.send();
-        let reached = time::wait_until(REACH_TIMEOUT_US, || STAGE.load(Ordering::SeqCst) == 1)
-            || STAGE
-                .compare_exchange(0, GAVE_UP, Ordering::SeqCst, Ordering::SeqCst)
-                .is_err();
+        let reached = hold::reached(REACH_TIMEOUT_US);
         let before = counters::read(VICTIM, Counter::NmiEntered);
         if reached {
             LINK.send();
-            STAGE.store(2, Ordering::SeqCst);
+            hold::sent();
         }
         // Long: a starved CPU of a loaded host may take that long to run the
         // #DB's exit; a landing missed here is missed for good.
@@ -194,41 +142,6 @@ fn release() -> &'static AtomicU64 {
     &mm::user_sandbox().data[1]
 }
 
-/// A body that interrupted the NMI stub: a second NMI the entry took for a
-/// first one. Puts back what it overwrote and watches it.
-fn on_nmi(frame: &mut IstFrame) {
-    let rip = frame.regs.rip;
-    let (start, end) = nmi::linux_range();
-    if percpu::this().index() != VICTIM || !(start..end).contains(&rip) {
-        return;
-    }
-    let nested = NESTED_BODIES.fetch_add(1, Ordering::SeqCst) + 1;
-    NESTED_RIP.store(rip, Ordering::SeqCst);
-    // The first NMI IRETs into its own stub with a frame a later one left
-    // and runs its body on it forever: say so now, not at the timeout.
-    assert!(
-        nested < LIVELOCK,
-        "NMI entry livelock: the first NMI's frame is lost, it keeps returning to nmi_stub_linux+{:#x}",
-        rip - start
-    );
-    if !HIT.load(Ordering::SeqCst) || RESTORED.swap(true, Ordering::SeqCst) {
-        return;
-    }
-    let mut words: [u64; 6] = core::array::from_fn(|i| SAVED[i].load(Ordering::Relaxed));
-    words[0] = SPIN_RDX.load(Ordering::Relaxed);
-    NmiTop(words).write();
-    for (slot, word) in WATCHED {
-        let addr = NmiTop::address(word);
-        let bp = Breakpoint {
-            slot,
-            addr,
-            kind: Kind::ReadWrite,
-            len: 8,
-        };
-        let _ = breakpoint::arm(bp, true);
-    }
-}
-
 fn run(ctx: &mut Context<'_>) -> TestResult {
     let stub = crate::entry::nmi_stub(ctx.strategy);
     let flags = u64::from(crate::entry::strategy::flags(ctx.strategy));
@@ -241,22 +154,24 @@ fn run(ctx: &mut Context<'_>) -> TestResult {
         }
     }
     let user_path = user_path_range(&ks);
-    let mut reach = [[UNKNOWN; MAX_K]; 2];
-    let mut next = [0usize; 2];
+    let mut reach = [[UNKNOWN; MAX_K]; ORIGINS.len()];
+    let mut next = [0usize; ORIGINS.len()];
+    // A second NMI before the CLD (the first two instructions) sees the
+    // spin's DF set too, takes itself for nested and IRETs to the first
+    // NMI's frame, which is its own: a loop without a body to catch it in.
+    reach[Origin::NmiStackDf as usize][..2].fill(UNREACHED);
+    // 4 KiB above IST_NMI's bottom (its canaries), far below its top frames.
+    let nmi_stack_spot = percpu::cpu(VICTIM).ist_stack(IstSlot::Nmi).bottom + 0x1000;
     let sandbox = mm::user_sandbox();
     common::reset_counts(VICTIM);
     let counts = Counts::take();
-    handlers::set_db_hook(Some(on_db));
-    handlers::set_nmi_hook(Some(on_nmi));
+    handlers::set_db_hook(Some(hold::on_db));
+    handlers::set_nmi_hook(Some(hold::on_nmi));
     LINK.start(ctx, send, 0)?;
     let (mut tally, mut reports, mut missed) = (Tally::default(), 0u32, 0u64);
     let (mut repairs, mut rdx_damaged) = (0u64, 0u64);
     for i in 1..=u64::from(ctx.iterations) {
-        let origin = if i % 2 == 0 {
-            Origin::User
-        } else {
-            Origin::Kernel
-        };
+        let origin = ORIGINS[i as usize % ORIGINS.len()];
         let o = origin as usize;
         // Every instruction once, then only those the first NMI reached.
         let index = (0..ks.len())
@@ -265,38 +180,30 @@ fn run(ctx: &mut Context<'_>) -> TestResult {
             .unwrap_or(0);
         next[o] = index + 1;
         let k = ks[index];
-        K.store(k, Ordering::Relaxed);
-        STAGE.store(0, Ordering::SeqCst);
-        HIT.store(false, Ordering::SeqCst);
-        RESTORED.store(false, Ordering::SeqCst);
-        LIVE.store(false, Ordering::SeqCst);
-        NESTED_BODIES.store(0, Ordering::SeqCst);
         let rdx = match origin {
-            Origin::Kernel => &ANCHOR as *const Anchor as u64,
             Origin::User => release().as_ptr() as u64,
+            _ => &ANCHOR as *const Anchor as u64,
         };
+        let on_nmi_stack = matches!(origin, Origin::NmiStack | Origin::NmiStackDf);
+        ANCHOR.stack.store(
+            if on_nmi_stack { nmi_stack_spot } else { 0 },
+            Ordering::SeqCst,
+        );
+        ANCHOR
+            .df
+            .store(u64::from(origin == Origin::NmiStackDf), Ordering::SeqCst);
         FROM_USER.store(origin == Origin::User, Ordering::SeqCst);
         ANCHOR.stop.store(0, Ordering::SeqCst);
         ANCHOR.repairs.store(0, Ordering::SeqCst);
         release().store(0, Ordering::SeqCst);
         LANDED.store(0, Ordering::SeqCst);
-        SPIN_RDX.store(rdx, Ordering::Relaxed);
         let incidents = checker::incidents_total(VICTIM);
-        for (slot, _) in WATCHED {
-            park(slot, Kind::ReadWrite, 8);
-        }
-        let bp = Breakpoint {
-            slot: 0,
-            addr: k,
-            kind: Kind::Execute,
-            len: 1,
-        };
-        if breakpoint::arm(bp, true).is_err() {
-            testkit::fail!(ctx, "could not arm DR0 at {k:#x}");
-        }
+        hold::arm(k, rdx, true);
         LINK.go(i);
         match origin {
-            Origin::Kernel => breakpoint::spin_anchored(&ANCHOR),
+            Origin::Kernel | Origin::NmiStack | Origin::NmiStackDf => {
+                breakpoint::spin_anchored(&ANCHOR)
+            }
             Origin::User => {
                 let _ = sandbox.run(Program::Spin, rdx, 0);
             }
@@ -308,23 +215,18 @@ fn run(ctx: &mut Context<'_>) -> TestResult {
             rounds += 1;
         }
         breakpoint::reset();
-        let reached = HIT.load(Ordering::SeqCst);
+        let reached = hold::hit();
         if reach[o][index] == UNKNOWN {
             reach[o][index] = if reached { REACHED } else { UNREACHED };
         }
-        let kernel = origin == Origin::Kernel;
+        let kernel = origin != Origin::User;
         let repaired = kernel && ANCHOR.repairs.load(Ordering::SeqCst) > 0;
         repairs += u64::from(repaired);
         rdx_damaged += u64::from(kernel && ANCHOR.rdx.load(Ordering::SeqCst) != rdx);
-        let corrupted =
-            LIVE.load(Ordering::SeqCst) || checker::incidents_total(VICTIM) > incidents || repaired;
+        let corrupted = hold::live() || checker::incidents_total(VICTIM) > incidents || repaired;
         // The body that overwrote the first NMI put its frame back, maybe
         // before B read it: then the body's own record says where it landed.
-        let rip = if RESTORED.load(Ordering::SeqCst) {
-            NESTED_RIP.load(Ordering::SeqCst)
-        } else {
-            LANDED.load(Ordering::SeqCst)
-        };
+        let rip = hold::nested_rip().unwrap_or_else(|| LANDED.load(Ordering::SeqCst));
         if !reached || rip < start || rip >= end {
             missed += u64::from(reached);
             continue;
@@ -341,7 +243,7 @@ fn run(ctx: &mut Context<'_>) -> TestResult {
                 iteration: i as u32,
                 vector: 2,
                 field: "nmi_original_rip",
-                expected: SAVED[1].load(Ordering::Relaxed),
+                expected: hold::saved_rip(),
                 seen: rip,
             });
         }
@@ -365,7 +267,7 @@ fn run(ctx: &mut Context<'_>) -> TestResult {
         ks.get(i).map(|&a| must_corrupt(a, user_path))
     });
     ctx.note(format_args!(
-        "{}{} landable={}/{} nested: flag={} rsp={} repeat={}; sent={sent} entered={entered} from_user={} aimed={}+{} missed={missed} rsp_repairs={repairs} rdx_damaged={rdx_damaged} incidents={}",
+        "{}{} landable={}/{} nested: flag={} rsp={} repeat={}; sent={sent} entered={entered} from_user={} aimed={}+{}+{}+{} missed={missed} rsp_repairs={repairs} rdx_damaged={rdx_damaged} incidents={}",
         tally.first_wrong(),
         WINDOW.coverage(),
         landable.hit,
@@ -376,6 +278,8 @@ fn run(ctx: &mut Context<'_>) -> TestResult {
         counts.count(Counter::NmiFromUser),
         aimed(Origin::Kernel),
         aimed(Origin::User),
+        aimed(Origin::NmiStack),
+        aimed(Origin::NmiStackDf),
         evidence.report.incidents,
     ));
     evidence.check_complete(ctx)?;
