@@ -82,12 +82,7 @@ pub fn kernel_main(boot: &BootInfo) -> ! {
     let selection =
         testkit::Selection::parse(boot.cmdline()).unwrap_or_else(|e| panic!("command line: {e}"));
     let strategy = selection.strategy.unwrap_or(entry::Strategy::Linux);
-    entry::checker::set_mode(match cmdline.value("checker") {
-        Some("strict") => entry::checker::Mode::Strict,
-        Some("blind") => entry::checker::Mode::Blind,
-        Some("off") => entry::checker::Mode::Off,
-        _ => entry::checker::Mode::Recover,
-    });
+    entry::checker::set_mode(entry::checker::Mode::parse(cmdline.value("checker")));
 
     arch::time::calibrate();
     mm::init(boot);
@@ -108,7 +103,11 @@ pub fn kernel_main(boot: &BootInfo) -> ! {
         kprintln!("boot: only {online} of {} CPUs came up", boot.cpus.len());
         exit(ExitCode::Failure);
     }
-    kprintln!("time: tsc_mhz={}", arch::time::ticks_per_us());
+    kprintln!(
+        "time: tsc_mhz={} ap_start_us={}",
+        arch::time::ticks_per_us(),
+        smp::ap_start_us()
+    );
     if watchdog::start(online).is_none() {
         kprintln!("watchdog: one CPU only, the host timeout is the only guard");
     }

@@ -34,7 +34,8 @@ pub struct ApLaunch {
 pub trait ApStarter: Sync {
     /// Starts `cpu` so that it ends up in `launch.entry(launch.arg)` on
     /// `launch.stack_top`, with the kernel's page tables. Returns at once; the
-    /// caller waits for the AP to check in.
+    /// caller may start the next AP before this one checks in, and waits for
+    /// all of them afterwards.
     fn start(&self, cpu: &CpuEntry, launch: ApLaunch);
 }
 

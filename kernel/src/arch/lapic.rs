@@ -163,19 +163,20 @@ pub fn end_of_interrupt() {
 }
 
 /// INIT, then two start-up IPIs with `vector` (the trampoline's page number),
-/// `init_wait_us` after the INIT (the MP spec's 10 ms is for real hardware).
-pub fn send_init_sipi_sipi(apic_id: u32, vector: u8, init_wait_us: u64) {
+/// with the waits `delays` names (`smp::startup_delays`).
+pub fn send_init_sipi_sipi(apic_id: u32, vector: u8, delays: super::smp::StartupDelays) {
     with_lapic(|lapic| {
         // SAFETY: the target is an AP waiting for SIPI; the trampoline page is in
         // place (the caller's contract).
         unsafe {
             lapic.send_init_ipi(destination(apic_id));
             wait_icr_idle(lapic);
-            time::delay_us(init_wait_us);
+            time::delay_us(delays.after_init);
             for _ in 0..2 {
                 lapic.send_sipi(vector, destination(apic_id));
+                time::delay_us(delays.after_sipi.0);
                 wait_icr_idle(lapic);
-                time::delay_us(200);
+                time::delay_us(delays.after_sipi.1);
             }
         }
     })

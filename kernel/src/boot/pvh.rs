@@ -5,9 +5,11 @@
 
 use heapless::{String, Vec};
 
-use crate::arch::ap_trampoline::{self, TRAMPOLINE_BASE, TrampolineParams};
+use spin::Once;
+
+use crate::arch::ap_trampoline::{self, TRAMPOLINE_BASE};
 use crate::arch::boot_info::{ApLaunch, ApStarter, BootInfo, CpuEntry, Door};
-use crate::arch::{cpu, lapic};
+use crate::arch::{cpu, lapic, smp};
 
 /// The boot page tables map physical 0..4 GiB here, as Limine's HHDM does.
 const PVH_HHDM: u64 = 0xffff_8000_0000_0000;
@@ -100,20 +102,27 @@ pub extern "C" fn pvh_main(start_info_phys: u32) -> ! {
 /// INIT-SIPI-SIPI through the trampoline at `TRAMPOLINE_BASE`.
 struct PvhStarter;
 
+/// The trampoline is copied once, before the first AP's SIPI; each start
+/// after that only adds the AP's launch slot.
+static TRAMPOLINE: Once = Once::new();
+
 impl ApStarter for PvhStarter {
     fn start(&self, cpu: &CpuEntry, launch: ApLaunch) {
-        let params = TrampolineParams {
-            cr3: cpu::read_cr3(),
-            stack_top: launch.stack_top,
-            entry: launch.entry as usize as u64,
-            arg: launch.arg,
+        TRAMPOLINE.call_once(|| {
+            // SAFETY: physical 0x8000 is conventional memory below the kernel
+            // that the frame allocator never hands out (regions start above the
+            // kernel image), mapped in the HHDM; no AP has had a SIPI yet.
+            unsafe { ap_trampoline::install(PVH_HHDM, cpu::read_cr3()) }
+        });
+        let entry = launch.entry as usize as u64;
+        // SAFETY: installed above through the same HHDM; this AP gets its SIPI
+        // only below, so it is not reading the table yet.
+        let added = unsafe {
+            ap_trampoline::add(PVH_HHDM, cpu.lapic_id, launch.stack_top, entry, launch.arg)
         };
-        // SAFETY: physical 0x8000 is conventional memory below the kernel that the
-        // frame allocator never hands out (regions start above the kernel image);
-        // APs are started one at a time, so none is running the trampoline now.
-        unsafe { ap_trampoline::install(PVH_HHDM, params) };
-        // PVH only exists under a hypervisor, where INIT takes effect at once:
-        // the MP spec's 10 ms wait after INIT is for real hardware.
-        lapic::send_init_sipi_sipi(cpu.lapic_id, (TRAMPOLINE_BASE >> 12) as u8, 100);
+        if added {
+            let delays = smp::startup_delays();
+            lapic::send_init_sipi_sipi(cpu.lapic_id, (TRAMPOLINE_BASE >> 12) as u8, delays);
+        }
     }
 }

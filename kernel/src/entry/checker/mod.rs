@@ -80,18 +80,32 @@ pub struct Corruption {
 
 /// What the checker does on a mismatch (`checker=` on the command line).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u8)]
 pub enum Mode {
     /// Report and write the copy back: the run goes on.
-    Recover = 0,
+    Recover,
     /// Report only.
-    Strict = 1,
+    Strict,
     /// A deliberately broken checker that repairs and records nothing: proves
     /// that every `detect` test notices when the checker loses its teeth.
-    Blind = 2,
+    Blind,
     /// No shadow, guard or compare at all (depth is still counted): for
     /// benches that measure a strategy's cost without the checker's.
-    Off = 3,
+    Off,
+}
+
+impl Mode {
+    /// Every mode, in declaration order: `MODE` holds an index into it.
+    const ALL: [Mode; 4] = [Mode::Recover, Mode::Strict, Mode::Blind, Mode::Off];
+
+    /// The mode a `checker=` word names (anything else: `Recover`).
+    pub fn parse(word: Option<&str>) -> Mode {
+        match word {
+            Some("strict") => Mode::Strict,
+            Some("blind") => Mode::Blind,
+            Some("off") => Mode::Off,
+            _ => Mode::Recover,
+        }
+    }
 }
 
 static MODE: AtomicU8 = AtomicU8::new(Mode::Recover as u8);
@@ -101,12 +115,8 @@ pub fn set_mode(mode: Mode) {
 }
 
 fn mode() -> Mode {
-    match MODE.load(Ordering::Relaxed) {
-        1 => Mode::Strict,
-        2 => Mode::Blind,
-        3 => Mode::Off,
-        _ => Mode::Recover,
-    }
+    let index = usize::from(MODE.load(Ordering::Relaxed));
+    Mode::ALL.get(index).copied().unwrap_or(Mode::Recover)
 }
 
 /// Per-CPU checker state. Slot `[v][d]` belongs to the level-`d` handler of IST

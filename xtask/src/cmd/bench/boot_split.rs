@@ -2,7 +2,8 @@
 //! arrives, so one boot splits into QEMU's start and the firmware (up to the
 //! kernel's first line), the kernel's bring-up (up to `boot:`, all CPUs
 //! online), the rest of the kernel (up to the wire's `done`) and the exit
-//! (QEMU gone).
+//! (QEMU gone). The kernel's own `time:` line adds how long it spent starting
+//! the APs (`ap_start_us`, from the first AP's stacks to the last check-in).
 
 use std::time::{Duration, Instant};
 
@@ -23,6 +24,7 @@ struct Stamps {
     first: Option<Duration>,
     up: Option<Duration>,
     done: Option<Duration>,
+    ap_start: Option<Duration>,
 }
 
 impl Watch for Stamps {
@@ -36,6 +38,11 @@ impl Watch for Stamps {
             if line.starts_with("boot: ") {
                 self.up.get_or_insert(now);
             }
+            if line.starts_with("time: ") {
+                self.ap_start = self
+                    .ap_start
+                    .or(ap_start_us(&line).map(Duration::from_micros));
+            }
             if line.starts_with("@istorm {\"type\":\"done\"") {
                 self.done.get_or_insert(now);
             }
@@ -47,10 +54,20 @@ impl Watch for Stamps {
     }
 }
 
+/// `ap_start_us=N` from the kernel's `time:` line.
+fn ap_start_us(line: &str) -> Option<u64> {
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix("ap_start_us="))?
+        .parse()
+        .ok()
+}
+
 /// The phases of a boot, each the median of `runs` boots.
 pub struct Split {
     pub firmware: Duration,
     pub bring_up: Duration,
+    /// The part of `bring_up` the kernel spent starting the APs.
+    pub ap_start: Duration,
     pub kernel_rest: Duration,
     pub exit: Duration,
 }
@@ -63,6 +80,7 @@ pub fn measure(
     runs: u32,
 ) -> Result<Split> {
     let mut phases: [Vec<Duration>; 4] = Default::default();
+    let mut ap_starts = Vec::new();
     for _ in 0..runs {
         let mut stamps = Stamps {
             start: Instant::now(),
@@ -71,6 +89,7 @@ pub fn measure(
             first: None,
             up: None,
             done: None,
+            ap_start: None,
         };
         let live = artifacts.boot_watched(config, accel, &mut stamps)?;
         if live.end != BootEnd::Exited(Exit::Success) {
@@ -79,6 +98,7 @@ pub fn measure(
         let (Some(first), Some(up), Some(done)) = (stamps.first, stamps.up, stamps.done) else {
             bail!("the PVH boot printed no `boot:` line or no done event");
         };
+        ap_starts.push(stamps.ap_start.unwrap_or_default());
         // The process's own clock starts at spawn, a hair after ours.
         let total = live.elapsed.max(done);
         for (slot, value) in phases
@@ -92,7 +112,22 @@ pub fn measure(
     Ok(Split {
         firmware,
         bring_up,
+        ap_start: median(ap_starts),
         kernel_rest,
         exit,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ap_start_is_read_from_the_time_line() {
+        assert_eq!(
+            ap_start_us("time: tsc_mhz=2595 ap_start_us=2418\r\n"),
+            Some(2418)
+        );
+        assert_eq!(ap_start_us("time: tsc_mhz=2595"), None);
+    }
 }
