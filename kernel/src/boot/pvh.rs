@@ -9,7 +9,7 @@ use spin::Once;
 
 use crate::arch::ap_trampoline::{self, TRAMPOLINE_BASE};
 use crate::arch::boot_info::{ApLaunch, ApStarter, BootInfo, CpuEntry, Door};
-use crate::arch::{cpu, lapic, smp};
+use crate::arch::{cpu, lapic};
 
 /// The boot page tables map physical 0..4 GiB here, as Limine's HHDM does.
 const PVH_HHDM: u64 = 0xffff_8000_0000_0000;
@@ -121,7 +121,7 @@ impl ApStarter for PvhStarter {
             ap_trampoline::add(PVH_HHDM, cpu.lapic_id, launch.stack_top, entry, launch.arg)
         };
         if added {
-            let delays = smp::startup_delays();
+            let delays = lapic::startup_delays();
             lapic::send_init_sipi_sipi(cpu.lapic_id, (TRAMPOLINE_BASE >> 12) as u8, delays);
         }
     }
