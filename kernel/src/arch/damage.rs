@@ -20,6 +20,9 @@
 //! rax rbx rcx rdx rsi rdi rbp r8 r9 r10 r11 r12 r13 r14 r15 rflags.
 
 use core::arch::global_asm;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use super::damage_asm::probe_asm;
 
 /// Register names in slot order.
 pub const NAMES: [&str; 16] = [
@@ -92,98 +95,80 @@ pub enum Hazard {
     /// `mov dr7, r15`: under DR7.GD a #DB(BD) comes first. Ring 0 only;
     /// R15 must hold a DR7 value safe to load.
     Dr7Write,
+    /// No instruction of its own: the probe spins (`pause`, `jmp [rsp]`,
+    /// which change no register or flag) with RSP on its `WaitCell` until
+    /// another CPU or a handler releases it, so that whatever interrupts it
+    /// meanwhile (NMIs) finds every register patterned. Arm the cell before
+    /// anything may release it.
+    Wait,
 }
 
-/// The probes, ring 0 then ring 3, one per hazard, from one macro each.
-/// Kernel probe: `fn(fill: *const Regs, out: *mut Regs)` (SysV).
-/// User probe: the same two pointers in RDI and RSI, ends with `int 0x80`.
-macro_rules! probe_asm {
-    () => {
-        r#"
-    .macro LOAD_ALL
-    push qword ptr [rdi + 120]      /* RFLAGS first: nothing below touches flags */
-    popfq
-    mov rax, [rdi + 0]
-    mov rbx, [rdi + 8]
-    mov rcx, [rdi + 16]
-    mov rdx, [rdi + 24]
-    mov rsi, [rdi + 32]
-    mov rbp, [rdi + 48]
-    mov r8, [rdi + 56]
-    mov r9, [rdi + 64]
-    mov r10, [rdi + 72]
-    mov r11, [rdi + 80]
-    mov r12, [rdi + 88]
-    mov r13, [rdi + 96]
-    mov r14, [rdi + 104]
-    mov r15, [rdi + 112]
-    mov rdi, [rdi + 40]             /* last: the pointer itself */
-    .endm
+/// How far below the ring-3 probe's `fill` its `WaitCell` lies.
+pub const WAIT_CELL_BELOW_FILL: u64 = 32;
 
-    /* Expects `out` at [rsp] (pushed before LOAD_ALL); leaves it popped. */
-    .macro STORE_ALL
-    pushfq                          /* RFLAGS first, before anything changes it */
-    push rax
-    mov rax, [rsp + 16]             /* out */
-    mov [rax + 8], rbx
-    mov [rax + 16], rcx
-    mov [rax + 24], rdx
-    mov [rax + 32], rsi
-    mov [rax + 40], rdi
-    mov [rax + 48], rbp
-    mov [rax + 56], r8
-    mov [rax + 64], r9
-    mov [rax + 72], r10
-    mov [rax + 80], r11
-    mov [rax + 88], r12
-    mov [rax + 96], r13
-    mov [rax + 104], r14
-    mov [rax + 112], r15
-    pop qword ptr [rax + 0]         /* the probe's rax */
-    pop qword ptr [rax + 120]       /* its RFLAGS */
-    add rsp, 8                      /* out */
-    .endm
+/// Where a wait probe spins: it reads `target` (`[rsp]`) and jumps there,
+/// its own loop until `release` points it at its resume label, which takes
+/// its RSP back from `saved_rsp` (`[rsp + 8]`).
+#[repr(C, align(16))]
+pub struct WaitCell {
+    target: AtomicU64,
+    saved_rsp: AtomicU64,
+    spin: AtomicU64,
+    resume: AtomicU64,
+}
 
-    .macro KERNEL_PROBE name, insn:vararg
-    .balign 16
-    .global damage_probe_\name
-damage_probe_\name:
-    push rbx                        /* callee-saved: the probe clobbers all */
-    push rbp
-    push r12
-    push r13
-    push r14
-    push r15
-    push rsi
-    LOAD_ALL
-    .global damage_probe_\name\()_hazard
-damage_probe_\name\()_hazard:
-    \insn
-    STORE_ALL
-    pop r15
-    pop r14
-    pop r13
-    pop r12
-    pop rbp
-    pop rbx
-    cld                             /* the pattern may have set DF */
-    ret
-    .endm
+impl WaitCell {
+    pub const fn new() -> Self {
+        Self {
+            target: AtomicU64::new(0),
+            saved_rsp: AtomicU64::new(0),
+            spin: AtomicU64::new(0),
+            resume: AtomicU64::new(0),
+        }
+    }
 
-    .macro USER_PROBE name, insn:vararg
-    .global damage_user_\name
-damage_user_\name:
-    push rsi
-    LOAD_ALL
-    .global damage_user_\name\()_hazard
-damage_user_\name\()_hazard:
-    \insn
-    STORE_ALL
-    xor eax, eax
-    int 0x80
-    .endm
-"#
-    };
+    /// Sets where the probe spins and where it resumes, `[spin, resume)`
+    /// being its loop.
+    pub fn place(&self, spin: u64, resume: u64) {
+        self.spin.store(spin, Ordering::SeqCst);
+        self.resume.store(resume, Ordering::SeqCst);
+    }
+
+    /// Before the probe runs: it will spin until `release`.
+    pub fn arm(&self) {
+        self.saved_rsp.store(0, Ordering::SeqCst);
+        self.target
+            .store(self.spin.load(Ordering::SeqCst), Ordering::SeqCst);
+    }
+
+    /// Ends the probe's spin (or lets it pass straight through, if it has
+    /// not started yet).
+    pub fn release(&self) {
+        self.target
+            .store(self.resume.load(Ordering::SeqCst), Ordering::SeqCst);
+    }
+
+    /// Whether the probe has started since `arm`.
+    pub fn entered(&self) -> bool {
+        self.saved_rsp.load(Ordering::SeqCst) != 0
+    }
+
+    /// Whether `rip` is an instruction of the probe's spin loop.
+    pub fn spinning_at(&self, rip: u64) -> bool {
+        rip >= self.spin.load(Ordering::SeqCst) && rip < self.resume.load(Ordering::SeqCst)
+    }
+}
+
+/// The ring-0 wait probe's cell (one CPU at a time runs it).
+static KERNEL_WAIT: WaitCell = WaitCell::new();
+
+/// The ring-0 wait probe's cell, placed at its loop.
+pub fn kernel_wait_cell() -> &'static WaitCell {
+    KERNEL_WAIT.place(
+        &raw const damage_probe_wait_spin as u64,
+        &raw const damage_probe_wait_resume as u64,
+    );
+    &KERNEL_WAIT
 }
 
 global_asm!(
@@ -196,6 +181,26 @@ global_asm!(
     KERNEL_PROBE int1, int 1
     KERNEL_PROBE nop, nop
     KERNEL_PROBE dr7, mov dr7, r15
+
+    .balign 16
+    .global damage_probe_wait       /* (fill, out, cell): as KERNEL_PROBE */
+damage_probe_wait:
+    push rbx
+    push rbp
+    push r12
+    push r13
+    push r14
+    push r15
+    push rsi
+    WAIT_BODY probe_wait
+    pop r15
+    pop r14
+    pop r13
+    pop r12
+    pop rbp
+    pop rbx
+    cld
+    ret
     .popsection
 
     /* Copied into the sandbox's code page at `user::DAMAGE_OFFSET`. */
@@ -207,10 +212,18 @@ damage_user_programs:
     USER_PROBE int3, int3
     USER_PROBE icebp, .byte 0xf1
     USER_PROBE nop, nop
+    .global damage_user_wait        /* its cell: the 4 words below `fill` */
+damage_user_wait:
+    push rsi
+    lea rdx, [rdi - {wait_cell_below}]
+    WAIT_BODY user_wait
+    xor eax, eax
+    int 0x80
     .global damage_user_programs_end
 damage_user_programs_end:
     .popsection
-"#
+"#,
+    wait_cell_below = const WAIT_CELL_BELOW_FILL,
 );
 
 unsafe extern "C" {
@@ -220,6 +233,9 @@ unsafe extern "C" {
     fn damage_probe_int1(fill: *const Regs, out: *mut Regs);
     fn damage_probe_nop(fill: *const Regs, out: *mut Regs);
     fn damage_probe_dr7(fill: *const Regs, out: *mut Regs);
+    fn damage_probe_wait(fill: *const Regs, out: *mut Regs, cell: *const WaitCell);
+    static damage_probe_wait_spin: u8;
+    static damage_probe_wait_resume: u8;
     static damage_probe_nop_hazard: u8;
     static damage_user_programs: u8;
     static damage_user_programs_end: u8;
@@ -227,14 +243,26 @@ unsafe extern "C" {
     static damage_user_int3: u8;
     static damage_user_icebp: u8;
     static damage_user_nop: u8;
+    static damage_user_wait: u8;
+    static damage_user_wait_spin: u8;
+    static damage_user_wait_resume: u8;
 }
 
 /// Runs the ring-0 probe for `hazard` with `fill`; what it stored after.
 ///
 /// The caller arms what the hazard needs (the watchpoint on `[fill.r15]`,
 /// the expected #BP, DR7.GD, the execute breakpoint on `kernel_nop_address`)
-/// and, for `Dr7Write`, puts a safe DR7 value in R15.
+/// and, for `Dr7Write`, puts a safe DR7 value in R15; for `Wait`, arms
+/// `kernel_wait_cell` and has something release it.
 pub fn run_kernel(hazard: Hazard, fill: &Regs) -> Regs {
+    let mut out = Regs([0; 16]);
+    if hazard == Hazard::Wait {
+        // SAFETY: as below; the probe's RSP points at `KERNEL_WAIT` while it
+        // spins, where nothing is pushed: it runs with interrupts off, and
+        // every exception here (NMI, #DB, #MC) switches to an IST stack.
+        unsafe { damage_probe_wait(fill, &mut out, &KERNEL_WAIT) };
+        return out;
+    }
     let probe = match hazard {
         Hazard::Store => damage_probe_store,
         Hazard::Int3 => damage_probe_int3,
@@ -242,8 +270,8 @@ pub fn run_kernel(hazard: Hazard, fill: &Regs) -> Regs {
         Hazard::Int1 => damage_probe_int1,
         Hazard::Nop => damage_probe_nop,
         Hazard::Dr7Write => damage_probe_dr7,
+        Hazard::Wait => unreachable!("handled above"),
     };
-    let mut out = Regs([0; 16]);
     // SAFETY: the probe saves and restores the callee-saved registers, uses
     // only its own stack frame and the two arrays, and clears DF before it
     // returns. Its hazard raises only exceptions the kernel handles and
@@ -281,9 +309,19 @@ pub fn user_offset(hazard: Hazard) -> Option<u64> {
         Hazard::Int3 => &raw const damage_user_int3,
         Hazard::Icebp => &raw const damage_user_icebp,
         Hazard::Nop => &raw const damage_user_nop,
+        Hazard::Wait => &raw const damage_user_wait,
         Hazard::Int1 | Hazard::Dr7Write => return None,
     };
     Some(symbol as u64 - &raw const damage_user_programs as u64)
+}
+
+/// The ring-3 wait probe's loop, `[spin, resume)`, as offsets in `user_blob`.
+pub fn user_wait_loop() -> (u64, u64) {
+    let base = &raw const damage_user_programs as u64;
+    (
+        &raw const damage_user_wait_spin as u64 - base,
+        &raw const damage_user_wait_resume as u64 - base,
+    )
 }
 
 /// A scenario's account of its probes: how many it checked, and the first

@@ -10,6 +10,7 @@ pub mod boot_info;
 pub mod cpu;
 pub mod cpuinfo;
 pub mod damage;
+mod damage_asm;
 pub mod debugreg;
 pub mod exit;
 pub mod framebuffer;

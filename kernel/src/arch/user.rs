@@ -7,7 +7,7 @@
 use core::arch::global_asm;
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use super::damage::{self, Hazard, Regs};
+use super::damage::{self, Hazard, Regs, WaitCell};
 use super::gdt::{USER_CODE_SELECTOR, USER_DATA_SELECTOR};
 use super::park;
 use super::vectors::TrapFrame;
@@ -117,12 +117,6 @@ user_program_syscall_rsp:
     jnz 1b
     syscall                             /* its entry runs on that RSP */
     ud2
-    .global user_program_spin           /* wait until *arg0 != 0 */
-user_program_spin:
-    pause
-    cmp qword ptr [rdi], 0
-    je user_program_spin
-    int 0x80
     .global user_programs_end
 user_programs_end:
     .popsection
@@ -145,7 +139,6 @@ unsafe extern "C" {
     static user_program_int_3: u8;
     static user_program_icebp: u8;
     static user_program_int_1: u8;
-    static user_program_spin: u8;
     static user_program_movss_int3: u8;
     static user_program_movss_int_3: u8;
     static user_program_movss_syscall: u8;
@@ -169,8 +162,6 @@ pub enum Program {
     Icebp,
     /// `int 1` (0xcd 0x01).
     IntN1,
-    /// Spins in ring 3 until `*arg0 != 0`.
-    Spin,
     /// Sets RFLAGS.TF, then executes SYSCALL.
     SyscallTf,
     /// Sets RFLAGS.TF, then executes SYSENTER.
@@ -198,7 +189,6 @@ impl Program {
             Program::MovSsInt3 => &raw const user_program_movss_int3,
             Program::MovSsIntN3 => &raw const user_program_movss_int_3,
             Program::MovSsSyscall => &raw const user_program_movss_syscall,
-            Program::Spin => &raw const user_program_spin,
             Program::SyscallTf => &raw const user_program_syscall_tf,
             Program::SysenterTf => &raw const user_program_sysenter_tf,
             Program::TfExit => &raw const user_program_tf_exit,
@@ -305,7 +295,8 @@ pub fn land(frame: &mut TrapFrame) -> bool {
 
 /// Where the register damage kit's ring-3 probes sit in the code page.
 pub const DAMAGE_OFFSET: u64 = 2048;
-/// The data page's last 32 cells: a probe's pattern, then what it stored.
+/// The data page's last 32 cells: a probe's pattern, then what it stored;
+/// the four below them, the wait probe's cell.
 const DAMAGE_FILL_CELL: usize = 480;
 const DAMAGE_OUT_CELL: usize = 496;
 
@@ -365,6 +356,24 @@ impl Sandbox {
             }
             exit => Err(exit),
         })
+    }
+
+    /// The ring-3 wait probe's cell (the four words below its pattern),
+    /// placed at the probe's loop in this sandbox's code page.
+    pub fn wait_cell(&self) -> &'static WaitCell {
+        let index = DAMAGE_FILL_CELL - (damage::WAIT_CELL_BELOW_FILL / 8) as usize;
+        const _: () = assert!(
+            DAMAGE_FILL_CELL.is_multiple_of(2) && damage::WAIT_CELL_BELOW_FILL.is_multiple_of(16)
+        );
+        let words: &'static [AtomicU64] = &self.data[index..index + 4];
+        // SAFETY: `WaitCell` is four `AtomicU64`s (repr(C)), 16-aligned; the
+        // four words start at a 16-aligned offset (asserted) of the page-aligned
+        // data page, lie below the probe's pattern and are used for nothing else.
+        let cell = unsafe { &*(words.as_ptr() as *const WaitCell) };
+        let (spin, resume) = damage::user_wait_loop();
+        let base = self.code + DAMAGE_OFFSET;
+        cell.place(base + spin, base + resume);
+        cell
     }
 
     /// Runs `program` in ring 3 on this CPU and says how it ended.

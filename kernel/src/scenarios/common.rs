@@ -8,6 +8,7 @@ use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use testkit::{Context, Corruption, Failure, Observed};
 
 use crate::arch::cpu::rdtsc;
+use crate::arch::damage::Tally;
 use crate::entry::breakpoint::{self, Breakpoint, BreakpointError, Kind};
 use crate::entry::{self, Stub, checker, handlers};
 
@@ -171,6 +172,33 @@ pub fn collect(ctx: &mut Context<'_>, cpu: usize) -> Evidence {
         report.max_depth.iter().copied().max().unwrap_or(0),
     ));
     Evidence { dbs, report }
+}
+
+/// The register damage kit's proof, for a note: probes checked, damaged,
+/// and the first damaged register by name.
+pub struct Registers<'a>(pub &'a Tally);
+
+impl fmt::Display for Registers<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "regs_checked={} regs_damaged={}",
+            self.0.checked, self.0.damaged
+        )?;
+        if self.0.damaged > 0 {
+            write!(f, " ({})", self.0)?;
+        }
+        Ok(())
+    }
+}
+
+/// `observed` with the probes in which a register came back changed: the
+/// verdict fails on any (docs/verdicts.md).
+pub fn with_damage(mut observed: Observed, tally: &Tally) -> Observed {
+    if let Observed::Ran(e) = &mut observed {
+        e.damaged_registers = tally.damaged;
+    }
+    observed
 }
 
 /// Room for the longest stub on one path (`nmi_stub_linux`: about 180).

@@ -12,8 +12,10 @@
 //! nothing). `trace_irq_recursion` breaks on the tracing hook, which
 //! `linux-4.19` runs under its debug IDT; this test breaks in the body, where
 //! only the shift keeps `linux-4.19` apart.
+//! The write of OUTER is the register damage kit's store probe: all 15 GPRs
+//! and RFLAGS patterned per iteration, compared after both #DBs returned.
 //! Proof: one #DB per write of OUTER (DR6.B0), the hook's touches of INNER,
-//! and the #DBs beyond the outer ones (nested).
+//! the #DBs beyond the outer ones (nested), and the probes checked.
 //! Check: `shift-only`, `linux-4.19`: exactly one nested #DB per outer one,
 //! depth 2, no incident; `dr7-guard`, `linux`: every touch suppressed, no
 //! incident. `naive` is skipped: the nested frame lands on the running
@@ -24,6 +26,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use testkit::{Context, Expect, Expectations, Strategy, TestResult, tags};
 
 use super::common::{self, Detection};
+use crate::arch::damage::{self, Hazard, R15, Regs, Tally};
 use crate::arch::percpu;
 use crate::entry::breakpoint::{self, Kind};
 use crate::entry::handlers::{self, DbEvent};
@@ -75,14 +78,17 @@ fn run(ctx: &mut Context<'_>) -> TestResult {
     TOUCHES.store(0, Ordering::Relaxed);
     common::reset_counts(cpu);
     handlers::set_db_hook(Some(on_db));
-    for _ in 0..ctx.iterations {
+    let mut regs = Tally::default();
+    for i in 0..u64::from(ctx.iterations) {
         // The checker disarms DR7 at its recursion cap: arm again each time.
         if let Err(e) = arm_both() {
             handlers::set_db_hook(None);
             breakpoint::reset();
             testkit::fail!(ctx, "arming the watchpoints: {e:?}");
         }
-        OUTER.fetch_add(1, Ordering::SeqCst);
+        let mut fill = Regs::pattern(i, 0xd2);
+        fill.0[R15] = OUTER.as_ptr() as u64;
+        regs.record(i, &fill, &damage::run_kernel(Hazard::Store, &fill));
     }
     breakpoint::reset();
     handlers::set_db_hook(None);
@@ -95,10 +101,11 @@ fn run(ctx: &mut Context<'_>) -> TestResult {
     let depth = evidence.report.max_depth[0];
     ctx.note(format_args!(
         "outer_dbs={outer} touches={touches} nested_dbs={nested} suppressed={} max_depth={depth} \
-         incidents={} recovered={}",
+         incidents={} recovered={} {}",
         evidence.suppressed(touches, outer),
         evidence.report.incidents,
-        evidence.report.recovered
+        evidence.report.recovered,
+        common::Registers(&regs),
     ));
     evidence.check_complete(ctx)?;
     if outer != n || touches != n {
@@ -120,5 +127,8 @@ fn run(ctx: &mut Context<'_>) -> TestResult {
             "{nested} nested #DBs for {outer} outer #DBs, depth {depth}: more than one level"
         );
     }
-    Ok(evidence.observed(Detection::default()))
+    Ok(common::with_damage(
+        evidence.observed(Detection::default()),
+        &regs,
+    ))
 }

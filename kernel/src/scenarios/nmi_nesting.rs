@@ -17,17 +17,14 @@ use testkit::{Context, TestResult};
 
 use super::common;
 use super::sender::{self, Counts, Hook, Link, STEP_TIMEOUT_US, VICTIM};
+use crate::arch::damage::{self, Hazard, Regs, Tally, WaitCell};
 use crate::arch::percpu::IstSlot;
-use crate::arch::user::Program;
 use crate::arch::{cpu, percpu, time};
 use crate::entry::checker::IstFrame;
 use crate::entry::counters::Counter;
-use crate::entry::handlers;
 use crate::entry::strategy::{self, NMI_LATCH, USER_SWITCH};
+use crate::entry::{handlers, nmi};
 use crate::mm;
-
-/// How long B waits before the first NMI of a ring-3 iteration (A enters ring 3).
-const USER_ENTRY_CYCLES: u64 = 200_000;
 
 static LINK: Link = Link::new();
 /// Armed per iteration; the first NMI to run the hook takes it.
@@ -41,6 +38,8 @@ static NESTED_WINDOWS: AtomicU64 = AtomicU64::new(0);
 /// (a ring-3 spin loop, ICEBP).
 static FROM_USER: AtomicBool = AtomicBool::new(false);
 static FIRST_FROM_USER: AtomicU64 = AtomicU64::new(0);
+/// First NMIs that interrupted the damage kit's wait probe in its spin.
+static FIRST_IN_PROBE: AtomicU64 = AtomicU64::new(0);
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(super) enum Origin {
@@ -48,9 +47,13 @@ pub(super) enum Origin {
     User,
 }
 
-/// The ring-3 spin loop of an iteration waits on this word of the sandbox.
-fn user_release() -> &'static AtomicU64 {
-    &mm::user_sandbox().data[1]
+/// The cell the iteration's wait probe (ring 0 or ring 3) spins on.
+fn wait_cell() -> &'static WaitCell {
+    if FROM_USER.load(Ordering::Relaxed) {
+        mm::user_sandbox().wait_cell()
+    } else {
+        damage::kernel_wait_cell()
+    }
 }
 
 testkit::test! {
@@ -88,24 +91,27 @@ fn on_nmi(frame: &mut IstFrame) {
             u64::from(STAGE.load(Ordering::SeqCst) == 2),
             Ordering::Relaxed,
         );
-        user_release().store(1, Ordering::SeqCst);
+        // Nothing more here: under the strategies that nest, the second NMI
+        // has overwritten this hook's stack, and only statics are safe (B
+        // ends the probe once the hook has returned).
     });
 }
 
 /// B's job: per iteration, one NMI, then the second once A is past its #BP.
 fn sender(_: u64) -> u64 {
     LINK.serve(|_| {
-        if FROM_USER.load(Ordering::Relaxed) {
-            common::spin_cycles(USER_ENTRY_CYCLES); // let A get into ring 3 first
-        }
+        sender::await_probe(wait_cell()); // and into ring 3
         LINK.send();
         if sender::wait_for(&STAGE, 1) {
+            // The first NMI's hardware frame, still whole on A's IST_NMI top.
+            let in_probe = wait_cell().spinning_at(nmi::last_landing(VICTIM).rip);
+            FIRST_IN_PROBE.fetch_add(u64::from(in_probe), Ordering::Relaxed);
             LINK.send();
             STAGE.store(2, Ordering::SeqCst);
         }
-        // Whatever happened, the ring-3 spin of this iteration may end now.
+        // Whatever happened, the probe of this iteration may end now.
         time::wait_until(STEP_TIMEOUT_US, || !HOOK.running());
-        user_release().store(1, Ordering::SeqCst);
+        wait_cell().release();
     })
 }
 
@@ -118,6 +124,8 @@ fn run(ctx: &mut Context<'_>) -> TestResult {
 pub(super) fn sweep(ctx: &mut Context<'_>, origin: Origin) -> TestResult {
     FROM_USER.store(origin == Origin::User, Ordering::Relaxed);
     FIRST_FROM_USER.store(0, Ordering::Relaxed);
+    FIRST_IN_PROBE.store(0, Ordering::Relaxed);
+    let (mut regs, mut bad_exits) = (Tally::default(), 0u64);
     common::reset_counts(VICTIM);
     NESTED_WINDOWS.store(0, Ordering::Relaxed);
     HOOK.reset();
@@ -134,11 +142,21 @@ pub(super) fn sweep(ctx: &mut Context<'_>, origin: Origin) -> TestResult {
         let nested_before = HOOK.nested_bodies();
         detection.begin(VICTIM);
         STAGE.store(0, Ordering::SeqCst);
-        user_release().store(0, Ordering::SeqCst);
+        wait_cell().arm();
         HOOK.arm();
         LINK.go(i);
-        if origin == Origin::User {
-            mm::user_sandbox().run(Program::Spin, user_release().as_ptr() as u64, 0);
+        // A's code while the NMIs come: the damage kit's wait probe, every
+        // register patterned, until the first NMI's hook (or B) releases it.
+        let fill = Regs::pattern(i, 0x4e);
+        let seen = match origin {
+            Origin::Kernel => Some(damage::run_kernel(Hazard::Wait, &fill)),
+            Origin::User => mm::user_sandbox()
+                .run_probe(Hazard::Wait, &fill)
+                .and_then(Result::ok),
+        };
+        match seen {
+            Some(seen) => _ = regs.record(i, &fill, &seen),
+            None => bad_exits += 1,
         }
         let done = time::wait_until(sender::ROUND_TIMEOUT_US, || {
             victim.nmi_count.load(Ordering::Acquire) >= before + 2 && !HOOK.running()
@@ -147,6 +165,8 @@ pub(super) fn sweep(ctx: &mut Context<'_>, origin: Origin) -> TestResult {
         // Let a late second NMI finish before the iteration is judged.
         time::wait_until(STEP_TIMEOUT_US, || !HOOK.running());
         detection.end(VICTIM, HOOK.nested_bodies() > nested_before);
+        // B's release of this probe is behind it: it cannot end the next one.
+        LINK.wait_done(i);
     }
     LINK.stop(ctx);
     handlers::set_nmi_hook(None);
@@ -162,17 +182,27 @@ pub(super) fn sweep(ctx: &mut Context<'_>, origin: Origin) -> TestResult {
     let nested = counts.nested().total();
     let repeats = count(Counter::NmiPasses).saturating_sub(count(Counter::NmiFirst));
     let bodies = HOOK.nested_bodies();
+    let in_probe = FIRST_IN_PROBE.load(Ordering::Relaxed);
     ctx.counters.nmis = Some(nmis);
     ctx.note(format_args!(
-        "sent={sent} entered={entered} handled={nmis} second_nmi_in_handler={windows} nested_bodies={bodies} asm_nested={nested} repeats={repeats} latched={} first_nmi_from_user={} incomplete={incomplete} max_nmi_depth={} recovered={} hazards={} detected={}",
+        "sent={sent} entered={entered} handled={nmis} second_nmi_in_handler={windows} nested_bodies={bodies} asm_nested={nested} repeats={repeats} latched={} first_nmi_from_user={} first_nmi_in_probe={in_probe} {} bad_exits={bad_exits} incomplete={incomplete} max_nmi_depth={} recovered={} hazards={} detected={}",
         count(Counter::NmiLatched),
         FIRST_FROM_USER.load(Ordering::Relaxed),
+        common::Registers(&regs),
         evidence.report.max_depth[IstSlot::Nmi as usize],
         evidence.report.recovered,
         detection.hazards,
         detection.detected,
     ));
     let iterations = u64::from(ctx.iterations);
+    // The register check means something only where the NMIs interrupted
+    // the patterned probe (and every probe came back).
+    if in_probe * 2 < iterations || bad_exits != 0 {
+        testkit::fail!(
+            ctx,
+            "only {in_probe} of {iterations} first NMIs interrupted the wait probe ({bad_exits} probes did not come back)"
+        );
+    }
     testkit::ensure!(
         ctx,
         windows != 0,
@@ -212,9 +242,8 @@ pub(super) fn sweep(ctx: &mut Context<'_>, origin: Origin) -> TestResult {
             "the victim never saw an NMI inside an NMI ({sent} sent)"
         );
     }
-    Ok(sender::with_lost(
-        evidence.observed(detection),
-        sent,
-        entered,
+    Ok(common::with_damage(
+        sender::with_lost(evidence.observed(detection), sent, entered),
+        &regs,
     ))
 }

@@ -10,13 +10,14 @@
 //! ```text
 //! static LINK: Link = Link::new();
 //! fn sender(_: u64) -> u64 { LINK.serve(|_go| { LINK.send_entered(); }) }
-//! // A: LINK.start(ctx, sender, 0)?; for i in 1..=n { LINK.round(i, &HOOK); } LINK.stop(ctx);
+//! // A: LINK.start(ctx, sender, 0)?; for i in 1..=n { LINK.round(i, &HOOK, || {}); } LINK.stop(ctx);
 //! ```
 
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use testkit::{Context, Expect, Expectations, Failure, Observed};
 
+use crate::arch::damage::WaitCell;
 use crate::arch::{lapic, percpu, time};
 use crate::entry::counters::{self, Counter, Snapshot};
 
@@ -80,11 +81,13 @@ impl Link {
         time::wait_until(ROUND_TIMEOUT_US, || self.done.load(Ordering::Acquire) == i)
     }
 
-    /// A: one iteration of B's: arms `hook`, publishes `i`, waits for B to
-    /// finish it, disarms. False when B did not finish in time.
-    pub fn round(&self, i: u64, hook: &Hook) -> bool {
+    /// A: one iteration of B's: arms `hook`, publishes `i`, runs `during`
+    /// (e.g. a wait probe B releases), waits for B to finish the iteration,
+    /// disarms. False when B did not finish in time.
+    pub fn round(&self, i: u64, hook: &Hook, during: impl FnOnce()) -> bool {
         hook.arm();
         self.go(i);
+        during();
         let done = self.wait_done(i);
         hook.disarm();
         done
@@ -138,6 +141,20 @@ impl Link {
     pub fn sent(&self) -> u64 {
         self.sent.load(Ordering::SeqCst)
     }
+}
+
+/// How long B waits after A entered its wait probe, so that the first NMI
+/// finds every register loaded (a few instructions after the probe's start).
+const PROBE_LOAD_CYCLES: u64 = 20_000;
+
+/// B: waits (a step at most) until A is in the wait probe on `cell` with
+/// its registers loaded; false if A never got there.
+pub fn await_probe(cell: &WaitCell) -> bool {
+    let entered = time::wait_until(STEP_TIMEOUT_US, || cell.entered());
+    if entered {
+        super::common::spin_cycles(PROBE_LOAD_CYCLES);
+    }
+    entered
 }
 
 /// NMIs A's entry code counted (its first instruction).
