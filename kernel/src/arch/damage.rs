@@ -95,6 +95,11 @@ pub enum Hazard {
     /// `mov dr7, r15`: under DR7.GD a #DB(BD) comes first. Ring 0 only;
     /// R15 must hold a DR7 value safe to load.
     Dr7Write,
+    /// `mov ss, [r15]`, then INT3 (CVE-2018-8897's shape): R15 holds the
+    /// address of the selector SS already holds.
+    MovSsInt3,
+    /// `mov ss, [r15]`, then `int 3` (0xcd 0x03).
+    MovSsIntN3,
     /// No instruction of its own: the probe spins (`pause`, `jmp [rsp]`,
     /// which change no register or flag) with RSP on its `WaitCell` until
     /// another CPU or a handler releases it, so that whatever interrupts it
@@ -181,6 +186,8 @@ global_asm!(
     KERNEL_PROBE int1, int 1
     KERNEL_PROBE nop, nop
     KERNEL_PROBE dr7, mov dr7, r15
+    KERNEL_PROBE movss_int3, MOVSS_INT3
+    KERNEL_PROBE movss_int_n3, MOVSS_INT_N3
 
     .balign 16
     .global damage_probe_wait       /* (fill, out, cell): as KERNEL_PROBE */
@@ -212,6 +219,8 @@ damage_user_programs:
     USER_PROBE int3, int3
     USER_PROBE icebp, .byte 0xf1
     USER_PROBE nop, nop
+    USER_PROBE movss_int3, MOVSS_INT3
+    USER_PROBE movss_int_n3, MOVSS_INT_N3
     .global damage_user_wait        /* its cell: the 4 words below `fill` */
 damage_user_wait:
     push rsi
@@ -233,6 +242,8 @@ unsafe extern "C" {
     fn damage_probe_int1(fill: *const Regs, out: *mut Regs);
     fn damage_probe_nop(fill: *const Regs, out: *mut Regs);
     fn damage_probe_dr7(fill: *const Regs, out: *mut Regs);
+    fn damage_probe_movss_int3(fill: *const Regs, out: *mut Regs);
+    fn damage_probe_movss_int_n3(fill: *const Regs, out: *mut Regs);
     fn damage_probe_wait(fill: *const Regs, out: *mut Regs, cell: *const WaitCell);
     static damage_probe_wait_spin: u8;
     static damage_probe_wait_resume: u8;
@@ -244,6 +255,8 @@ unsafe extern "C" {
     static damage_user_icebp: u8;
     static damage_user_nop: u8;
     static damage_user_wait: u8;
+    static damage_user_movss_int3: u8;
+    static damage_user_movss_int_n3: u8;
     static damage_user_wait_spin: u8;
     static damage_user_wait_resume: u8;
 }
@@ -252,7 +265,8 @@ unsafe extern "C" {
 ///
 /// The caller arms what the hazard needs (the watchpoint on `[fill.r15]`,
 /// the expected #BP, DR7.GD, the execute breakpoint on `kernel_nop_address`)
-/// and, for `Dr7Write`, puts a safe DR7 value in R15; for `Wait`, arms
+/// and, for `Dr7Write`, puts a safe DR7 value in R15 (for the MOV SS probes,
+/// the address of SS's selector); for `Wait`, arms
 /// `kernel_wait_cell` and has something release it.
 pub fn run_kernel(hazard: Hazard, fill: &Regs) -> Regs {
     let mut out = Regs([0; 16]);
@@ -270,16 +284,22 @@ pub fn run_kernel(hazard: Hazard, fill: &Regs) -> Regs {
         Hazard::Int1 => damage_probe_int1,
         Hazard::Nop => damage_probe_nop,
         Hazard::Dr7Write => damage_probe_dr7,
+        Hazard::MovSsInt3 => damage_probe_movss_int3,
+        Hazard::MovSsIntN3 => damage_probe_movss_int_n3,
         Hazard::Wait => unreachable!("handled above"),
     };
     // SAFETY: the probe saves and restores the callee-saved registers, uses
     // only its own stack frame and the two arrays, and clears DF before it
     // returns. Its hazard raises only exceptions the kernel handles and
     // returns from: the store writes `[r15]`, which the caller sets to a cell
-    // it owns (checked: a zero R15 is refused below); a DR7 write loads R15.
+    // it owns (checked: a zero R15 is refused below); a DR7 write loads R15;
+    // a MOV SS loads the selector at `[r15]` (SS's own, the caller's cell).
     unsafe {
-        if hazard == Hazard::Store {
-            assert!(fill.0[R15] != 0, "store probe without a target");
+        if matches!(
+            hazard,
+            Hazard::Store | Hazard::MovSsInt3 | Hazard::MovSsIntN3
+        ) {
+            assert!(fill.0[R15] != 0, "probe without its R15 target");
         }
         probe(fill, &mut out);
     }
@@ -310,6 +330,8 @@ pub fn user_offset(hazard: Hazard) -> Option<u64> {
         Hazard::Icebp => &raw const damage_user_icebp,
         Hazard::Nop => &raw const damage_user_nop,
         Hazard::Wait => &raw const damage_user_wait,
+        Hazard::MovSsInt3 => &raw const damage_user_movss_int3,
+        Hazard::MovSsIntN3 => &raw const damage_user_movss_int_n3,
         Hazard::Int1 | Hazard::Dr7Write => return None,
     };
     Some(symbol as u64 - &raw const damage_user_programs as u64)

@@ -2,7 +2,8 @@
 //! them): load every register from a pattern, one hazard, store them all.
 
 /// The probes, ring 0 then ring 3, one per hazard, from one macro each.
-/// Kernel probe: `fn(fill: *const Regs, out: *mut Regs)` (SysV).
+/// Kernel probe: `fn(fill: *const Regs, out: *mut Regs)` (SysV); the wait
+/// probe takes its `WaitCell` as a third argument (RDX).
 /// User probe: the same two pointers in RDI and RSI, ends with `int 0x80`.
 macro_rules! probe_asm {
     () => {
@@ -103,6 +104,17 @@ damage_\name\()_spin:
 damage_\name\()_resume:
     mov rsp, [rsp + 8]
     STORE_ALL
+    .endm
+
+    /* The MOV SS hazards: SS reloaded from [r15], then a #BP. */
+    .macro MOVSS_INT3
+    mov ss, word ptr [r15]
+    int3
+    .endm
+
+    .macro MOVSS_INT_N3
+    mov ss, word ptr [r15]
+    .byte 0xcd, 0x03
     .endm
 
     .macro USER_PROBE name, insn:vararg

@@ -8,6 +8,8 @@
 //! Proof: the #DF arrived, with the faulting RSP inside the guard page.
 //! Check: every iteration ends in a clean, caught #DF; the canaries at the
 //! bottom of IST_DB were reached (the overflow really went all the way).
+//! Registers (the damage kit): not checked here. The #DB never returns to the
+//! code it interrupted: the #DF abandons it, by design of the hazard.
 
 use core::sync::atomic::{AtomicBool, Ordering};
 

@@ -13,6 +13,10 @@
 //! Check: not one single-step #DB in ring 0, and TF clear in the kernel's own
 //! RFLAGS after every run. (`syscall_tf` and `sysenter_tf` cover the two
 //! system-call entries, where TF leaks by the instruction's own rules.)
+//! Registers (the damage kit): not checked here. Its probes keep TF clear
+//! (setting it would single-step the probe's own loads and stores, and the
+//! ring-0 probe would return to Rust code with TF set); `int3_forms` checks
+//! a ring-3 INT3's registers without TF.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 

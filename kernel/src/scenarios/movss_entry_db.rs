@@ -16,6 +16,11 @@
 //! `not-reproduced` (Bochs drops the #DB when INT3 follows MOV SS).
 //! Check: that count, the #BP still ran once per iteration, and the runner's
 //! drain of the checker. `movss_user` is the ring-3 shape of the CVE.
+//! Registers (the damage kit): the `watchpoint` variant's `mov ss; int3`
+//! runs inside the kit's probe (all 15 GPRs and RFLAGS patterned per
+//! iteration, compared after the #BP and the #DB returned). The `tf` variant
+//! cannot: the kit keeps TF clear (with TF set the probe single-steps its own
+//! loads and stores and returns to Rust code with TF still set).
 
 use core::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 
@@ -23,6 +28,7 @@ use testkit::{Context, Observed, TestResult, tags};
 
 use super::common;
 use crate::arch::cpu;
+use crate::arch::damage::{self, Hazard, R15, Regs, Tally};
 use crate::entry::breakpoint::{self, Kind};
 use crate::entry::handlers::{self, DbEvent};
 use crate::entry::traps;
@@ -80,8 +86,15 @@ fn run(ctx: &mut Context<'_>, watchpoint: bool) -> TestResult {
             testkit::fail!(ctx, "arming the watchpoint: {e:?}");
         }
     }
-    for _ in 0..ctx.iterations {
-        cpu::mov_ss_then_int3(selector, !watchpoint);
+    let mut regs = Tally::default();
+    for i in 0..u64::from(ctx.iterations) {
+        if watchpoint {
+            let mut fill = Regs::pattern(i, 0x55);
+            fill.0[R15] = selector.as_ptr() as u64;
+            regs.record(i, &fill, &damage::run_kernel(Hazard::MovSsInt3, &fill));
+        } else {
+            cpu::mov_ss_then_int3(selector, true);
+        }
     }
     breakpoint::reset();
     handlers::expect_breakpoints(false);
@@ -93,8 +106,10 @@ fn run(ctx: &mut Context<'_>, watchpoint: bool) -> TestResult {
     let bps = handlers::bp_count(crate::arch::percpu::this().index()) - bps_before;
     ctx.counters.dbs = Some(at_entry + elsewhere);
     ctx.note(format_args!(
-        "db_at_bp_entry={at_entry} db_elsewhere={elsewhere} bps={bps}"
+        "db_at_bp_entry={at_entry} db_elsewhere={elsewhere} bps={bps} {}",
+        common::Registers(&regs)
     ));
+    testkit::ensure!(ctx, regs.damaged == 0, "MOV SS; INT3: {regs}");
     testkit::ensure!(ctx, bps == iterations, "{bps} #BP for {iterations} INT3");
     // The telltale: not one #DB on the handler's first instruction means the
     // platform dropped the delayed #DB (or never delayed it): it did not
@@ -109,5 +124,8 @@ fn run(ctx: &mut Context<'_>, watchpoint: bool) -> TestResult {
         at_entry == iterations,
         "{at_entry} of {iterations} #DBs landed on the #BP handler's first instruction"
     );
-    Ok(Observed::Survived)
+    Ok(common::with_damage(
+        Observed::Ran(Default::default()),
+        &regs,
+    ))
 }

@@ -15,12 +15,17 @@
 //! or INT n follows.
 //! Check: that count, the program came back, and the checker (drained by the
 //! runner after the test) found nothing under any strategy.
+//! Registers (the damage kit): the `int3` and `int_n` programs are the kit's
+//! ring-3 probes (all 15 GPRs and RFLAGS patterned per iteration, compared
+//! in ring 3 after the #BP and the #DB returned). `syscall` cannot: ring 3
+//! never resumes after its SYSCALL (the test entry goes back to the kernel).
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use testkit::{Context, Observed, TestResult, tags};
 
 use super::common;
+use crate::arch::damage::{Hazard, R15, Regs, Tally};
 use crate::arch::gdt::USER_DATA_SELECTOR;
 use crate::arch::user::{self, Exit, Program, SYSCALL_RETURNED};
 use crate::entry::breakpoint::{self, Kind};
@@ -89,10 +94,23 @@ fn run(ctx: &mut Context<'_>, program: Program) -> TestResult {
     if let Err(e) = common::arm(&[bp]) {
         testkit::fail!(ctx, "arming the watchpoint: {e:?}");
     }
-    let mut wrong_exits = 0;
-    for _ in 0..ctx.iterations {
-        let exit = sandbox.run(program, selector.as_ptr() as u64, 0);
-        wrong_exits += u32::from(!same_end(exit, came_back));
+    let (mut wrong_exits, mut regs) = (0, Tally::default());
+    for i in 0..u64::from(ctx.iterations) {
+        let came_back_right = match probe(program) {
+            Some(hazard) => {
+                let mut fill = Regs::pattern(i, 0x55);
+                fill.0[R15] = selector.as_ptr() as u64;
+                match sandbox.run_probe(hazard, &fill) {
+                    Some(Ok(seen)) => {
+                        regs.record(i, &fill, &seen);
+                        true
+                    }
+                    _ => false,
+                }
+            }
+            None => same_end(sandbox.run(program, selector.as_ptr() as u64, 0), came_back),
+        };
+        wrong_exits += u32::from(!came_back_right);
     }
     breakpoint::reset();
     handlers::expect_breakpoints(false);
@@ -103,8 +121,10 @@ fn run(ctx: &mut Context<'_>, program: Program) -> TestResult {
     let elsewhere = ELSEWHERE.load(Ordering::Relaxed);
     ctx.counters.dbs = Some(at_entry + elsewhere);
     ctx.note(format_args!(
-        "db_at_entry={at_entry} db_elsewhere={elsewhere} wrong_exits={wrong_exits}"
+        "db_at_entry={at_entry} db_elsewhere={elsewhere} wrong_exits={wrong_exits} {}",
+        common::Registers(&regs)
     ));
+    testkit::ensure!(ctx, regs.damaged == 0, "ring-3 MOV SS: {regs}");
     testkit::ensure!(
         ctx,
         wrong_exits == 0,
@@ -120,7 +140,19 @@ fn run(ctx: &mut Context<'_>, program: Program) -> TestResult {
         at_entry == iterations,
         "{at_entry} of {iterations} #DBs landed on the entry's first instruction"
     );
-    Ok(Observed::Survived)
+    Ok(common::with_damage(
+        Observed::Ran(Default::default()),
+        &regs,
+    ))
+}
+
+/// The damage kit's ring-3 probe with the same two instructions, if any.
+fn probe(program: Program) -> Option<Hazard> {
+    match program {
+        Program::MovSsInt3 => Some(Hazard::MovSsInt3),
+        Program::MovSsIntN3 => Some(Hazard::MovSsIntN3),
+        _ => None,
+    }
 }
 
 /// INT3 programs come back through `int 0x80` with whatever RAX held; only

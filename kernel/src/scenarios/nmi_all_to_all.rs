@@ -5,6 +5,9 @@
 //! Proof: the receiver's counter moves for each NMI before the next one is sent
 //! (QEMU merges two pending NMIs into one, so one at a time, always).
 //! Check: sent == received == N * (N - 1).
+//! Registers (the damage kit): not checked here; the NMIs interrupt each
+//! CPU's idle loop, and no hazard runs. `nmi_nesting` and its neighbours
+//! check the interrupted code's registers across NMIs.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 

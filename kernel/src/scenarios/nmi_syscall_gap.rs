@@ -31,6 +31,11 @@
 //! Check: every NMI sent ran its handler once (NmiHandled, victim side), no
 //! incident, under every strategy: the plain stub never reads the
 //! interrupted RSP, so `naive` has nothing to get wrong here.
+//! Registers (the damage kit): not checked here. An NMI in the gap
+//! interrupts the SYSCALL entry itself, whose registers are the entry's, and
+//! the ring-3 code never runs again after its SYSCALL (the test entry goes
+//! back to the parked kernel context), so it cannot compare what it had;
+//! `nmi_from_user_latch` checks a ring-3 context across NMIs.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 

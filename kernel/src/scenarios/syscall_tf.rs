@@ -12,6 +12,10 @@
 //! Check: with TF in SFMASK (Linux's setting) not one #DB in the entry (QEMU
 //! 10 TCG measured: 0 per call); without it, exactly one per entry
 //! instruction (four: three NOPs and the INT), the first at its start.
+//! Registers (the damage kit): not checked here. The single-steps interrupt
+//! the SYSCALL entry itself, and ring 3 never resumes after SYSCALL (the test
+//! entry goes back to the parked kernel context), so no patterned code is
+//! interrupted and comes back to compare.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 

@@ -16,6 +16,8 @@
 //! per entry instruction (four), and every call comes back through the entry.
 //! In 64-bit mode SYSENTER is Intel's: on an AMD vendor string it raises #UD,
 //! and the test says the hazard cannot be produced there.
+//! Registers (the damage kit): not checked here, as in `syscall_tf`: the
+//! #DBs interrupt the SYSENTER entry itself, and ring 3 never resumes.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
