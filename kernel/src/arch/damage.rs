@@ -192,22 +192,9 @@ global_asm!(
     .balign 16
     .global damage_probe_wait       /* (fill, out, cell): as KERNEL_PROBE */
 damage_probe_wait:
-    push rbx
-    push rbp
-    push r12
-    push r13
-    push r14
-    push r15
-    push rsi
+    KERNEL_ENTER
     WAIT_BODY probe_wait
-    pop r15
-    pop r14
-    pop r13
-    pop r12
-    pop rbp
-    pop rbx
-    cld
-    ret
+    KERNEL_LEAVE
     .popsection
 
     /* Copied into the sandbox's code page at `user::DAMAGE_OFFSET`. */

@@ -60,10 +60,7 @@ macro_rules! probe_asm {
     add rsp, 8                      /* out */
     .endm
 
-    .macro KERNEL_PROBE name, insn:vararg
-    .balign 16
-    .global damage_probe_\name
-damage_probe_\name:
+    .macro KERNEL_ENTER
     push rbx                        /* callee-saved: the probe clobbers all */
     push rbp
     push r12
@@ -71,11 +68,9 @@ damage_probe_\name:
     push r14
     push r15
     push rsi
-    LOAD_ALL
-    .global damage_probe_\name\()_hazard
-damage_probe_\name\()_hazard:
-    \insn
-    STORE_ALL
+    .endm
+
+    .macro KERNEL_LEAVE
     pop r15
     pop r14
     pop r13
@@ -84,6 +79,19 @@ damage_probe_\name\()_hazard:
     pop rbx
     cld                             /* the pattern may have set DF */
     ret
+    .endm
+
+    .macro KERNEL_PROBE name, insn:vararg
+    .balign 16
+    .global damage_probe_\name
+damage_probe_\name:
+    KERNEL_ENTER
+    LOAD_ALL
+    .global damage_probe_\name\()_hazard
+damage_probe_\name\()_hazard:
+    \insn
+    STORE_ALL
+    KERNEL_LEAVE
     .endm
 
     /*
