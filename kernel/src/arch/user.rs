@@ -117,6 +117,12 @@ user_program_syscall_rsp:
     jnz 1b
     syscall                             /* its entry runs on that RSP */
     ud2
+    .global user_program_spin           /* wait until *arg0 != 0 */
+user_program_spin:
+    pause
+    cmp qword ptr [rdi], 0
+    je user_program_spin
+    int 0x80
     .global user_programs_end
 user_programs_end:
     .popsection
@@ -139,6 +145,7 @@ unsafe extern "C" {
     static user_program_int_3: u8;
     static user_program_icebp: u8;
     static user_program_int_1: u8;
+    static user_program_spin: u8;
     static user_program_movss_int3: u8;
     static user_program_movss_int_3: u8;
     static user_program_movss_syscall: u8;
@@ -162,6 +169,8 @@ pub enum Program {
     Icebp,
     /// `int 1` (0xcd 0x01).
     IntN1,
+    /// Spins in ring 3 until `*arg0 != 0`.
+    Spin,
     /// Sets RFLAGS.TF, then executes SYSCALL.
     SyscallTf,
     /// Sets RFLAGS.TF, then executes SYSENTER.
@@ -189,6 +198,7 @@ impl Program {
             Program::MovSsInt3 => &raw const user_program_movss_int3,
             Program::MovSsIntN3 => &raw const user_program_movss_int_3,
             Program::MovSsSyscall => &raw const user_program_movss_syscall,
+            Program::Spin => &raw const user_program_spin,
             Program::SyscallTf => &raw const user_program_syscall_tf,
             Program::SysenterTf => &raw const user_program_sysenter_tf,
             Program::TfExit => &raw const user_program_tf_exit,
