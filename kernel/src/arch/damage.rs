@@ -20,9 +20,10 @@
 //! rax rbx rcx rdx rsi rdi rbp r8 r9 r10 r11 r12 r13 r14 r15 rflags.
 
 use core::arch::global_asm;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::AtomicU64;
 
 use super::damage_asm::probe_asm;
+pub use super::damage_wait::WaitCell;
 
 /// Register names in slot order.
 pub const NAMES: [&str; 16] = [
@@ -108,60 +109,26 @@ pub enum Hazard {
     Wait,
 }
 
+/// Where the ring-3 probes sit in a sandbox (`user::Sandbox`): their code at
+/// this offset of its code page; in its data page, a probe's pattern, then
+/// what it stored (the last 32 cells), and below them the wait probe's cell.
+pub const USER_CODE_OFFSET: u64 = 2048;
+pub const USER_FILL_CELL: usize = 480;
+pub const USER_OUT_CELL: usize = 496;
+const USER_WAIT_CELL: usize = USER_FILL_CELL - 4;
 /// How far below the ring-3 probe's `fill` its `WaitCell` lies.
-pub const WAIT_CELL_BELOW_FILL: u64 = 32;
+const WAIT_CELL_BELOW_FILL: u64 = ((USER_FILL_CELL - USER_WAIT_CELL) * 8) as u64;
 
-/// Where a wait probe spins: it reads `target` (`[rsp]`) and jumps there,
-/// its own loop until `release` points it at its resume label, which takes
-/// its RSP back from `saved_rsp` (`[rsp + 8]`).
-#[repr(C, align(16))]
-pub struct WaitCell {
-    target: AtomicU64,
-    saved_rsp: AtomicU64,
-    spin: AtomicU64,
-    resume: AtomicU64,
-}
-
-impl WaitCell {
-    pub const fn new() -> Self {
-        Self {
-            target: AtomicU64::new(0),
-            saved_rsp: AtomicU64::new(0),
-            spin: AtomicU64::new(0),
-            resume: AtomicU64::new(0),
-        }
-    }
-
-    /// Sets where the probe spins and where it resumes, `[spin, resume)`
-    /// being its loop.
-    pub fn place(&self, spin: u64, resume: u64) {
-        self.spin.store(spin, Ordering::SeqCst);
-        self.resume.store(resume, Ordering::SeqCst);
-    }
-
-    /// Before the probe runs: it will spin until `release`.
-    pub fn arm(&self) {
-        self.saved_rsp.store(0, Ordering::SeqCst);
-        self.target
-            .store(self.spin.load(Ordering::SeqCst), Ordering::SeqCst);
-    }
-
-    /// Ends the probe's spin (or lets it pass straight through, if it has
-    /// not started yet).
-    pub fn release(&self) {
-        self.target
-            .store(self.resume.load(Ordering::SeqCst), Ordering::SeqCst);
-    }
-
-    /// Whether the probe has started since `arm`.
-    pub fn entered(&self) -> bool {
-        self.saved_rsp.load(Ordering::SeqCst) != 0
-    }
-
-    /// Whether `rip` is an instruction of the probe's spin loop.
-    pub fn spinning_at(&self, rip: u64) -> bool {
-        rip >= self.spin.load(Ordering::SeqCst) && rip < self.resume.load(Ordering::SeqCst)
-    }
+/// The ring-3 wait probe's cell in a sandbox's data page, placed at the
+/// probe's loop in the sandbox's code page at `code`.
+pub fn user_wait_cell(data: &'static [AtomicU64; 512], code: u64) -> &'static WaitCell {
+    let (spin, resume) = user_wait_loop();
+    let base = code + USER_CODE_OFFSET;
+    WaitCell::over(
+        &data[USER_WAIT_CELL..USER_FILL_CELL],
+        base + spin,
+        base + resume,
+    )
 }
 
 /// The ring-0 wait probe's cell (one CPU at a time runs it).
@@ -197,7 +164,7 @@ damage_probe_wait:
     KERNEL_LEAVE
     .popsection
 
-    /* Copied into the sandbox's code page at `user::DAMAGE_OFFSET`. */
+    /* Copied into the sandbox's code page at `USER_CODE_OFFSET`. */
     .pushsection .rodata.damage_user, "a"
     .balign 16
     .global damage_user_programs
@@ -325,7 +292,7 @@ pub fn user_offset(hazard: Hazard) -> Option<u64> {
 }
 
 /// The ring-3 wait probe's loop, `[spin, resume)`, as offsets in `user_blob`.
-pub fn user_wait_loop() -> (u64, u64) {
+fn user_wait_loop() -> (u64, u64) {
     let base = &raw const damage_user_programs as u64;
     (
         &raw const damage_user_wait_spin as u64 - base,

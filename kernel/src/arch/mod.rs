@@ -11,6 +11,7 @@ pub mod cpu;
 pub mod cpuinfo;
 pub mod damage;
 mod damage_asm;
+mod damage_wait;
 pub mod debugreg;
 pub mod exit;
 pub mod framebuffer;

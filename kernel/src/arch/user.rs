@@ -303,13 +303,6 @@ pub fn land(frame: &mut TrapFrame) -> bool {
     park::land(frame, value)
 }
 
-/// Where the register damage kit's ring-3 probes sit in the code page.
-pub const DAMAGE_OFFSET: u64 = 2048;
-/// The data page's last 32 cells: a probe's pattern, then what it stored;
-/// the four below them, the wait probe's cell.
-const DAMAGE_FILL_CELL: usize = 480;
-const DAMAGE_OUT_CELL: usize = 496;
-
 /// User pages for one CPU's ring-3 programs: code (with the `store` program),
 /// a stack, and a data page the kernel sees as atomics.
 pub struct Sandbox {
@@ -327,7 +320,7 @@ impl Sandbox {
         let code_page = unsafe { core::slice::from_raw_parts_mut(code as *mut u8, 4096) };
         install_program(code_page, programs());
         install_program(
-            &mut code_page[DAMAGE_OFFSET as usize..],
+            &mut code_page[damage::USER_CODE_OFFSET as usize..],
             super::damage::user_blob(),
         );
         // SAFETY: a zeroed, page-aligned page is a valid [AtomicU64; 512].
@@ -344,14 +337,14 @@ impl Sandbox {
     /// `None` for a hazard that has no ring-3 probe.
     pub fn run_probe(&self, hazard: Hazard, fill: &Regs) -> Option<Result<Regs, Exit>> {
         let offset = damage::user_offset(hazard)?;
-        let cells = &self.data[DAMAGE_FILL_CELL..DAMAGE_OUT_CELL + 16];
+        let cells = &self.data[damage::USER_FILL_CELL..damage::USER_OUT_CELL + 16];
         for (cell, value) in cells.iter().zip(fill.0.iter().chain(&[0; 16])) {
             cell.store(*value, Ordering::SeqCst);
         }
-        let arg0 = self.data[DAMAGE_FILL_CELL].as_ptr() as u64;
-        let arg1 = self.data[DAMAGE_OUT_CELL].as_ptr() as u64;
+        let arg0 = self.data[damage::USER_FILL_CELL].as_ptr() as u64;
+        let arg1 = self.data[damage::USER_OUT_CELL].as_ptr() as u64;
         let rax = run(
-            self.code + DAMAGE_OFFSET + offset,
+            self.code + damage::USER_CODE_OFFSET + offset,
             self.stack_top,
             arg0,
             arg1,
@@ -359,7 +352,7 @@ impl Sandbox {
         Some(match decode(rax) {
             Exit::Returned(_) => {
                 let mut out = Regs([0; 16]);
-                for (slot, cell) in out.0.iter_mut().zip(&self.data[DAMAGE_OUT_CELL..]) {
+                for (slot, cell) in out.0.iter_mut().zip(&self.data[damage::USER_OUT_CELL..]) {
                     *slot = cell.load(Ordering::SeqCst);
                 }
                 Ok(out)
@@ -368,22 +361,9 @@ impl Sandbox {
         })
     }
 
-    /// The ring-3 wait probe's cell (the four words below its pattern),
-    /// placed at the probe's loop in this sandbox's code page.
+    /// The ring-3 wait probe's cell in this sandbox.
     pub fn wait_cell(&self) -> &'static WaitCell {
-        let index = DAMAGE_FILL_CELL - (damage::WAIT_CELL_BELOW_FILL / 8) as usize;
-        const _: () = assert!(
-            DAMAGE_FILL_CELL.is_multiple_of(2) && damage::WAIT_CELL_BELOW_FILL.is_multiple_of(16)
-        );
-        let words: &'static [AtomicU64] = &self.data[index..index + 4];
-        // SAFETY: `WaitCell` is four `AtomicU64`s (repr(C)), 16-aligned; the
-        // four words start at a 16-aligned offset (asserted) of the page-aligned
-        // data page, lie below the probe's pattern and are used for nothing else.
-        let cell = unsafe { &*(words.as_ptr() as *const WaitCell) };
-        let (spin, resume) = damage::user_wait_loop();
-        let base = self.code + DAMAGE_OFFSET;
-        cell.place(base + spin, base + resume);
-        cell
+        damage::user_wait_cell(self.data, self.code)
     }
 
     /// Runs `program` in ring 3 on this CPU and says how it ended.
