@@ -216,8 +216,10 @@ pub mod hold {
     /// The first NMI hit k this iteration (in time for B or not).
     static HIT: AtomicBool = AtomicBool::new(false);
     static K: AtomicU64 = AtomicU64::new(0);
-    /// Whether the #DB keeps NMIs blocked until B has sent (else B aims a delay).
-    static HOLD: AtomicBool = AtomicBool::new(true);
+    /// k runs with DR7 clear (the NMI body's own DR7 save..restore): DR0 is
+    /// armed from the first NMI's hook, inside that range, not before.
+    static FROM_BODY: AtomicBool = AtomicBool::new(false);
+    static ARMED_IN_BODY: AtomicBool = AtomicBool::new(false);
     /// IST_NMI's top words, saved by the #DB hook; the interrupted code's rdx.
     static SAVED: [AtomicU64; 6] = [const { AtomicU64::new(0) }; 6];
     static SPIN_RDX: AtomicU64 = AtomicU64::new(0);
@@ -243,11 +245,13 @@ pub mod hold {
         place(slot, breakpoint::parking_address(), kind, len);
     }
 
-    /// A, before an iteration: DR0 (execute) on `k`, the watchpoints parked; the
-    /// interrupted code will hold `rdx`. `hold`: see `HOLD`.
-    pub fn arm(k: u64, rdx: u64, hold: bool) {
+    /// A, before an iteration: DR0 (execute) on `k` (`from_body`: parked until
+    /// the first NMI's hook arms it), the watchpoints parked; the interrupted
+    /// code will hold `rdx`.
+    pub fn arm(k: u64, rdx: u64, from_body: bool) {
         K.store(k, Ordering::Relaxed);
-        HOLD.store(hold, Ordering::Relaxed);
+        FROM_BODY.store(from_body, Ordering::Relaxed);
+        ARMED_IN_BODY.store(false, Ordering::SeqCst);
         STAGE.store(0, Ordering::SeqCst);
         HIT.store(false, Ordering::SeqCst);
         RESTORED.store(false, Ordering::SeqCst);
@@ -257,7 +261,11 @@ pub mod hold {
         for (slot, _) in WATCHED {
             park(slot, Kind::ReadWrite, 8);
         }
-        place(0, k, Kind::Execute, 1);
+        if from_body {
+            park(0, Kind::Execute, 1);
+        } else {
+            place(0, k, Kind::Execute, 1);
+        }
     }
 
     /// The first NMI at k: save what a second NMI would overwrite, take DR0 off
@@ -283,7 +291,7 @@ pub mod hold {
         // Unless B gave up, keep the #DB (and so NMI blocking) until B has sent:
         // however slowly B's CPU runs, the second NMI is pending at this IRET.
         let stage = STAGE.compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst);
-        if stage.is_ok() && HOLD.load(Ordering::Relaxed) {
+        if stage.is_ok() {
             sender::wait_for(&STAGE, 2);
         }
     }
@@ -293,7 +301,17 @@ pub mod hold {
     pub fn on_nmi(frame: &mut IstFrame) {
         let rip = frame.regs.rip;
         let (start, end) = nmi::linux_range();
-        if percpu::this().index() != VICTIM || !(start..end).contains(&rip) {
+        if percpu::this().index() != VICTIM {
+            return;
+        }
+        if !(start..end).contains(&rip) {
+            // The first NMI's own body, between its DR7 save and restore: no
+            // #DB entry restores DR7 over this write, and the stub's own
+            // restore comes after k. The #DB at k is the first IRET since the
+            // NMI: until it, NMIs stay blocked.
+            if FROM_BODY.load(Ordering::Relaxed) && !ARMED_IN_BODY.swap(true, Ordering::SeqCst) {
+                place(0, K.load(Ordering::Relaxed), Kind::Execute, 1);
+            }
             return;
         }
         let nested = NESTED_BODIES.fetch_add(1, Ordering::SeqCst) + 1;
@@ -316,8 +334,8 @@ pub mod hold {
         }
     }
 
-    /// B: waits up to `timeout_us` for the first NMI to hit k; false (and A no
-    /// longer waits for B) when it did not.
+    /// B: waits up to `timeout_us` for the first NMI to hit k; false (and A
+    /// no longer waits for B) when it did not.
     pub fn reached(timeout_us: u64) -> bool {
         time::wait_until(timeout_us, || STAGE.load(Ordering::SeqCst) == 1)
             || STAGE

@@ -4,9 +4,14 @@
 //!
 //! Setup: CPU 0 (A) spins, in turn in ring 0 (`breakpoint::spin_anchored`,
 //! which keeps nothing on its stack and puts RSP back if an NMI returns with
-//! another) and in ring 3 (the sandbox's spin). Per iteration A arms DR0
-//! (execute) on instruction k of `nmi_stub_linux`, k swept over the stub, and
-//! CPU 1 (B) sends the first NMI.
+//! another), in ring 3 (the sandbox's spin), and in ring 0 with RSP on
+//! IST_NMI, DF clear or set (the RSP test's two answers). Per iteration A
+//! arms DR0 (execute) on instruction k of `nmi_stub_linux`, k swept over the
+//! stub, and CPU 1 (B) sends the first NMI. An instruction the first NMI runs
+//! with DR7 clear (its body's DR7 save..restore) cannot be stopped at from
+//! outside: for those after the body's call of the phases, the first NMI's
+//! own hook arms DR0 (no #DB entry restores DR7 over it there); those before
+//! the call stay out of reach (see the window table).
 //! Hazard: the first NMI reaches k and raises a #DB whose IRET re-opens NMIs
 //! there, prologue included (any IRET does; QEMU TCG clears NMI blocking on
 //! every IRET). The #DB hook moves DR0 to an address no code runs (one shot:
@@ -60,6 +65,9 @@ const UNREACHED: u8 = 2;
 const REACH_TIMEOUT_US: u64 = 5_000;
 /// How long B waits for the second NMI to enter.
 const LANDING_TIMEOUT_US: u64 = 2_000_000;
+/// Of this many iterations, the last two aim after a body's call of the
+/// phases (ring 3, kernel), the others sweep.
+const ROUND: usize = 6;
 /// Time for A to get from the kernel into its ring-3 spin.
 const USER_ENTRY_CYCLES: u64 = 200_000;
 
@@ -93,7 +101,7 @@ static WINDOW: Window = Window::new();
 
 testkit::test! {
     run: run,
-    iterations: 1_400,
+    iterations: 1_800,
     cpus: 2,
     timeout_ms: 60_000,
     tags: &[testkit::tags::TCG],
@@ -142,6 +150,27 @@ fn release() -> &'static AtomicU64 {
     &mm::user_sandbox().data[1]
 }
 
+/// The two NMI bodies' instructions with DR7 clear (no breakpoint can stop
+/// there), ring-3 body first, split at the call of the phases: per body,
+/// (the instruction that clears DR7: the aim's k, the call, the one that
+/// restores it). The DR7 guard's own instructions are the window entries
+/// whose only flag is DR7_GUARD, four per body.
+fn dark_ranges(ks: &[u64], start: u64, end: u64) -> [(u64, u64, u64); 2] {
+    let guard = u64::from(crate::entry::strategy::DR7_GUARD);
+    let mut marked = crate::entry::window()
+        .iter()
+        .filter(|e| e.addr >= start && e.addr < end && e.flags == guard)
+        .map(|e| e.addr);
+    let mut body = || {
+        let (_, _, clear, restore) = (marked.next(), marked.next(), marked.next(), marked.next());
+        let (clear, restore) = (clear.unwrap_or(0), restore.unwrap_or(0));
+        // RUN_PHASES calls through r15 after 5 instructions of setup.
+        let at = ks.iter().position(|&a| a == clear).unwrap_or(0);
+        (clear, ks.get(at + 6).copied().unwrap_or(0), restore)
+    };
+    [body(), body()]
+}
+
 fn run(ctx: &mut Context<'_>) -> TestResult {
     let stub = crate::entry::nmi_stub(ctx.strategy);
     let flags = u64::from(crate::entry::strategy::flags(ctx.strategy));
@@ -170,16 +199,39 @@ fn run(ctx: &mut Context<'_>) -> TestResult {
     LINK.start(ctx, send, 0)?;
     let (mut tally, mut reports, mut missed) = (Tally::default(), 0u32, 0u64);
     let (mut repairs, mut rdx_damaged) = (0u64, 0u64);
+    // The instructions after each body's call that run with DR7 clear: the
+    // first NMI's hook arms DR0 there (ring-3 body, kernel body).
+    let dark = dark_ranges(&ks, start, end);
+    let late = |b: usize| {
+        ks.iter()
+            .copied()
+            .filter(move |&a| a > dark[b].1 && a <= dark[b].2)
+    };
+    let mut late_next = [0usize; 2];
     for i in 1..=u64::from(ctx.iterations) {
-        let origin = ORIGINS[i as usize % ORIGINS.len()];
+        let turn = i as usize % ROUND;
+        let body = turn.checked_sub(ROUND - 2);
+        let origin = match body {
+            Some(b) => [Origin::User, Origin::Kernel][b],
+            None => ORIGINS[turn % ORIGINS.len()],
+        };
         let o = origin as usize;
         // Every instruction once, then only those the first NMI reached.
         let index = (0..ks.len())
             .map(|d| (next[o] + d) % ks.len())
             .find(|&x| reach[o][x] != UNREACHED)
             .unwrap_or(0);
-        next[o] = index + 1;
-        let k = ks[index];
+        let k = match body {
+            Some(b) => {
+                let n = late(b).count().max(1);
+                late_next[b] += 1;
+                late(b).nth(late_next[b] % n).unwrap_or(0)
+            }
+            None => {
+                next[o] = index + 1;
+                ks[index]
+            }
+        };
         let rdx = match origin {
             Origin::User => release().as_ptr() as u64,
             _ => &ANCHOR as *const Anchor as u64,
@@ -198,7 +250,7 @@ fn run(ctx: &mut Context<'_>) -> TestResult {
         release().store(0, Ordering::SeqCst);
         LANDED.store(0, Ordering::SeqCst);
         let incidents = checker::incidents_total(VICTIM);
-        hold::arm(k, rdx, true);
+        hold::arm(k, rdx, body.is_some());
         LINK.go(i);
         match origin {
             Origin::Kernel | Origin::NmiStack | Origin::NmiStackDf => {
@@ -216,7 +268,7 @@ fn run(ctx: &mut Context<'_>) -> TestResult {
         }
         breakpoint::reset();
         let reached = hold::hit();
-        if reach[o][index] == UNKNOWN {
+        if body.is_none() && reach[o][index] == UNKNOWN {
             reach[o][index] = if reached { REACHED } else { UNREACHED };
         }
         let kernel = origin != Origin::User;
