@@ -87,6 +87,8 @@ pub enum Hazard {
     Store,
     /// `int3` (0xcc).
     Int3,
+    /// `int 3` (0xcd 0x03): obeys the #BP gate's DPL from ring 3.
+    IntN3,
     /// ICEBP (0xf1).
     Icebp,
     /// `int 1` (0xcd 0x01): ring 0 only (the #DB gate has DPL 0).
@@ -149,6 +151,7 @@ global_asm!(
     .pushsection .text.damage_probes, "ax"
     KERNEL_PROBE store, mov qword ptr [r15], rax
     KERNEL_PROBE int3, int3
+    KERNEL_PROBE int_n3, .byte 0xcd, 0x03
     KERNEL_PROBE icebp, .byte 0xf1
     KERNEL_PROBE int1, int 1
     KERNEL_PROBE nop, nop
@@ -171,6 +174,7 @@ damage_probe_wait:
 damage_user_programs:
     USER_PROBE store, mov qword ptr [r15], rax
     USER_PROBE int3, int3
+    USER_PROBE int_n3, .byte 0xcd, 0x03
     USER_PROBE icebp, .byte 0xf1
     USER_PROBE nop, nop
     USER_PROBE movss_int3, MOVSS_INT3
@@ -192,6 +196,7 @@ damage_user_programs_end:
 unsafe extern "C" {
     fn damage_probe_store(fill: *const Regs, out: *mut Regs);
     fn damage_probe_int3(fill: *const Regs, out: *mut Regs);
+    fn damage_probe_int_n3(fill: *const Regs, out: *mut Regs);
     fn damage_probe_icebp(fill: *const Regs, out: *mut Regs);
     fn damage_probe_int1(fill: *const Regs, out: *mut Regs);
     fn damage_probe_nop(fill: *const Regs, out: *mut Regs);
@@ -206,6 +211,7 @@ unsafe extern "C" {
     static damage_user_programs_end: u8;
     static damage_user_store: u8;
     static damage_user_int3: u8;
+    static damage_user_int_n3: u8;
     static damage_user_icebp: u8;
     static damage_user_nop: u8;
     static damage_user_wait: u8;
@@ -234,6 +240,7 @@ pub fn run_kernel(hazard: Hazard, fill: &Regs) -> Regs {
     let probe = match hazard {
         Hazard::Store => damage_probe_store,
         Hazard::Int3 => damage_probe_int3,
+        Hazard::IntN3 => damage_probe_int_n3,
         Hazard::Icebp => damage_probe_icebp,
         Hazard::Int1 => damage_probe_int1,
         Hazard::Nop => damage_probe_nop,
@@ -281,6 +288,7 @@ pub fn user_offset(hazard: Hazard) -> Option<u64> {
     let symbol = match hazard {
         Hazard::Store => &raw const damage_user_store,
         Hazard::Int3 => &raw const damage_user_int3,
+        Hazard::IntN3 => &raw const damage_user_int_n3,
         Hazard::Icebp => &raw const damage_user_icebp,
         Hazard::Nop => &raw const damage_user_nop,
         Hazard::Wait => &raw const damage_user_wait,

@@ -9,7 +9,8 @@
 //! Proof: per iteration, each program's exit (returned or which exception)
 //! and the #BP/#DB counts.
 //! Check: exactly the outcomes above, every iteration. With the DPL-3 gate,
-//! INT3 and ICEBP also run inside the register damage kit's ring-3 probes:
+//! INT3, `INT 3` and ICEBP also run inside the register damage kit's ring-3
+//! probes:
 //! all 15 GPRs and RFLAGS patterned in ring 3, compared after the return.
 
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -82,8 +83,9 @@ fn run(ctx: &mut Context<'_>) -> TestResult {
         idt::set_breakpoint_gate_user(true);
         wrong += u32::from(!expect(Program::Icebp, returned));
         wrong += u32::from(!expect(Program::IntN1, gp(1)));
-        for (n, hazard) in [Hazard::Int3, Hazard::Icebp].into_iter().enumerate() {
-            let fill = Regs::pattern(2 * i + n as u64, 0x33);
+        let probes = [Hazard::Int3, Hazard::IntN3, Hazard::Icebp];
+        for (n, hazard) in probes.into_iter().enumerate() {
+            let fill = Regs::pattern(3 * i + n as u64, 0x33);
             match mm::user_sandbox().run_probe(hazard, &fill) {
                 Some(Ok(seen)) => _ = tally.record(i, &fill, &seen),
                 _ => wrong += 1,
@@ -100,14 +102,18 @@ fn run(ctx: &mut Context<'_>) -> TestResult {
         "wrong_exits={wrong} bps={bps} icebp_dbs={dbs} regs_checked={} regs_damaged={}",
         tally.checked, tally.damaged
     ));
-    if wrong != 0 || bps != 3 * iterations || dbs != 2 * iterations {
+    if wrong != 0 || bps != 4 * iterations || dbs != 2 * iterations {
         testkit::fail!(
             ctx,
             "{wrong} programs ended wrongly; {bps} #BP (want {}), {dbs} ICEBP #DB (want {})",
-            3 * iterations,
+            4 * iterations,
             2 * iterations
         );
     }
-    testkit::ensure!(ctx, tally.damaged == 0, "ring-3 INT3 / ICEBP: {tally}");
+    testkit::ensure!(
+        ctx,
+        tally.damaged == 0,
+        "ring-3 INT3 / INT 3 / ICEBP: {tally}"
+    );
     Ok(Observed::Survived)
 }
