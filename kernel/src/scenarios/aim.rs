@@ -2,8 +2,6 @@
 //! B waits before it sends is learned from where earlier NMIs landed. Not a
 //! test: shared by the sweeps.
 
-use crate::arch::time;
-use crate::entry::counters::{Counter, Snapshot};
 use crate::entry::nmi;
 
 /// Where an iteration's NMI landed, relative to the window aimed at.
@@ -68,31 +66,6 @@ impl Aim {
             };
             self.before = 0;
             self.after = 0;
-        }
-    }
-}
-
-/// What the victim's NMI entry counted since `before`, once every NMI the
-/// sender counted in `sent` has entered (or a second has passed): the
-/// nested branches a sweep must show taken.
-pub struct NmiCounts {
-    pub entered: u64,
-    pub by_flag: u64,
-    pub by_rsp: u64,
-    pub in_repeat: u64,
-    pub first: u64,
-}
-
-impl NmiCounts {
-    pub fn settle(victim: usize, before: &Snapshot, sent: u64) -> Self {
-        let count = |c: Counter| Snapshot::take(victim).since(before, c);
-        time::wait_until(1_000_000, || count(Counter::NmiEntered) >= sent);
-        Self {
-            entered: count(Counter::NmiEntered),
-            by_flag: count(Counter::NmiNestedByFlag),
-            by_rsp: count(Counter::NmiNestedByRsp),
-            in_repeat: count(Counter::NmiNestedInRepeat),
-            first: count(Counter::NmiFirst),
         }
     }
 }

@@ -30,32 +30,24 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use testkit::{Context, Expect, Expectations, TestResult};
 
-use super::aim::{AFTER, Aim, BEFORE, INSIDE, NOT_LANDED, NmiCounts};
+use super::aim::{AFTER, Aim, BEFORE, INSIDE, NOT_LANDED};
 use super::common::{self, Window};
+use super::sender::{self, Counts, Hook, Link, STEP_TIMEOUT_US, VICTIM};
 use crate::arch::percpu::IstSlot;
-use crate::arch::{cpu, lapic, percpu, time};
+use crate::arch::{cpu, percpu, time};
 use crate::entry::checker::IstFrame;
-use crate::entry::counters::{self, Counter, Snapshot};
+use crate::entry::counters::{self, Counter};
 use crate::entry::{Stub, handlers, nmi};
 
-const VICTIM: usize = 0;
-const SENDER: usize = 1;
-const STEP_TIMEOUT_US: u64 = 100_000;
 /// Follow-up NMIs per iteration after the #BP (nesting stubs).
 const FOLLOW_UPS: usize = 3;
 
-static GO: AtomicU64 = AtomicU64::new(0);
-static DONE: AtomicU64 = AtomicU64::new(0);
-static STOP: AtomicBool = AtomicBool::new(false);
-static SENT: AtomicU64 = AtomicU64::new(0);
+static LINK: Link = Link::new();
+static HOOK: Hook = Hook::new();
 /// Whether the running strategy nests NMIs through `nmi_stub_linux`.
 static NESTING: AtomicBool = AtomicBool::new(false);
-/// Set per iteration; the first NMI body to run the hook takes it.
-static ARMED: AtomicBool = AtomicBool::new(false);
-static IN_HOOK: AtomicBool = AtomicBool::new(false);
 /// 1: A's first NMI is past its #BP; 2: B sent the follow-up (plain stub).
 static STAGE: AtomicU64 = AtomicU64::new(0);
-static NESTED_BODIES: AtomicU64 = AtomicU64::new(0);
 /// The delays A drew for this iteration's follow-ups, and where B saw them land.
 static DELAYS: [AtomicU64; FOLLOW_UPS] = [const { AtomicU64::new(0) }; FOLLOW_UPS];
 static RIPS: [AtomicU64; FOLLOW_UPS] = [const { AtomicU64::new(0) }; FOLLOW_UPS];
@@ -79,23 +71,15 @@ testkit::test! {
 
 /// A's NMI hook: the first body of an iteration re-opens NMIs with INT3.
 fn on_nmi(_: &mut IstFrame) {
-    if percpu::this().index() != VICTIM {
-        return;
-    }
-    if IN_HOOK.swap(true, Ordering::SeqCst) {
-        NESTED_BODIES.fetch_add(1, Ordering::Relaxed);
-        return;
-    }
-    if ARMED.swap(false, Ordering::SeqCst) {
+    HOOK.body(|| {
         cpu::int3(); // its IRET re-opens NMIs inside this one
         STAGE.store(1, Ordering::SeqCst);
         if !NESTING.load(Ordering::Relaxed) {
             // The plain stub: keep the hook running until the next NMI is in.
-            time::wait_until(STEP_TIMEOUT_US, || STAGE.load(Ordering::SeqCst) == 2);
+            sender::wait_for(&STAGE, 2);
             common::spin_cycles(20_000);
         }
-    }
-    IN_HOOK.store(false, Ordering::SeqCst);
+    });
 }
 
 /// Where a follow-up NMI landed, for the aim: in the stub, in Rust code
@@ -112,44 +96,29 @@ fn classify(landing: nmi::Landing, stub: (u64, u64)) -> u64 {
 }
 
 /// B: per iteration, the first NMI, then the follow-ups once A is past its #BP.
-fn sender(stub_start: u64) -> u64 {
-    let victim = percpu::cpu(VICTIM).lapic_id();
+fn send(stub_start: u64) -> u64 {
     let stub = (stub_start, nmi::linux_range().1.max(nmi::plain_range().1));
     let entered = || counters::read(VICTIM, Counter::NmiEntered);
-    let mut seen = 0;
-    while !STOP.load(Ordering::Acquire) {
-        let go = GO.load(Ordering::Acquire);
-        if go == seen {
-            core::hint::spin_loop();
-            continue;
-        }
-        seen = go;
+    LINK.serve(|_| {
         let before = entered();
-        lapic::send_nmi(victim);
-        SENT.fetch_add(1, Ordering::SeqCst);
-        let reopened = time::wait_until(STEP_TIMEOUT_US, || STAGE.load(Ordering::SeqCst) == 1)
-            && time::wait_until(STEP_TIMEOUT_US, || entered() > before);
+        LINK.send();
+        let reopened =
+            sender::wait_for(&STAGE, 1) && time::wait_until(STEP_TIMEOUT_US, || entered() > before);
         let follow_ups = if NESTING.load(Ordering::Relaxed) {
             FOLLOW_UPS
         } else {
             1
         };
         for k in 0..follow_ups.min(usize::from(reopened) * FOLLOW_UPS) {
-            let before = entered();
             common::spin_cycles(DELAYS[k].load(Ordering::Relaxed));
-            lapic::send_nmi(victim);
-            SENT.fetch_add(1, Ordering::SeqCst);
-            STAGE.store(2, Ordering::SeqCst);
-            if !time::wait_until(STEP_TIMEOUT_US, || entered() > before) {
+            if !LINK.send_then(|| STAGE.store(2, Ordering::SeqCst)) {
                 break;
             }
             let landing = nmi::last_landing(VICTIM);
             RIPS[k].store(landing.rip, Ordering::Relaxed);
             CLASSES[k].store(classify(landing, stub), Ordering::Relaxed);
         }
-        DONE.store(go, Ordering::Release);
-    }
-    seen
+    })
 }
 
 fn run(ctx: &mut Context<'_>) -> TestResult {
@@ -158,35 +127,28 @@ fn run(ctx: &mut Context<'_>) -> TestResult {
     NESTING.store(nesting, Ordering::Relaxed);
     WINDOW.reset(stub, u64::from(crate::entry::strategy::flags(ctx.strategy)));
     common::reset_counts(VICTIM);
-    NESTED_BODIES.store(0, Ordering::Relaxed);
-    SENT.store(0, Ordering::SeqCst);
-    DONE.store(0, Ordering::SeqCst);
-    STOP.store(false, Ordering::Release);
-    GO.store(0, Ordering::Release);
+    HOOK.reset();
     handlers::expect_breakpoints(true);
     // The first follow-up aims at the rest of one NMI, the later ones at a
     // repeat pass: a few INT3 round trips to start with, learned from there.
     let span = common::measure(cpu::int3) * 8;
     let mut aims: [Aim; FOLLOW_UPS] = core::array::from_fn(|_| Aim::new(span));
     let mut detection = common::Detection::default();
-    let before = Snapshot::take(VICTIM);
+    let counts = Counts::take();
     handlers::set_nmi_hook(Some(on_nmi));
-    ctx.platform().start_on(SENDER, sender, stub.range().0)?;
+    LINK.start(ctx, send, stub.range().0)?;
     let mut incomplete = 0u64;
     for i in 1..=u64::from(ctx.iterations) {
         for (k, aim) in aims.iter_mut().enumerate() {
             DELAYS[k].store(aim.next_delay(&mut ctx.rng), Ordering::Relaxed);
             CLASSES[k].store(NOT_LANDED, Ordering::Relaxed);
         }
-        let nested_before = NESTED_BODIES.load(Ordering::Relaxed);
+        let nested_before = HOOK.nested_bodies();
         detection.begin(VICTIM);
         STAGE.store(0, Ordering::SeqCst);
-        ARMED.store(true, Ordering::SeqCst);
-        GO.store(i, Ordering::Release);
         // A runs its own code here only when no NMI is running on it.
-        let done = time::wait_until(4 * STEP_TIMEOUT_US, || DONE.load(Ordering::Acquire) == i);
+        let done = LINK.round(i, &HOOK, || {});
         incomplete += u64::from(!done);
-        ARMED.store(false, Ordering::SeqCst);
         let incidents = detection.incidents_since_begin(VICTIM);
         for (k, aim) in aims.iter_mut().enumerate() {
             let class = CLASSES[k].load(Ordering::Relaxed);
@@ -198,34 +160,30 @@ fn run(ctx: &mut Context<'_>) -> TestResult {
             }
             aim.learn(DELAYS[k].load(Ordering::Relaxed), class);
         }
-        detection.end(
-            VICTIM,
-            NESTED_BODIES.load(Ordering::Relaxed) > nested_before,
-        );
+        detection.end(VICTIM, HOOK.nested_bodies() > nested_before);
         if i % 500 == 0 {
             ctx.progress(i as u32);
         }
     }
-    STOP.store(true, Ordering::Release);
-    let _ = ctx.platform().join(SENDER, 1000);
+    LINK.stop(ctx);
     handlers::set_nmi_hook(None);
     handlers::expect_breakpoints(false);
 
-    let sent = SENT.load(Ordering::SeqCst);
-    let count = |c: Counter| Snapshot::take(VICTIM).since(&before, c);
-    let nmis = NmiCounts::settle(VICTIM, &before, sent);
-    let (entered, by_flag, by_rsp, in_repeat) =
-        (nmis.entered, nmis.by_flag, nmis.by_rsp, nmis.in_repeat);
+    let sent = LINK.sent();
+    let count = |c: Counter| counts.count(c);
+    let entered = counts.settled(Counter::NmiEntered, sent);
+    let nested = counts.nested();
+    let (by_flag, by_rsp, in_repeat) = (nested.by_flag, nested.by_rsp, nested.in_repeat);
     let evidence = common::collect(ctx, VICTIM);
     let all = WINDOW.coverage();
     let reachable = WINDOW.coverage_within(nmi::repeat_range().0, nmi::linux_range().1);
     ctx.counters.nmis = Some(count(Counter::NmiHandled));
     ctx.note(format_args!(
         "sent={sent} entered={entered} nested_by_flag={by_flag} nested_by_rsp={by_rsp} nested_in_repeat={in_repeat} first={} passes={} user_rsp_on_stack={} nested_bodies={} incomplete={incomplete} incidents={} hazards={} detected={} stub={} {all} reachable={}/{}",
-        nmis.first,
+        count(Counter::NmiFirst),
         count(Counter::NmiPasses),
         count(Counter::NmiUserRspOnStack),
-        NESTED_BODIES.load(Ordering::Relaxed),
+        HOOK.nested_bodies(),
         evidence.report.incidents,
         detection.hazards,
         detection.detected,
@@ -235,11 +193,7 @@ fn run(ctx: &mut Context<'_>) -> TestResult {
     ));
     WINDOW.emit(ctx, stub, |_| None);
 
-    testkit::ensure!(
-        ctx,
-        evidence.complete(),
-        "nesting went deeper than the checker tracks"
-    );
+    evidence.check_complete(ctx)?;
     if nesting && (by_flag == 0 || by_rsp == 0 || in_repeat == 0) {
         testkit::fail!(
             ctx,
@@ -249,9 +203,9 @@ fn run(ctx: &mut Context<'_>) -> TestResult {
     if !nesting && detection.hazards == 0 {
         testkit::fail!(ctx, "no NMI body ran inside another ({sent} NMIs sent)");
     }
-    let mut observed = evidence.observed(detection);
-    if let testkit::Observed::Ran(e) = &mut observed {
-        e.lost_nmis = sent.saturating_sub(entered);
-    }
-    Ok(observed)
+    Ok(sender::with_lost(
+        evidence.observed(detection),
+        sent,
+        entered,
+    ))
 }
