@@ -110,6 +110,12 @@ pub(super) fn check(checker: &CpuChecker, v: usize, depth: usize) -> bool {
     if guard.stack == NO_STACK {
         return false;
     }
+    let saved = guard.bytes[..guard.len].as_ptr().cast::<u64>();
+    // SAFETY: the copy holds `len` bytes; [start, start + len) lies in the
+    // guarded, mapped IST stack (as for the reads below).
+    if unsafe { super::words::same(saved, guard.start as *const u64, guard.len / 8) } {
+        return false; // every guarded word as it was: nothing to name or repair
+    }
     let victim = guard.stack - 1;
     let top = percpu::this().ist_stacks()[victim].top;
     let nested_nmi_slots = victim == IstSlot::Nmi as usize && applies(NMI_NESTING);

@@ -27,6 +27,7 @@ mod paint;
 mod report;
 mod shadow;
 mod stamps;
+mod words;
 
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};

@@ -197,6 +197,11 @@ pub extern "C" fn ist_exit(frame: &mut IstFrame) {
 fn check_shadow(checker: &CpuChecker, slot: IstSlot, depth: usize, frame: &mut IstFrame) -> bool {
     // SAFETY: slot [v][depth] is this level's.
     let shadow = unsafe { &*checker.shadow[slot as usize][depth].get() };
+    let (a, b) = (shadow as *const IstFrame, frame as *const IstFrame);
+    // SAFETY: both are whole frames of FRAME_WORDS words.
+    if unsafe { super::words::same(a.cast(), b.cast(), FRAME_WORDS) } {
+        return false; // all 24 words equal: nothing to name or repair
+    }
     let (want, seen) = (words(shadow), words(frame));
     let mut mismatched = false;
     for ((name, expected), seen) in WORD_NAMES.iter().zip(want).zip(seen) {
@@ -237,6 +242,12 @@ fn check_iret_copy(checker: &CpuChecker, depth: usize, frame: &IstFrame) -> bool
         return false; // the plain stub, or a ring-3 NMI on RSP0: no iret copy
     }
     let base = top - slot::IRET_RIP;
+    // SAFETY: the five "iret" words (see `read`) and the frame's five hardware
+    // words, RIP to SS, each contiguous. Equal: the copy holds the outermost
+    // frame, the first thing the loop below accepts.
+    if unsafe { super::words::same(base as *const u64, &raw const frame.regs.rip, 5) } {
+        return false;
+    }
     let read = |i: u64| {
         // SAFETY: the five words lie in this CPU's mapped IST_NMI stack, in the
         // "iret" slots this level's stub wrote (see nmi.rs).
