@@ -293,8 +293,8 @@ pub mod hold {
         // and runs its body on it forever: say so now, not at the timeout.
         assert!(
             nested < LIVELOCK,
-            "NMI entry livelock: the first NMI's frame is lost, it keeps returning to nmi_stub_linux+{:#x}",
-            rip - start
+            "NMI entry livelock: the first NMI's frame is lost, it keeps returning to {}",
+            landing(rip)
         );
         if !HIT.load(Ordering::SeqCst) || RESTORED.swap(true, Ordering::SeqCst) {
             return;
@@ -305,6 +305,46 @@ pub mod hold {
         for (slot, word) in WATCHED {
             place(slot, NmiTop::address(word), Kind::ReadWrite, 8);
         }
+    }
+
+    /// `nmi_prologue_windows`'s prediction for a landing, as its label path.
+    static USER_PATH: [AtomicU64; 2] = [const { AtomicU64::new(0) }; 2];
+
+    pub fn set_user_path(path: (u64, u64)) {
+        USER_PATH[0].store(path.0, Ordering::SeqCst);
+        USER_PATH[1].store(path.1, Ordering::SeqCst);
+    }
+
+    /// A landing at `rip` and its prediction, for a failure message.
+    pub fn landing(rip: u64) -> impl core::fmt::Display {
+        struct Landing(u64);
+        impl core::fmt::Display for Landing {
+            fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+                let (start, end) = nmi::linux_range();
+                let path = (
+                    USER_PATH[0].load(Ordering::SeqCst),
+                    USER_PATH[1].load(Ordering::SeqCst),
+                );
+                if !(start..end).contains(&self.0) {
+                    return write!(
+                        f,
+                        "{:#x}, outside the stub (in the first NMI's body)",
+                        self.0
+                    );
+                }
+                let predicted = if super::must_corrupt(self.0, path) {
+                    "to corrupt"
+                } else {
+                    "clean"
+                };
+                write!(
+                    f,
+                    "nmi_stub_linux+{:#x} (predicted {predicted})",
+                    self.0 - start
+                )
+            }
+        }
+        Landing(rip)
     }
 
     /// B: waits up to `timeout_us` for the first NMI to hit k; false (and A

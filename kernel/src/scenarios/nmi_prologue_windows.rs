@@ -96,14 +96,18 @@ static ANCHOR: Anchor = Anchor::new();
 static FROM_USER: AtomicBool = AtomicBool::new(false);
 /// Where B saw the second NMI land.
 static LANDED: AtomicU64 = AtomicU64::new(0);
+/// The last iteration A came back from its spin in.
+static BACK: AtomicU64 = AtomicU64::new(0);
+/// How long B waits for A to leave its spin before calling it a livelock.
+const STUCK_US: u64 = 10_000_000;
 
 static WINDOW: Window = Window::new();
 
 testkit::test! {
     run: run,
-    iterations: 1_800,
+    iterations: 1_500,
     cpus: 2,
-    timeout_ms: 60_000,
+    timeout_ms: 120_000,
     tags: &[testkit::tags::TCG],
     expect: Expectations {
         naive: Expect::Skip("the plain NMI stub has no nesting prologue to aim at"),
@@ -119,7 +123,7 @@ testkit::test! {
 /// B: the first NMI once A spins, then the second as soon as the first has
 /// hit k; then A's spin ends.
 fn send(_: u64) -> u64 {
-    LINK.serve(|_| {
+    LINK.serve(|go| {
         if FROM_USER.load(Ordering::SeqCst) {
             common::spin_cycles(USER_ENTRY_CYCLES);
         } else {
@@ -142,7 +146,20 @@ fn send(_: u64) -> u64 {
         }
         ANCHOR.stop.store(1, Ordering::SeqCst);
         release().store(1, Ordering::SeqCst);
+        if !time::wait_until(STUCK_US, || BACK.load(Ordering::SeqCst) >= go) {
+            stuck();
+        }
     })
+}
+
+/// B: A never came back from its spin: the first NMI loops on a frame the
+/// second left (an IRET into its own stub, with or without a body). Ends the
+/// run now, saying where the second NMI landed and what was predicted there.
+fn stuck() -> ! {
+    panic!(
+        "the first NMI never returned: the entry livelocks after a second NMI landed at {}",
+        hold::landing(LANDED.load(Ordering::SeqCst))
+    );
 }
 
 /// The sandbox word A's ring-3 spin waits on.
@@ -183,6 +200,8 @@ fn run(ctx: &mut Context<'_>) -> TestResult {
         }
     }
     let user_path = user_path_range(&ks);
+    hold::set_user_path(user_path);
+    BACK.store(0, Ordering::SeqCst);
     let mut reach = [[UNKNOWN; MAX_K]; ORIGINS.len()];
     let mut next = [0usize; ORIGINS.len()];
     // A second NMI before the CLD (the first two instructions) sees the
@@ -260,6 +279,7 @@ fn run(ctx: &mut Context<'_>) -> TestResult {
                 let _ = sandbox.run(Program::Spin, rdx, 0);
             }
         }
+        BACK.store(i, Ordering::SeqCst);
         // B may be starved by a loaded host: an iteration it has not finished
         // must not run into the next one.
         let mut rounds = 0;
