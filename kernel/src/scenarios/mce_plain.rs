@@ -11,13 +11,15 @@
 //! landing for that request, interrupting ring 0 on this test's own stack
 //! (the frame's RSP within a page of the loop's), with MCG_STATUS.MCIP and
 //! the requested bank status as the host wrote them.
-//! Check: after the body, MCIP is clear (a second #MC would otherwise shut
-//! the machine down) and the next request lands again.
+//! Check: the body ran on this CPU's IST_MC (#MC on its own IST stack, under
+//! every strategy); after the body, MCIP is clear (a second #MC would
+//! otherwise shut the machine down) and the next request lands again.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use testkit::{Context, Observed, TestResult, tags};
 
+use crate::arch::percpu::{self, IstSlot};
 use crate::arch::{cpu, mce};
 use crate::entry::mc;
 use crate::inject::{self, Answer};
@@ -45,7 +47,8 @@ fn run(ctx: &mut Context<'_>) -> TestResult {
             "machine checks unavailable: {why:?}"
         ))));
     }
-    let (mut landed, mut on_stack, mut steps) = (0u64, 0u64, 0u64);
+    let ist_mc = percpu::this().ist_stack(IstSlot::Mc);
+    let (mut landed, mut on_stack, mut steps, mut on_ist_mc) = (0u64, 0u64, 0u64, 0u64);
     for i in 0..ctx.iterations {
         let before = mc::landing(cpu).count;
         let seq = inject::request(ctx, cpu, "idle");
@@ -68,6 +71,7 @@ fn run(ctx: &mut Context<'_>) -> TestResult {
         landed += 1;
         let rsp = LOOP_RSP.load(Ordering::Relaxed);
         on_stack += u64::from(got.cs == 0x08 && got.rsp.abs_diff(rsp) < 4096);
+        on_ist_mc += u64::from(ist_mc.contains(got.frame_at));
         if got.found.mcg_status & mce::MCG_STATUS_MCIP == 0
             || got.found.bank != mce::TEST_BANK
             || got.found.status != mce::TEST_STATUS
@@ -85,13 +89,20 @@ fn run(ctx: &mut Context<'_>) -> TestResult {
         }
     }
     ctx.note(format_args!(
-        "injected={landed} landed={landed} on_loop_stack={on_stack} loop_steps={steps}"
+        "injected={landed} landed={landed} on_loop_stack={on_stack} body_on_ist_mc={on_ist_mc} \
+         loop_steps={steps}"
     ));
     testkit::ensure!(
         ctx,
         on_stack == landed,
         "{} of {landed} #MCs did not interrupt ring 0 on the loop's stack",
         landed - on_stack
+    );
+    testkit::ensure!(
+        ctx,
+        on_ist_mc == landed,
+        "{} of {landed} #MC bodies did not run on this CPU's IST_MC",
+        landed - on_ist_mc
     );
     Ok(Observed::Survived)
 }
