@@ -124,6 +124,12 @@ pub fn load_debug() {
     load_table(&DEBUG_IDT);
 }
 
+/// Whether the running CPU has the debug IDT loaded (SIDT): a #DB raised now
+/// goes through its gate without IST.
+pub fn debug_loaded() -> bool {
+    x86_64::instructions::tables::sidt().base.as_u64() == DEBUG_IDT.0.get() as u64
+}
+
 /// Both IDTs, as byte ranges (the deny-list refuses breakpoints on them).
 pub fn ranges() -> [(u64, u64); 2] {
     let size = core::mem::size_of::<[Gate; 256]>() as u64;

@@ -14,11 +14,15 @@
 //! unless the #DB IST pointer was shifted at that moment.
 //! Proof: per iteration, the #MC frame's interrupted RSP (inside the #DB IST
 //! stack: the #MC landed in a #DB handler), the INNER #DBs the #DB hook saw
-//! (DR6.B1), and the #DB IST pointer the #MC hook read (shifted or at top).
+//! (DR6.B1), and the #DB IST pointer the #MC hook read (shifted or at top),
+//! and whether the debug IDT was loaded then.
 //! Check: `naive` (DR7 armed, no shift): every landing in #DB that raised the
 //! INNER #DB must be a checker incident (`detect`, 100%). `shift-only` and
 //! `linux-4.19` (`timing`): predicted per landing: IST pointer at its top ->
-//! must corrupt, shifted -> must not. `dr7-guard` and `linux` (Linux 6.6's
+//! must corrupt, shifted -> must not; and `linux-4.19` with its debug IDT
+//! loaded (the #MC landed in the #DB tracing hook, `TRACE_IRQS_OFF_DEBUG`)
+//! -> must not: the nested #DB takes the debug IDT's gate without IST and
+//! runs on the #MC stack. `dr7-guard` and `linux` (Linux 6.6's
 //! `local_db_save` in the #MC entry): the #MC handler sees DR7 = 0, no INNER
 //! #DB, no incident. An iteration whose #MC landed outside any #DB handler
 //! predicts clean; if no #MC at all landed in one, the hazard was not
@@ -31,9 +35,9 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use testkit::{Context, Expect, Expectations, Observed, Strategy, TestResult, tags};
 
 use super::common::{self, Detection};
-use crate::arch::mce;
 use crate::arch::percpu::{self, IstSlot};
 use crate::arch::time;
+use crate::arch::{idt, mce};
 use crate::entry::breakpoint::{self, Breakpoint, Kind};
 use crate::entry::handlers::{self, DbEvent};
 use crate::entry::mc::{self, Landing};
@@ -47,6 +51,8 @@ static INNER: AtomicU64 = AtomicU64::new(0);
 static INNER_DBS: AtomicU64 = AtomicU64::new(0);
 /// Set by the #MC hook: the #DB IST pointer was below its top (shifted).
 static SHIFTED_AT_MC: AtomicBool = AtomicBool::new(false);
+/// Set by the #MC hook: the debug IDT (#DB gate without IST) was loaded.
+static DEBUG_IDT_AT_MC: AtomicBool = AtomicBool::new(false);
 
 testkit::test! {
     run: run,
@@ -75,6 +81,7 @@ fn on_mc(_: &Landing) {
     let cpu = percpu::this();
     let top = cpu.ist_stack(IstSlot::Db).top;
     SHIFTED_AT_MC.store(cpu.ist_pointer(IstSlot::Db) != top, Ordering::Relaxed);
+    DEBUG_IDT_AT_MC.store(idt::debug_loaded(), Ordering::Relaxed);
     INNER.fetch_add(1, Ordering::SeqCst);
 }
 
@@ -97,6 +104,7 @@ struct Tally {
     landed_in_db: u64,
     inner_dbs: u64,
     shifted: u64,
+    debug_idt: u64,
     must_corrupt: u64,
     mismatches: u64,
     dr7_live_in_mc: u64,
@@ -135,12 +143,14 @@ fn run(ctx: &mut Context<'_>) -> TestResult {
         let in_db = landing.rsp >= db_stack.bottom && landing.rsp < db_stack.top;
         let inner = INNER_DBS.load(Ordering::Relaxed) - inner_before;
         let shifted = SHIFTED_AT_MC.load(Ordering::Relaxed);
-        let must = in_db && inner > 0 && !shifted;
+        let debug_idt = DEBUG_IDT_AT_MC.load(Ordering::Relaxed);
+        let must = in_db && inner > 0 && !shifted && !debug_idt;
         let incident = det.incidents_since_begin(cpu) > 0;
         det.end(cpu, must);
         t.landed_in_db += u64::from(in_db);
         t.inner_dbs += inner;
         t.shifted += u64::from(in_db && shifted);
+        t.debug_idt += u64::from(in_db && debug_idt);
         t.must_corrupt += u64::from(must);
         t.mismatches += u64::from(must != incident);
         t.dr7_live_in_mc += u64::from(landing.live_dr7 & 0xff != 0);
@@ -151,11 +161,12 @@ fn run(ctx: &mut Context<'_>) -> TestResult {
     let evidence = common::collect(ctx, cpu);
     let n = u64::from(ctx.iterations);
     ctx.note(format_args!(
-        "injected={n} mc_in_db={} inner_dbs={} shifted_at_mc={} must_corrupt={} incidents={} \
+        "injected={n} mc_in_db={} inner_dbs={} shifted_at_mc={} debug_idt_at_mc={} must_corrupt={} incidents={} \
          mismatches={} dr7_armed_in_mc={}",
         t.landed_in_db,
         t.inner_dbs,
         t.shifted,
+        t.debug_idt,
         t.must_corrupt,
         evidence.report.incidents,
         t.mismatches,
