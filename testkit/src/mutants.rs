@@ -88,6 +88,7 @@ pub const CHECKER_SIX_FIELDS: u32 = 21;
 pub const MC_USER_ON_IST: u32 = 22;
 pub const MC_NO_DR7_CLEAR: u32 = 23;
 pub const MC_ON_NMI_IST: u32 = 24;
+pub const POP_GPRS_R8_FROM_R9: u32 = 25;
 
 const NESTING: &str = "scenarios::nmi_nesting";
 const USER_LATCH: &str = "scenarios::nmi_from_user_latch";
@@ -104,7 +105,7 @@ const MC_USER: &str = "scenarios::mce_user";
 /// A #MC inside an NMI handler and an NMI inside a #MC handler.
 const NMI_MCE: &str = "scenarios::nmi_mce";
 
-pub const CATALOG: [Mutant; 24] = [
+pub const CATALOG: [Mutant; 25] = [
     fast(m(
         NMI_NO_CS_TEST,
         "linux-nmi-no-cs-test",
@@ -228,6 +229,11 @@ pub const CATALOG: [Mutant; 24] = [
         &[
             p(Linux, "scenarios::icebp_dr6"),
             p(Naive, "scenarios::icebp_dr6"),
+            p(Naive, NESTING),
+            p(Linux, USER_LATCH),
+            p(Naive, OFF_STACK),
+            p(Linux, TRACE),
+            p(Linux, "scenarios::kernel_db_recursion"),
         ],
     )),
     m(
@@ -286,7 +292,14 @@ pub const CATALOG: [Mutant; 24] = [
         "mc-on-nmi-ist",
         "#MC on its own IST stack: the #MC gate shares IST_NMI, so a #MC in an NMI handler starts on its live stack",
         "",
-        &[p(Linux, NMI_MCE), p(Naive, NMI_MCE)],
+        &[p(Linux, NMI_MCE), p(Naive, "scenarios::mce_plain")],
+    ),
+    m(
+        POP_GPRS_R8_FROM_R9,
+        "pop-gprs-r8-from-r9",
+        "the register restore: POP_GPRS skips r8's slot and restores r8 from r9's (not undone by a second pass, unlike the swap)",
+        "",
+        &[p(Linux, NESTING), p(Linux, "scenarios::icebp_dr6")],
     ),
 ];
 

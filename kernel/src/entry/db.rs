@@ -96,7 +96,7 @@ window_table_end:
     m_no_shift = const mutant::flag(catalog::SHIFT_NO_SHIFT),
     m_no_dr7_clear = const mutant::flag(catalog::DB_NO_DR7_CLEAR),
     m_no_unshift = const mutant::flag(catalog::SHIFT_NO_UNSHIFT),
-    m_swap = const mutant::flag(catalog::POP_GPRS_SWAP_R8_R9),
+    m_swap = const mutant::pop_gprs(),
 );
 
 unsafe extern "C" {

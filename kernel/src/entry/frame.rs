@@ -172,9 +172,13 @@ macro_rules! asm_prelude {
     \mark pop r12
     \mark pop r11
     \mark pop r10
-    .if \swap                            /* mutant pop-gprs-swap-r8-r9 */
+    .if \swap == 1                       /* mutant pop-gprs-swap-r8-r9 */
     \mark pop r8
     \mark pop r9
+    .elseif \swap == 2                   /* mutant pop-gprs-r8-from-r9 */
+    \mark pop r9
+    \mark add rsp, 8                     /* r8's slot skipped ... */
+    \mark mov r8, r9                     /* ... r8 gets r9's value */
     .else
     \mark pop r9
     \mark pop r8

@@ -23,3 +23,9 @@ pub const fn is(id: u32) -> bool {
 pub const fn flag(id: u32) -> u32 {
     is(id) as u32
 }
+
+/// POP_GPRS's defect, for its `swap` operand: 0 none, 1 r8 and r9 swapped,
+/// 2 r8 restored from r9's slot.
+pub const fn pop_gprs() -> u32 {
+    flag(catalog::POP_GPRS_SWAP_R8_R9) + 2 * flag(catalog::POP_GPRS_R8_FROM_R9)
+}

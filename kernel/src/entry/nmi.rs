@@ -225,7 +225,7 @@ end_repeat_nmi:
     phases = sym super::phases::NMI,
     m_no_dr7_clear = const mutant::flag(catalog::NMI_NO_DR7_CLEAR),
     m_dr7_not_restored = const mutant::flag(catalog::NMI_DR7_NOT_RESTORED),
-    m_swap = const mutant::flag(catalog::POP_GPRS_SWAP_R8_R9),
+    m_swap = const mutant::pop_gprs(),
     m_no_cs_test = const mutant::flag(catalog::NMI_NO_CS_TEST),
     m_no_repeat_test = const mutant::flag(catalog::NMI_NO_REPEAT_RANGE_TEST),
     m_no_executing_test = const mutant::flag(catalog::NMI_NO_EXECUTING_TEST),
