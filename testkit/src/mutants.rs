@@ -299,7 +299,7 @@ pub const CATALOG: [Mutant; 25] = [
         "pop-gprs-r8-from-r9",
         "the register restore: POP_GPRS skips r8's slot and restores r8 from r9's (not undone by a second pass, unlike the swap)",
         "",
-        &[p(Linux, NESTING), p(Linux, "scenarios::icebp_dr6")],
+        &[p(Linux, "scenarios::icebp_dr6"), p(Linux, NESTING)],
     ),
 ];
 
