@@ -2,6 +2,7 @@
 
 mod aim;
 mod bench;
+mod bench_nested;
 pub mod bench_phases;
 pub mod checker_words;
 mod common;

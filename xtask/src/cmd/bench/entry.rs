@@ -3,34 +3,38 @@
 //! - `bench::int3_roundtrip`: INT3 -> #BP -> IRET on one CPU;
 //! - `bench::nmi_roundtrip`: CPU 0 sends CPU 1 an NMI and waits until CPU 1
 //!   has counted it: the floor of one cross-CPU NMI;
-//! - `scenarios::db_kernel_nmi_db`: one iteration is a nested #DB plus a
-//!   cross-CPU NMI, so the NMI round trip is the floor it is measured against.
+//! - `bench::nested_roundtrip`: the nested #DB+NMI iteration alone (a #DB, an
+//!   NMI landing inside it, the NMI's write that raises the nested #DB where
+//!   the strategy lets it), measured against the NMI floor of the same boot;
+//!   its details say where the cycles go (the checker's halves and the
+//!   bodies of the #DB and of the NMI);
+//! - `scenarios::db_kernel_nmi_db`: the torture scenario's iteration, which
+//!   adds its aiming (a seeded random delay before each NMI, sent by a second
+//!   CPU), the register damage probe and its per-iteration verdicts.
 //!
-//! Each test reports `cycles_per_iteration`; the TSC rate in the kernel's
-//! `hello` turns cycles into iterations per second. The nested iteration is
-//! measured twice, with the checker and with `checker=off`, so the strategy's
-//! own cost shows apart from the checker's; `bench::entry_phases` says where an
-//! entry's cycles go (the checker's entry half, the body, its exit half).
+//! The round trips are measured with the checker and with `checker=off`, so
+//! the strategy's own cost shows apart from the checker's. Each test reports
+//! `cycles_per_iteration`; the TSC rate in the kernel's `hello` turns cycles
+//! into iterations per second.
 
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use testkit::Strategy;
-use testkit::protocol::{OwnedEvent, parse_stream};
+use testkit::protocol::{OwnedEvent, Transcript, parse_stream};
 
 use super::{Setup, median_u64};
 use crate::runner::suite;
 
 const INT3: &str = "bench::int3_roundtrip";
 const NMI: &str = "bench::nmi_roundtrip";
+const NESTED: &str = "bench::nested_roundtrip";
 const SCENARIO: &str = "scenarios::db_kernel_nmi_db";
-const PHASES: &str = "bench::entry_phases";
 /// The strategy that must stay this close to the NMI floor.
 const LINUX_TARGET: f64 = 2.0;
 
-/// Boots once with `words`; the TSC rate and each named test's cycles per
-/// iteration.
-fn measure(setup: &Setup, words: &[&str], tests: &[&str]) -> Result<(u64, Vec<u64>)> {
+/// One boot with `words`, parsed; an error unless it ran to its end.
+fn boot(setup: &Setup, words: &[&str]) -> Result<Transcript> {
     let config = setup.config(words);
     let out = setup.artifacts.boot(
         &config,
@@ -38,16 +42,30 @@ fn measure(setup: &Setup, words: &[&str], tests: &[&str]) -> Result<(u64, Vec<u6
         setup.timeout(),
         crate::qemu::process::Echo::Quiet,
     )?;
-    let line = words.join(" ");
     let transcript = parse_stream(out.serial.as_bytes());
     if !transcript.is_complete() {
         let tail = suite::failure_detail(&out.serial, &out.stderr);
         bail!(
-            "the boot with `{line}` did not finish: {}; last line `{}`",
+            "the boot with `{}` did not finish: {}; last line `{}`",
+            words.join(" "),
             out.end,
             tail.last().map_or("", String::as_str)
         );
     }
+    Ok(transcript)
+}
+
+/// One test's number: cycles per iteration and its details.
+struct Measured {
+    cycles: u64,
+    details: String,
+}
+
+/// Boots once with `words`; the TSC rate and each named test's cycles per
+/// iteration with its details.
+fn measure(setup: &Setup, words: &[&str], tests: &[&str]) -> Result<(u64, Vec<Measured>)> {
+    let transcript = boot(setup, words)?;
+    let line = words.join(" ");
     let mhz = transcript
         .events()
         .find_map(|(_, e)| match e {
@@ -56,9 +74,9 @@ fn measure(setup: &Setup, words: &[&str], tests: &[&str]) -> Result<(u64, Vec<u6
         })
         .filter(|&mhz| mhz > 0)
         .with_context(|| format!("the boot with `{line}` names no TSC rate in its hello"))?;
-    let mut cycles = Vec::new();
+    let mut found = Vec::new();
     for test in tests {
-        let found = transcript.events().find_map(|(_, e)| match e {
+        let result = transcript.events().find_map(|(_, e)| match e {
             OwnedEvent::Result {
                 test: t,
                 cycles_per_iteration,
@@ -68,8 +86,10 @@ fn measure(setup: &Setup, words: &[&str], tests: &[&str]) -> Result<(u64, Vec<u6
             } if t == test => Some((*cycles_per_iteration, outcome.word(), details.clone())),
             _ => None,
         });
-        match found {
-            Some((c, _, _)) if c > 0 => cycles.push(c),
+        match result {
+            Some((cycles, word, details)) if cycles > 0 && word != "FAILED" => {
+                found.push(Measured { cycles, details })
+            }
             Some((_, word, details)) => {
                 bail!("{test} with `{line}`: {word} without a cycle count ({details})")
             }
@@ -78,7 +98,7 @@ fn measure(setup: &Setup, words: &[&str], tests: &[&str]) -> Result<(u64, Vec<u6
             }
         }
     }
-    Ok((mhz, cycles))
+    Ok((mhz, found))
 }
 
 /// The `key=value` numbers of a result's details, in order.
@@ -92,28 +112,11 @@ fn numbers(details: &str) -> Vec<(String, u64)> {
         .collect()
 }
 
-/// `bench::entry_phases` under `words`: cycles per entry of #DB and of NMI in
-/// the checker's entry half, the body and its exit half.
-fn phases(setup: &Setup, words: &[&str]) -> Result<[u64; 6]> {
-    let config = setup.config(words);
-    let out = setup.artifacts.boot(
-        &config,
-        setup.accel(),
-        setup.timeout(),
-        crate::qemu::process::Echo::Quiet,
-    )?;
-    let transcript = parse_stream(out.serial.as_bytes());
-    let details = transcript
-        .events()
-        .find_map(|(_, e)| match e {
-            OwnedEvent::Result { test, details, .. } if test == PHASES => Some(details.clone()),
-            _ => None,
-        })
-        .with_context(|| format!("no result for {PHASES} with `{}`", words.join(" ")))?;
-    let values: Vec<u64> = numbers(&details).into_iter().map(|(_, v)| v).collect();
-    values
-        .try_into()
-        .map_err(|_| anyhow::anyhow!("{PHASES}: cannot read `{details}`"))
+/// The first six numbers of `bench::nested_roundtrip`'s details: #DB and NMI,
+/// each checker in, body, checker out (cycles per entry).
+fn split(details: &str) -> Option<[u64; 6]> {
+    let values: Vec<u64> = numbers(details).into_iter().map(|(_, v)| v).collect();
+    values.get(..6)?.try_into().ok()
 }
 
 /// Iterations per second at `mhz` TSC ticks per microsecond.
@@ -121,21 +124,39 @@ pub fn per_second(mhz: u64, cycles_per_iteration: u64) -> f64 {
     mhz as f64 * 1e6 / cycles_per_iteration as f64
 }
 
-/// Medians of cycles per iteration; `None` where no run gave a number.
-struct Row {
-    strategy: Strategy,
-    int3: Option<u64>,
-    nmi: Option<u64>,
-    scenario: Option<u64>,
-    /// The nested iteration with `checker=off`: the strategy's own cost.
-    bare: Option<u64>,
-    /// `bench::entry_phases` with the checker, and without.
-    phases: Option<[u64; 6]>,
-    bare_phases: Option<[u64; 6]>,
+/// One round trip boot's medians (`None` where no run gave a number), and
+/// the details of its last nested iteration.
+#[derive(Default)]
+struct Trips {
+    int3: Vec<u64>,
+    nmi: Vec<u64>,
+    nested: Vec<u64>,
+    details: Option<String>,
 }
 
-fn median_of(samples: Vec<u64>) -> Option<u64> {
-    (!samples.is_empty()).then(|| median_u64(samples))
+impl Trips {
+    fn add(&mut self, got: &[Measured]) {
+        self.int3.push(got[0].cycles);
+        self.nmi.push(got[1].cycles);
+        self.nested.push(got[2].cycles);
+        self.details = Some(got[2].details.clone());
+    }
+
+    fn ratio(&self) -> Option<f64> {
+        Some(median_of(&self.nested)? as f64 / median_of(&self.nmi)? as f64)
+    }
+}
+
+struct Row {
+    strategy: Strategy,
+    with: Trips,
+    /// `checker=off`: the strategy's own cost.
+    without: Trips,
+    scenario: Vec<u64>,
+}
+
+fn median_of(samples: &[u64]) -> Option<u64> {
+    (!samples.is_empty()).then(|| median_u64(samples.to_vec()))
 }
 
 pub fn run(setup: &Setup) -> Result<ExitCode> {
@@ -143,133 +164,134 @@ pub fn run(setup: &Setup) -> Result<ExitCode> {
     let mut rows = Vec::new();
     let mut rates = Vec::new();
     let mut problems = Vec::new();
+    let trips = [INT3, NMI, NESTED];
     for strategy in Strategy::ALL {
         let entry = format!("entry={}", strategy.name());
-        let (mut int3, mut nmi, mut scenario) = (Vec::new(), Vec::new(), Vec::new());
-        let mut bare = Vec::new();
+        let mut row = Row {
+            strategy,
+            with: Trips::default(),
+            without: Trips::default(),
+            scenario: Vec::new(),
+        };
         // A run that crashes or hangs costs its sample, not the table.
         for _ in 0..runs {
-            match measure(setup, &[&entry, "filter=_roundtrip"], &[INT3, NMI]) {
-                Ok((mhz, floors)) => {
+            match measure(setup, &[&entry, "filter=_roundtrip"], &trips) {
+                Ok((mhz, got)) => {
                     rates.push(mhz);
-                    int3.push(floors[0]);
-                    nmi.push(floors[1]);
+                    row.with.add(&got);
                 }
+                Err(e) => problems.push(format!("{e:#}")),
+            }
+            let off = [entry.as_str(), "filter=_roundtrip", "checker=off"];
+            match measure(setup, &off, &trips) {
+                Ok((_, got)) => row.without.add(&got),
                 Err(e) => problems.push(format!("{e:#}")),
             }
             match measure(setup, &[&entry, "filter=db_kernel_nmi_db"], &[SCENARIO]) {
-                Ok((mhz, nested)) => {
-                    rates.push(mhz);
-                    scenario.push(nested[0]);
-                }
-                Err(e) => problems.push(format!("{e:#}")),
-            }
-            let off = [entry.as_str(), "filter=db_kernel_nmi_db", "checker=off"];
-            match measure(setup, &off, &[SCENARIO]) {
-                Ok((_, nested)) => bare.push(nested[0]),
+                Ok((_, got)) => row.scenario.push(got[0].cycles),
                 Err(e) => problems.push(format!("{e:#}")),
             }
         }
-        let filter = format!("filter={PHASES}");
-        let with = phases(setup, &[&entry, &filter]).map_err(|e| problems.push(format!("{e:#}")));
-        let without = phases(setup, &[&entry, &filter, "checker=off"])
-            .map_err(|e| problems.push(format!("{e:#}")));
-        rows.push(Row {
-            strategy,
-            int3: median_of(int3),
-            nmi: median_of(nmi),
-            scenario: median_of(scenario),
-            bare: median_of(bare),
-            phases: with.ok(),
-            bare_phases: without.ok(),
-        });
+        rows.push(row);
     }
-    let Some(mhz) = median_of(rates) else {
+    let Some(mhz) = median_of(&rates) else {
         bail!("no run gave a number: {}", problems.join("; "));
     };
+    print_table(&rows, mhz, runs, setup);
+    for problem in &problems {
+        println!("lost a sample: {problem}");
+    }
+    verdict(&rows);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_table(rows: &[Row], mhz: u64, runs: u32, setup: &Setup) {
     println!(
         "\nentry round trips, {runs} runs each (median), {}, TSC {mhz} MHz:",
         setup.describe()
     );
-    println!(
-        "{:<10} {:>18} {:>12} {:>14} {:>14}",
-        "strategy", "db_kernel_nmi_db", "x NMI floor", "INT3 floor", "NMI floor"
-    );
-    let rate = |c: Option<u64>| {
-        c.map_or("n/a".to_string(), |c| {
-            format!("{:.0}/s", per_second(mhz, c))
-        })
-    };
-    let ratio = |row: &Row| Some(row.scenario? as f64 / row.nmi? as f64);
-    for row in &rows {
-        println!(
-            "{:<10} {:>18} {:>12} {:>14} {:>14}",
-            row.strategy.name(),
-            rate(row.scenario),
-            ratio(row).map_or("n/a".to_string(), |r| format!("{r:.2}x")),
-            rate(row.int3),
-            rate(row.nmi)
-        );
-    }
     let cycles = |c: Option<u64>| c.map_or("n/a".to_string(), |c| c.to_string());
-    println!("cycles per iteration (scenario / INT3 / NMI):");
-    for row in &rows {
+    let ratio = |r: Option<f64>| r.map_or("n/a".to_string(), |r| format!("{r:.2}x"));
+    println!(
+        "{:<10} {:>12} {:>12} {:>12} {:>9} {:>12} {:>12} {:>9} {:>12} {:>12}",
+        "strategy",
+        "nested",
+        "NMI floor",
+        "INT3",
+        "x NMI",
+        "nested off",
+        "NMI off",
+        "x NMI off",
+        "scenario",
+        "x NMI"
+    );
+    for row in rows {
+        let scenario = median_of(&row.scenario);
+        let scenario_ratio = scenario
+            .zip(median_of(&row.with.nmi))
+            .map(|(s, n)| s as f64 / n as f64);
         println!(
-            "  {:<10} {} / {} / {}",
+            "{:<10} {:>12} {:>12} {:>12} {:>9} {:>12} {:>12} {:>9} {:>12} {:>12}",
             row.strategy.name(),
-            cycles(row.scenario),
-            cycles(row.int3),
-            cycles(row.nmi)
+            cycles(median_of(&row.with.nested)),
+            cycles(median_of(&row.with.nmi)),
+            cycles(median_of(&row.with.int3)),
+            ratio(row.with.ratio()),
+            cycles(median_of(&row.without.nested)),
+            cycles(median_of(&row.without.nmi)),
+            ratio(row.without.ratio()),
+            cycles(scenario),
+            ratio(scenario_ratio),
         );
     }
-    println!("where an entry's cycles go (cycles per entry: checker in / body / checker out):");
-    let three = |p: Option<[u64; 6]>, at: usize| {
-        p.map_or("n/a".to_string(), |p| {
-            format!("{} / {} / {}", p[at], p[at + 1], p[at + 2])
-        })
-    };
-    for row in &rows {
-        println!(
-            "  {:<10} #DB {:<24} NMI {:<24} checker off: #DB {:<22} NMI {}",
-            row.strategy.name(),
-            three(row.phases, 0),
-            three(row.phases, 3),
-            three(row.bare_phases, 0),
-            three(row.bare_phases, 3)
-        );
-    }
-    let bare_ratio = |row: &Row| Some(row.bare? as f64 / row.nmi? as f64);
-    println!("nested iteration x NMI floor, checker off (the strategy's own cost):");
-    for row in &rows {
-        println!(
-            "  {:<10} {}",
-            row.strategy.name(),
-            bare_ratio(row).map_or("n/a".to_string(), |r| format!("{r:.2}x"))
-        );
-    }
-    for problem in &problems {
-        println!("lost a sample: {problem}");
-    }
-    match rows
-        .iter()
-        .find(|r| r.strategy == Strategy::Linux)
-        .and_then(ratio)
-    {
-        Some(r) => {
-            let verdict = if r <= LINUX_TARGET { "yes" } else { "no" };
-            println!("linux within 2x of the NMI round-trip floor: {verdict} ({r:.2}x)");
-            if let Some(b) = rows
-                .iter()
-                .find(|r| r.strategy == Strategy::Linux)
-                .and_then(bare_ratio)
-            {
-                let verdict = if b <= LINUX_TARGET { "yes" } else { "no" };
-                println!("linux within 2x without the checker's cost: {verdict} ({b:.2}x)");
+    println!(
+        "(cycles per iteration; `nested` = bench::nested_roundtrip, a #DB with an NMI inside it \
+         and the NMI's nested-#DB attempt; `scenario` = db_kernel_nmi_db's iteration, with its \
+         aimed random delay, a second CPU's handshake and its verdicts; INT3 ~{:.0}/s)",
+        rows.iter()
+            .find_map(|r| median_of(&r.with.int3))
+            .map_or(0.0, |c| per_second(mhz, c))
+    );
+    println!("where a nested iteration's cycles go (cycles per iteration):");
+    for row in rows {
+        for (label, trips) in [("checker", &row.with), ("checker off", &row.without)] {
+            if let Some(line) = where_it_goes(trips) {
+                println!("  {:<10} {label:<11} {line}", row.strategy.name());
             }
         }
-        None => println!("linux within 2x of the NMI round-trip floor: unknown (no linux numbers)"),
     }
-    Ok(ExitCode::SUCCESS)
+}
+
+/// `total = #DB entry and exit stub + #DB checker in + #DB body (NMI inside)
+/// + #DB checker out`, the NMI split the same way.
+fn where_it_goes(trips: &Trips) -> Option<String> {
+    let total = median_of(&trips.nested)?;
+    let [d_in, d_body, d_out, n_in, n_body, n_out] = split(trips.details.as_deref()?)?;
+    let db_stub = total.saturating_sub(d_in + d_body + d_out);
+    let nmi_rest = d_body.saturating_sub(n_in + n_body + n_out);
+    Some(format!(
+        "{total} = #DB stub (pushes, strategy work, pops, IRET) {db_stub} + checker in {d_in} \
+         + body {d_body} [NMI: checker in {n_in} + body {n_body} + checker out {n_out} + its \
+         stub, delivery and the #DB's own body {nmi_rest}] + checker out {d_out}"
+    ))
+}
+
+fn verdict(rows: &[Row]) {
+    let Some(linux) = rows.iter().find(|r| r.strategy == Strategy::Linux) else {
+        println!("linux within 2x of the NMI round-trip floor: unknown (no linux numbers)");
+        return;
+    };
+    for (label, trips) in [("", &linux.with), (" with checker=off", &linux.without)] {
+        match trips.ratio() {
+            Some(r) => {
+                let verdict = if r <= LINUX_TARGET { "yes" } else { "no" };
+                println!(
+                    "linux nested #DB+NMI iteration within {LINUX_TARGET}x of the NMI round trip{label}: {verdict} ({r:.2}x)"
+                );
+            }
+            None => println!("linux within 2x{label}: unknown (no numbers)"),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -278,9 +300,9 @@ mod tests {
 
     #[test]
     fn phase_numbers_are_read_in_order() {
-        let d = "db: checker_in=5 body=6 checker_out=7; nmi: checker_in=8 body=9 checker_out=10 (cycles per entry)";
-        let v: Vec<u64> = numbers(d).into_iter().map(|(_, v)| v).collect();
-        assert_eq!(v, [5, 6, 7, 8, 9, 10]);
+        let d = "db: checker_in=5 body=6 checker_out=7; nmi: checker_in=8 body=9 checker_out=10 (cycles per outer #DB and per NMI); nmi_in_db=2000 nested_db=0";
+        assert_eq!(split(d), Some([5, 6, 7, 8, 9, 10]));
+        assert_eq!(split("db: checker_in=5"), None);
     }
 
     #[test]

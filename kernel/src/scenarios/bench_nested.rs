@@ -1,0 +1,127 @@
+//! bench::nested_roundtrip: the nested #DB+NMI iteration alone, for
+//! `cargo xtask bench entry`, without what `db_kernel_nmi_db` adds to aim
+//! and to judge (a seeded random delay before each NMI, the register damage
+//! probe, the window record, the per-iteration verdicts).
+//!
+//! One iteration: the CPU writes a watched word (#DB on IST_DB); its #DB hook
+//! sends the CPU itself an NMI through its local APIC and waits inside the
+//! #DB until the NMI has run, so every NMI lands inside a #DB; the NMI hook
+//! writes the watched word again (the nested #DB, which DR7 strategies
+//! suppress). The NMI comes from the CPU's own APIC, not from a second CPU:
+//! the victim's entry path is the same, and what is left out is the wait for
+//! a second vCPU to notice a request, which under TCG is host scheduling
+//! (milliseconds on a loaded 2-core host when both vCPUs spin), not entry
+//! code. The floor it is measured against is `bench::nmi_roundtrip` (one
+//! cross-CPU NMI), in the same boot: `filter=_roundtrip` runs both. With
+//! stamps on, the details say where an iteration's cycles go: the checker's
+//! halves and the body of the #DB and of the NMI (the #DB's body contains
+//! the NMI).
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use testkit::{Context, Observed, TestResult, ensure, tags};
+
+use super::common;
+use crate::arch::lapic;
+use crate::arch::percpu::{self, IstSlot};
+use crate::entry::breakpoint::{self, Kind};
+use crate::entry::checker::{self, IstFrame, Stamps};
+use crate::entry::handlers::{self, DbEvent};
+
+#[repr(align(8))]
+struct Watched(AtomicU64);
+static WATCHED: Watched = Watched(AtomicU64::new(0));
+/// The iteration A's next outer #DB publishes (0: none pending).
+static PENDING: AtomicU64 = AtomicU64::new(0);
+static LATE: AtomicU64 = AtomicU64::new(0);
+static NMI_IN_DB: AtomicU64 = AtomicU64::new(0);
+
+testkit::test! {
+    name: "bench::nested_roundtrip",
+    run: run,
+    iterations: 2_000,
+    tags: &[tags::BENCH],
+}
+
+/// How long the #DB waits for its NMI.
+const NMI_WAIT_US: u64 = 100_000;
+
+/// The #DB hook: the outer #DB of an iteration sends the NMI and waits for it
+/// here, inside the #DB.
+fn on_db(_: &DbEvent) {
+    if PENDING.swap(0, Ordering::SeqCst) == 0 {
+        return; // the nested #DB, or not this bench's
+    }
+    let cpu = percpu::this();
+    let before = cpu.nmi_count.load(Ordering::Acquire);
+    lapic::send_nmi(cpu.lapic_id());
+    let arrived = crate::arch::time::wait_until(NMI_WAIT_US, || {
+        cpu.nmi_count.load(Ordering::Acquire) > before
+    });
+    LATE.fetch_add(u64::from(!arrived), Ordering::Relaxed);
+}
+
+/// The NMI hook: the nested #DB's attempt.
+fn on_nmi(frame: &mut IstFrame) {
+    let db_stack = percpu::this().ist_stack(IstSlot::Db);
+    NMI_IN_DB.fetch_add(
+        u64::from(db_stack.contains(frame.regs.rsp)),
+        Ordering::Relaxed,
+    );
+    WATCHED.0.fetch_add(1, Ordering::SeqCst);
+}
+
+/// Average cycles per entry: checker in, body, checker out.
+fn per_entry(s: Stamps) -> (u64, u64, u64) {
+    let n = s.count.max(1);
+    (s.checker_in / n, s.body / n, s.checker_out / n)
+}
+
+fn run(ctx: &mut Context<'_>) -> TestResult {
+    let bp = common::watch(0, WATCHED.0.as_ptr() as u64, Kind::Write, 8);
+    if let Err(e) = common::arm(&[bp]) {
+        testkit::fail!(ctx, "arming the watchpoint: {e:?}");
+    }
+    let cpu = percpu::this().index();
+    common::reset_counts(cpu);
+    LATE.store(0, Ordering::Relaxed);
+    NMI_IN_DB.store(0, Ordering::Relaxed);
+    handlers::set_db_hook(Some(on_db));
+    handlers::set_nmi_hook(Some(on_nmi));
+    let dbs = handlers::db_count(cpu);
+    checker::reset_stamps();
+    checker::set_stamps(true);
+    for _ in 0..ctx.iterations {
+        PENDING.store(1, Ordering::SeqCst);
+        WATCHED.0.fetch_add(1, Ordering::SeqCst); // the outer #DB
+    }
+    checker::set_stamps(false);
+    handlers::set_nmi_hook(None);
+    handlers::set_db_hook(None);
+    breakpoint::reset();
+    let n = u64::from(ctx.iterations);
+    let (late, in_db) = (
+        LATE.load(Ordering::Relaxed),
+        NMI_IN_DB.load(Ordering::Relaxed),
+    );
+    let nested = handlers::db_count(cpu) - dbs - n;
+    let (db, nmi) = (
+        checker::stamps(cpu, IstSlot::Db),
+        checker::stamps(cpu, IstSlot::Nmi),
+    );
+    let evidence = common::collect(ctx, cpu);
+    ctx.counters.nmis = Some(nmi.count);
+    ensure!(
+        ctx,
+        late == 0,
+        "{late} NMIs did not arrive inside their #DB"
+    );
+    ensure!(ctx, in_db == n, "{in_db} of {n} NMIs landed inside a #DB");
+    let (d_in, d_body, d_out) = per_entry(Stamps { count: n, ..db });
+    let (n_in, n_body, n_out) = per_entry(nmi);
+    ctx.note(format_args!(
+        "db: checker_in={d_in} body={d_body} checker_out={d_out}; nmi: checker_in={n_in} body={n_body} checker_out={n_out} (cycles per outer #DB and per NMI); nmi_in_db={in_db} nested_db={nested} incidents={}",
+        evidence.report.incidents
+    ));
+    Ok(Observed::Survived)
+}
