@@ -118,7 +118,7 @@ pub const CATALOG: [Mutant; 25] = [
         "linux-nmi-no-executing-test",
         "the \"NMI executing\" test",
         "",
-        &[p(Linux, NESTING), p(Linux, OFF_STACK)],
+        &[p(Linux, NESTING), p(Linux, OFF_STACK), p(Linux, NMI_MCE)],
     )),
     m(
         NMI_NO_REPEAT_RANGE_TEST,
