@@ -9,6 +9,11 @@
 //! `dr7-guard` and `linux` clear DR7 only after those accesses, so a watchpoint
 //! on any of them would fire inside the entry; Linux survives that order by
 //! refusing such breakpoints, and so does this list. The recursion tests force.
+//!
+//! What a test needs that forces one into the NMI stub (`nmi_prologue_windows`):
+//! a parking address to move a breakpoint to without touching DR7, the words
+//! of IST_NMI's top a second NMI overwrites (`NmiTop`), and a spin that keeps
+//! nothing on its stack and survives being handed back a wrong RSP.
 
 use core::arch::global_asm;
 use core::sync::atomic::{AtomicU64, Ordering};
