@@ -14,11 +14,28 @@ use crate::Strategy;
 pub struct Probe {
     pub strategy: Strategy,
     pub filter: &'static str,
+    /// Run the test's own iteration count, not the catalog's cap: a sweep
+    /// that reaches a one-instruction window only late in its plan.
+    pub full: bool,
 }
 
 #[inline]
 const fn p(strategy: Strategy, filter: &'static str) -> Probe {
-    Probe { strategy, filter }
+    Probe {
+        strategy,
+        filter,
+        full: false,
+    }
+}
+
+/// A probe that runs every iteration the test plans (see [`Probe::full`]).
+#[inline]
+const fn full(strategy: Strategy, filter: &'static str) -> Probe {
+    Probe {
+        strategy,
+        filter,
+        full: true,
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -96,6 +113,9 @@ const DB_NMI: &str = "scenarios::db_kernel_nmi_db";
 const TRACE: &str = "scenarios::trace_irq_recursion";
 /// NMIs aimed at every instruction of the `linux` NMI entry and exit.
 const WINDOWS: &str = "scenarios::nmi_nested_windows";
+/// Sweeps breakpoint-held NMIs over the whole `linux` NMI stub; its later
+/// iterations aim at the exit, so it runs in full.
+const PROLOGUE: &str = "scenarios::nmi_prologue_windows";
 /// A nested NMI while the first one's handler runs on the #DB stack.
 const OFF_STACK: &str = "scenarios::nmi_nested_off_stack";
 /// Ring 3 points RSP into IST_NMI; NMIs in ring 3 and the SYSCALL gap.
@@ -146,7 +166,7 @@ pub const CATALOG: [Mutant; 25] = [
         "linux-nmi-executing-cleared-early",
         "the order STD, then clear \"executing\": the flag is cleared before the STD/IRETQ window",
         "",
-        &[p(Linux, WINDOWS), p(Linux, NESTING)],
+        &[full(Linux, PROLOGUE), p(Linux, WINDOWS), p(Linux, NESTING)],
     ),
     m(
         NMI_IRET_COPIED_ONCE,

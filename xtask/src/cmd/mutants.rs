@@ -37,7 +37,8 @@ pub struct Args {
     /// Run every probe of a mutant's plan, not only up to the first kill.
     #[arg(long)]
     all_probes: bool,
-    /// Iterations per test (each test caps it).
+    /// Iterations per test (each test caps it; a probe marked full, a sweep
+    /// that needs its whole plan, runs its own count).
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
     iterations: u32,
     /// CPUs per boot.

@@ -268,11 +268,13 @@ fn probe_reports(
         Emulator::Qemu => Door::Pvh,
         Emulator::Bochs => Door::LimineBios,
     };
-    let words = vec![
+    let mut words = vec![
         format!("entry={}", probe.strategy.name()),
         format!("filter={}", probe.filter),
-        format!("iterations={}", s.iterations),
     ];
+    if !probe.full {
+        words.push(format!("iterations={}", s.iterations));
+    }
     let spec = Spec {
         strategy: probe.strategy.name().into(),
         lapic: s.emulator.lapic_label(&s.cpu),
