@@ -52,16 +52,7 @@ impl Platform for KernelPlatform {
     fn drain_checker(&mut self, each: &mut dyn FnMut(testkit::Corruption<'static>)) -> u64 {
         let mut incidents = 0;
         for cpu in 0..smp::online_count() {
-            let report = crate::entry::checker::take_report(cpu, |c| {
-                each(testkit::Corruption {
-                    cpu: Some(cpu as u32),
-                    iteration: 0,
-                    vector: c.vector,
-                    field: c.field,
-                    expected: c.expected,
-                    seen: c.seen,
-                })
-            });
+            let report = crate::entry::checker::take_report(cpu, |c| each(c.on_wire(cpu)));
             incidents += report.incidents;
         }
         incidents

@@ -5,7 +5,7 @@
 use core::fmt;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use testkit::{Context, Corruption, Failure, Observed};
+use testkit::{Context, Failure, Observed};
 
 use crate::arch::cpu::rdtsc;
 use crate::arch::damage::Tally;
@@ -152,14 +152,7 @@ pub fn collect(ctx: &mut Context<'_>, cpu: usize) -> Evidence {
                 | checker::Kind::Canary
         )
     }) {
-        ctx.report_corruption(Corruption {
-            cpu: Some(cpu as u32),
-            iteration: 0,
-            vector: c.vector,
-            field: c.field,
-            expected: c.expected,
-            seen: c.seen,
-        });
+        ctx.report_corruption(c.on_wire(cpu));
     }
     ctx.counters.dbs = Some(dbs);
     ctx.counters.frame_mismatches = Some(report.frame_mismatches);

@@ -79,6 +79,21 @@ pub struct Corruption {
     pub depth: u8,
 }
 
+impl Corruption {
+    /// This finding as the wire's corruption event, seen on `cpu` (the
+    /// iteration is the test's to say; 0 when unknown).
+    pub fn on_wire(&self, cpu: usize) -> testkit::Corruption<'static> {
+        testkit::Corruption {
+            cpu: Some(cpu as u32),
+            iteration: 0,
+            vector: self.vector,
+            field: self.field,
+            expected: self.expected,
+            seen: self.seen,
+        }
+    }
+}
+
 /// What the checker does on a mismatch (`checker=` on the command line).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
