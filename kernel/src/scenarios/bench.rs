@@ -61,7 +61,25 @@ testkit::test! {
 /// CPU 0 sends CPU 1 an NMI and waits until CPU 1 has counted it: the floor for
 /// one cross-CPU NMI delivery.
 fn nmi_roundtrip(ctx: &mut Context<'_>) -> TestResult {
-    let target = percpu::cpu(1);
+    nmi_floor(ctx, percpu::cpu(1))
+}
+
+testkit::test! {
+    name: "bench::nmi_self_roundtrip",
+    run: nmi_self_roundtrip,
+    iterations: 10_000,
+    tags: &[tags::BENCH],
+}
+
+/// The CPU sends itself an NMI and waits until it has run: the floor for the
+/// NMI delivery `bench::nested_roundtrip` uses (its #DB sends its own NMI),
+/// without a second vCPU's wake-up.
+fn nmi_self_roundtrip(ctx: &mut Context<'_>) -> TestResult {
+    nmi_floor(ctx, percpu::this())
+}
+
+/// `ctx.iterations` NMIs to `target`, each awaited until `target` counted it.
+fn nmi_floor(ctx: &mut Context<'_>, target: &percpu::PerCpu) -> TestResult {
     let mut lost = 0;
     for _ in 0..ctx.iterations {
         let before = target.nmi_count.load(Ordering::Acquire);

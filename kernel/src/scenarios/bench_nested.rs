@@ -11,8 +11,9 @@
 //! the victim's entry path is the same, and what is left out is the wait for
 //! a second vCPU to notice a request, which under TCG is host scheduling
 //! (milliseconds on a loaded 2-core host when both vCPUs spin), not entry
-//! code. The floor it is measured against is `bench::nmi_roundtrip` (one
-//! cross-CPU NMI), in the same boot: `filter=_roundtrip` runs both. With
+//! code. The floor it is measured against is `bench::nmi_self_roundtrip`
+//! (a self-sent NMI, the same delivery), in the same boot:
+//! `filter=_roundtrip` runs both. With
 //! stamps on, the details say where an iteration's cycles go: the checker's
 //! halves and the body of the #DB and of the NMI (the #DB's body contains
 //! the NMI).
