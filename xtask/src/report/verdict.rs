@@ -6,6 +6,10 @@ use std::time::Duration;
 
 use crate::report::platform::Platform;
 
+/// How a pass of a test that must crash begins: the runner writes it, the
+/// strategy table reads it.
+pub const CRASHED_AS_EXPECTED: &str = "crashed as expected: ";
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Verdict {
     Pass,

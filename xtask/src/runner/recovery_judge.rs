@@ -5,7 +5,7 @@ use testkit::protocol::{Expected, Outcome};
 
 use super::{Sequence, Step};
 use crate::qemu::crash::{Crash, CrashKind};
-use crate::report::verdict::Verdict;
+use crate::report::verdict::{CRASHED_AS_EXPECTED, Verdict};
 
 impl Sequence {
     pub(super) fn judge_result(
@@ -75,7 +75,7 @@ impl Sequence {
         }
         if let Some(kind) = self.expectation(test).map(str::to_string) {
             let step = if kind == crash.kind.name() {
-                let note = format!("crashed as expected: {}", crash.reason);
+                let note = format!("{CRASHED_AS_EXPECTED}{}", crash.reason);
                 self.record(test, Verdict::Pass, note, true)
             } else {
                 let why = format!(

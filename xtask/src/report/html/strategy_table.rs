@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use super::model::{Cell, Run};
+use crate::report::verdict::CRASHED_AS_EXPECTED;
 
 fn counter(cell: &Cell, name: &str) -> Option<u64> {
     cell.counters
@@ -31,6 +32,14 @@ fn words(cell: &Cell) -> String {
             // The kernel says "prediction held: N landings corrupted, M clean".
             let held = cell.message.split(';').next().unwrap_or("").trim();
             format!("timing: {held}")
+        }
+        // An expected-crash test (`mce_nesting`): the crash is its pass.
+        ("pass", _) if cell.message.starts_with(CRASHED_AS_EXPECTED) => {
+            let rest = &cell.message[CRASHED_AS_EXPECTED.len()..];
+            format!(
+                "crashes as expected ({})",
+                rest.split(':').next().unwrap_or(rest).trim()
+            )
         }
         ("pass", _) => match counter(cell, "incidents") {
             Some(0) | None => "survives".into(),
@@ -144,8 +153,10 @@ mod tests {
         let mut clean = cell("scenarios::a", "linux", "x2apic", "pass", "survive");
         clean.counters = vec![("incidents".into(), 0)];
         let failed = cell("scenarios::a", "linux", "xapic", "fail", "survive");
+        let mut crashed = cell("scenarios::b", "linux", "x2apic", "pass", "survive");
+        crashed.message = "crashed as expected: triple fault: QEMU exited with status 0".into();
         let run = Run {
-            cells: vec![detected, timing, clean, failed],
+            cells: vec![detected, timing, clean, failed, crashed],
             windows: Vec::new(),
         };
         let table = markdown(&run);
@@ -155,6 +166,10 @@ mod tests {
         );
         assert!(table.contains("corrupts, **detected** 40/40"), "{table}");
         assert!(table.contains("timing: prediction held: 3 landings corrupted, 9 clean"));
+        assert!(
+            table.contains("| `b` | - | - | crashes as expected (triple fault) |"),
+            "{table}"
+        );
         // The two LAPIC modes disagree: both are shown.
         assert!(
             table.contains("x2apic: survives; xapic: **FAILED**"),
