@@ -4,7 +4,8 @@
 //!
 //! Frame (lowest address first) = `IstFrame`:
 //!
-//!   rsp ->  dr7        saved DR7 (0 unless the DR7 guard applied)
+//!   rsp ->  dr7        saved DR7 less bit 10 (0 unless the DR7 guard applied
+//!                      and found a breakpoint armed)
 //!           applied    the strategy bits this entry applied (its exit undoes them)
 //!           r15 .. rax 15 words, pushed by PUSH_GPRS (rax first, so highest)
 //!           vector     pushed by the stub
@@ -127,14 +128,21 @@ macro_rules! asm_prelude {
     W pop r13
     W pop r12
     .endm
-    /* DR7 guard, entry half: r12 holds the applied bits, the old DR7 goes to r13 */
+    .set DR7_FIXED_1, 0x400              /* DR7 bit 10 reads as 1 */
+    /*
+     * DR7 guard, entry half: r12 holds the applied bits, the old DR7 goes to
+     * r13. As Linux's local_db_save(): DR7 less its always-set bit 10, and a
+     * write only when that leaves something armed (r13 = 0: nothing to undo).
+     */
     .macro DR7_SAVE guard, keep=0
     W test r12d, \guard
     W jz .Ldr7_saved\@
-    WF \guard, mov r13, dr7             /* local_db_save(): save DR7 ... */
+    WF \guard, mov r13, dr7             /* local_db_save(): read DR7 ... */
+    WF \guard, and r13, ~DR7_FIXED_1   /* ... less its always-set bit ... */
+    WF \guard, jz .Ldr7_saved\@        /* ... nothing armed: no write */
     .if \keep == 0                       /* mutants db-/nmi-no-dr7-clear: keep it armed */
     WF \guard, xor eax, eax
-    WF \guard, mov dr7, rax             /* ... and disarm every breakpoint */
+    WF \guard, mov dr7, rax             /* ... else disarm every breakpoint */
     .endif
 .Ldr7_saved\@:
     .endm
@@ -145,7 +153,9 @@ macro_rules! asm_prelude {
     .if \zero                            /* mutant nmi-dr7-restored-wrong: DR7 "restored" to 0 */
     WF \guard, xor r13d, r13d
     .endif
-    WF \guard, mov dr7, r13             /* local_db_restore() */
+    WF \guard, test r13, r13            /* local_db_restore(): only if the save */
+    WF \guard, jz .Ldr7_restored\@     /* found something armed */
+    WF \guard, mov dr7, r13
 .Ldr7_restored\@:
     .endm
     /*

@@ -17,9 +17,14 @@
 //! `exc_debug_kernel`), and relies on the deny-list (`within_cpu_entry`) for
 //! what comes before; NMI: CS first, then the three nested tests, the repeat
 //! loop, DR7 saved and cleared by the body, `nmi_state` latching for NMIs that
-//! nest inside a ring-3 NMI. Departures: no SWAPGS/CR3/mitigations (nothing to
+//! nest inside a ring-3 NMI. The DR7 save is `local_db_save`'s: DR7 less bit
+//! 10, written to 0 only when that leaves something armed, and written back
+//! on the way out only then. Departures: no SWAPGS/CR3/mitigations (nothing to
 //! protect here); the DR7 save sits in the asm right after the pushes rather
-//! than in C a few calls later (both after the pushes, both before the hook).
+//! than in C a few calls later (both after the pushes, both before the hook);
+//! Linux under a hypervisor skips even the DR7 read when its own record
+//! (`hw_breakpoint_active`) says nothing is armed: here DR7 is that record, so
+//! the read always happens, and with nothing armed nothing is written either way.
 //!
 //! `linux-4.19`: the same NMI asm and ring-3 moves, no DR7 handling; kernel
 //! #DB runs the tracing hook under the debug IDT (`TRACE_IRQS_OFF_DEBUG`:

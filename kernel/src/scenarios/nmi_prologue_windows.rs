@@ -171,21 +171,35 @@ fn release() -> &'static AtomicU64 {
 /// there), ring-3 body first, split at the call of the phases: per body,
 /// (the instruction that clears DR7: the aim's k, the call, the one that
 /// restores it). The DR7 guard's own instructions are the window entries
-/// whose only flag is DR7_GUARD, four per body.
+/// whose only flag is DR7_GUARD, in runs: per body a run from `DR7_SAVE`
+/// ending with its DR7 write, then one from `DR7_RESTORE` ending with its own.
 fn dark_ranges(ks: &[u64], start: u64, end: u64) -> [(u64, u64, u64); 2] {
     let guard = u64::from(crate::entry::strategy::DR7_GUARD);
-    let mut marked = crate::entry::window()
+    // The last instruction of each run of DR7-guard-only entries: save,
+    // restore, save, restore.
+    let mut ends = [0u64; 4];
+    let mut found = 0;
+    let mut run_end = None;
+    let entries = crate::entry::window()
         .iter()
-        .filter(|e| e.addr >= start && e.addr < end && e.flags == guard)
-        .map(|e| e.addr);
-    let mut body = || {
-        let (_, _, clear, restore) = (marked.next(), marked.next(), marked.next(), marked.next());
-        let (clear, restore) = (clear.unwrap_or(0), restore.unwrap_or(0));
+        .filter(|e| e.addr >= start && e.addr < end);
+    for e in entries {
+        if e.flags == guard {
+            run_end = Some(e.addr);
+        } else if let Some(addr) = run_end.take()
+            && let Some(slot) = ends.get_mut(found)
+        {
+            *slot = addr;
+            found += 1;
+        }
+    }
+    let body = |b: usize| {
+        let (clear, restore) = (ends[2 * b], ends[2 * b + 1]);
         // RUN_PHASES calls through r15 after 5 instructions of setup.
         let at = ks.iter().position(|&a| a == clear).unwrap_or(0);
         (clear, ks.get(at + 6).copied().unwrap_or(0), restore)
     };
-    [body(), body()]
+    [body(0), body(1)]
 }
 
 fn run(ctx: &mut Context<'_>) -> TestResult {
