@@ -12,6 +12,14 @@
 //!   same boot;
 //!   its details say where the cycles go (the checker's halves and the
 //!   bodies of the #DB and of the NMI);
+//! - `bench::db_roundtrip`: the nested iteration's outer #DB alone (the same
+//!   watched write and entry, no NMI); with the self-sent NMI it is the floor
+//!   under the nested iteration on this platform, printed beside it;
+//! - `bench::nested_icebp_roundtrip`, `bench::db_icebp_roundtrip`: the same
+//!   two with the outer #DB raised by ICEBP: the same entry and armed DR7
+//!   without the emulator's watchpoint path;
+//! - `bench::dr7_roundtrip`: DR7 cleared and put back with the watchpoint
+//!   armed, no exception: what the DR7 guard's two writes cost by themselves;
 //! - `scenarios::db_kernel_nmi_db`: the torture scenario's iteration, which
 //!   adds its aiming (a seeded random delay before each NMI, sent by a second
 //!   CPU), the register damage probe and its per-iteration verdicts.
@@ -27,19 +35,16 @@ use anyhow::{Context, Result, bail};
 use testkit::Strategy;
 use testkit::protocol::{OwnedEvent, Transcript, parse_stream};
 
-use super::{Setup, median_u64};
+use super::Setup;
+use super::entry_floor as floor;
+use super::entry_trips::{
+    INT3, LINUX_TARGET, Measured, NESTED, NMI, NMI_SELF, Row, SCENARIO, TRIPS, Trips, median_of,
+};
 use crate::runner::suite;
 
-const INT3: &str = "bench::int3_roundtrip";
-const NMI: &str = "bench::nmi_roundtrip";
-const NMI_SELF: &str = "bench::nmi_self_roundtrip";
-const NESTED: &str = "bench::nested_roundtrip";
-const SCENARIO: &str = "scenarios::db_kernel_nmi_db";
-/// The strategy that must stay this close to the NMI floor.
-const LINUX_TARGET: f64 = 2.0;
-
-/// One boot with `words`, parsed; an error unless it ran to its end.
-fn boot(setup: &Setup, words: &[&str]) -> Result<Transcript> {
+/// One boot with `words`, parsed, and why it stopped early (`None`: it ran
+/// to its end). The results before a crash still count.
+fn boot(setup: &Setup, words: &[&str]) -> Result<(Transcript, Option<String>)> {
     let config = setup.config(words);
     let out = setup.artifacts.boot(
         &config,
@@ -48,28 +53,30 @@ fn boot(setup: &Setup, words: &[&str]) -> Result<Transcript> {
         crate::qemu::process::Echo::Quiet,
     )?;
     let transcript = parse_stream(out.serial.as_bytes());
-    if !transcript.is_complete() {
+    let early = (!transcript.is_complete()).then(|| {
         let tail = suite::failure_detail(&out.serial, &out.stderr);
-        bail!(
+        format!(
             "the boot with `{}` did not finish: {}; last line `{}`",
             words.join(" "),
             out.end,
             tail.last().map_or("", String::as_str)
-        );
-    }
-    Ok(transcript)
+        )
+    });
+    Ok((transcript, early))
 }
 
-/// One test's number: cycles per iteration and its details.
-struct Measured {
-    cycles: u64,
-    details: String,
+/// One boot's numbers: the TSC rate, each named test's (`None`: no number),
+/// and what went wrong.
+struct Boot {
+    mhz: u64,
+    got: Vec<Option<Measured>>,
+    problems: Vec<String>,
 }
 
 /// Boots once with `words`; the TSC rate and each named test's cycles per
-/// iteration with its details.
-fn measure(setup: &Setup, words: &[&str], tests: &[&str]) -> Result<(u64, Vec<Measured>)> {
-    let transcript = boot(setup, words)?;
+/// iteration with its details, as far as the boot got.
+fn measure(setup: &Setup, words: &[&str], tests: &[&str]) -> Result<Boot> {
+    let (transcript, early) = boot(setup, words)?;
     let line = words.join(" ");
     let mhz = transcript
         .events()
@@ -79,7 +86,8 @@ fn measure(setup: &Setup, words: &[&str], tests: &[&str]) -> Result<(u64, Vec<Me
         })
         .filter(|&mhz| mhz > 0)
         .with_context(|| format!("the boot with `{line}` names no TSC rate in its hello"))?;
-    let mut found = Vec::new();
+    let mut problems: Vec<String> = early.into_iter().collect();
+    let mut got = Vec::new();
     for test in tests {
         let result = transcript.events().find_map(|(_, e)| match e {
             OwnedEvent::Result {
@@ -91,19 +99,27 @@ fn measure(setup: &Setup, words: &[&str], tests: &[&str]) -> Result<(u64, Vec<Me
             } if t == test => Some((*cycles_per_iteration, outcome.word(), details.clone())),
             _ => None,
         });
-        match result {
+        got.push(match result {
             Some((cycles, word, details)) if cycles > 0 && word != "FAILED" => {
-                found.push(Measured { cycles, details })
+                Some(Measured { cycles, details })
             }
             Some((_, word, details)) => {
-                bail!("{test} with `{line}`: {word} without a cycle count ({details})")
+                problems.push(format!(
+                    "{test} with `{line}`: {word} without a cycle count ({details})"
+                ));
+                None
             }
-            None => {
-                bail!("the boot with `{line}` has no result for {test}: is the kernel up to date?")
+            // After a crash the missing ones are said by `early`.
+            None if problems.is_empty() => {
+                problems.push(format!(
+                    "the boot with `{line}` has no result for {test}: is the kernel up to date?"
+                ));
+                None
             }
-        }
+            None => None,
+        });
     }
-    Ok((mhz, found))
+    Ok(Boot { mhz, got, problems })
 }
 
 /// The `key=value` numbers of a result's details, in order.
@@ -129,50 +145,11 @@ pub fn per_second(mhz: u64, cycles_per_iteration: u64) -> f64 {
     mhz as f64 * 1e6 / cycles_per_iteration as f64
 }
 
-/// One round trip boot's medians (`None` where no run gave a number), and
-/// the details of its last nested iteration.
-#[derive(Default)]
-struct Trips {
-    int3: Vec<u64>,
-    nmi: Vec<u64>,
-    /// The self-sent NMI: the floor of the target.
-    nmi_self: Vec<u64>,
-    nested: Vec<u64>,
-    details: Option<String>,
-}
-
-impl Trips {
-    fn add(&mut self, got: &[Measured]) {
-        self.int3.push(got[0].cycles);
-        self.nmi.push(got[1].cycles);
-        self.nmi_self.push(got[2].cycles);
-        self.nested.push(got[3].cycles);
-        self.details = Some(got[3].details.clone());
-    }
-
-    fn ratio(&self) -> Option<f64> {
-        Some(median_of(&self.nested)? as f64 / median_of(&self.nmi_self)? as f64)
-    }
-}
-
-struct Row {
-    strategy: Strategy,
-    with: Trips,
-    /// `checker=off`: the strategy's own cost.
-    without: Trips,
-    scenario: Vec<u64>,
-}
-
-fn median_of(samples: &[u64]) -> Option<u64> {
-    (!samples.is_empty()).then(|| median_u64(samples.to_vec()))
-}
-
 pub fn run(setup: &Setup) -> Result<ExitCode> {
     let runs = setup.args.runs;
     let mut rows = Vec::new();
     let mut rates = Vec::new();
     let mut problems = Vec::new();
-    let trips = [INT3, NMI, NMI_SELF, NESTED];
     for strategy in Strategy::ALL {
         let entry = format!("entry={}", strategy.name());
         let mut row = Row {
@@ -181,22 +158,27 @@ pub fn run(setup: &Setup) -> Result<ExitCode> {
             without: Trips::default(),
             scenario: Vec::new(),
         };
-        // A run that crashes or hangs costs its sample, not the table.
+        // A run that crashes or hangs costs its samples, not the table.
         for _ in 0..runs {
-            match measure(setup, &[&entry, "filter=_roundtrip"], &trips) {
-                Ok((mhz, got)) => {
-                    rates.push(mhz);
-                    row.with.add(&got);
-                }
-                Err(e) => problems.push(format!("{e:#}")),
-            }
             let off = [entry.as_str(), "filter=_roundtrip", "checker=off"];
-            match measure(setup, &off, &trips) {
-                Ok((_, got)) => row.without.add(&got),
-                Err(e) => problems.push(format!("{e:#}")),
+            for (words, trips) in [
+                (&[entry.as_str(), "filter=_roundtrip"][..], &mut row.with),
+                (&off[..], &mut row.without),
+            ] {
+                match measure(setup, words, &TRIPS) {
+                    Ok(b) => {
+                        rates.push(b.mhz);
+                        trips.add(&b.got);
+                        problems.extend(b.problems);
+                    }
+                    Err(e) => problems.push(format!("{e:#}")),
+                }
             }
             match measure(setup, &[&entry, "filter=db_kernel_nmi_db"], &[SCENARIO]) {
-                Ok((_, got)) => row.scenario.push(got[0].cycles),
+                Ok(b) => {
+                    row.scenario.extend(b.got[0].as_ref().map(|m| m.cycles));
+                    problems.extend(b.problems);
+                }
                 Err(e) => problems.push(format!("{e:#}")),
             }
         }
@@ -206,6 +188,7 @@ pub fn run(setup: &Setup) -> Result<ExitCode> {
         bail!("no run gave a number: {}", problems.join("; "));
     };
     print_table(&rows, mhz, runs, setup);
+    floor::print(&rows);
     for problem in &problems {
         println!("lost a sample: {problem}");
     }
@@ -238,18 +221,18 @@ fn print_table(rows: &[Row], mhz: u64, runs: u32, setup: &Setup) {
         // The scenario's NMI comes from a second CPU: its floor is the cross-CPU one.
         let scenario = median_of(&row.scenario);
         let scenario_ratio = scenario
-            .zip(median_of(&row.with.nmi))
+            .zip(row.with.median(NMI))
             .map(|(s, n)| s as f64 / n as f64);
         println!(
             "{:<10} {:>10} {:>10} {:>10} {:>10} {:>8} {:>10} {:>10} {:>8} {:>10} {:>8}",
             row.strategy.name(),
-            cycles(median_of(&row.with.nested)),
-            cycles(median_of(&row.with.nmi_self)),
-            cycles(median_of(&row.with.nmi)),
-            cycles(median_of(&row.with.int3)),
+            cycles(row.with.median(NESTED)),
+            cycles(row.with.median(NMI_SELF)),
+            cycles(row.with.median(NMI)),
+            cycles(row.with.median(INT3)),
             ratio(row.with.ratio()),
-            cycles(median_of(&row.without.nested)),
-            cycles(median_of(&row.without.nmi_self)),
+            cycles(row.without.median(NESTED)),
+            cycles(row.without.median(NMI_SELF)),
             ratio(row.without.ratio()),
             cycles(scenario),
             ratio(scenario_ratio),
@@ -262,7 +245,7 @@ fn print_table(rows: &[Row], mhz: u64, runs: u32, setup: &Setup) {
          aimed random delay, a second CPU's handshake and its verdicts, held against the \
          cross-CPU NMI; INT3 ~{:.0}/s)",
         rows.iter()
-            .find_map(|r| median_of(&r.with.int3))
+            .find_map(|r| r.with.median(INT3))
             .map_or(0.0, |c| per_second(mhz, c))
     );
     println!("where a nested iteration's cycles go (cycles per iteration):");
@@ -278,7 +261,7 @@ fn print_table(rows: &[Row], mhz: u64, runs: u32, setup: &Setup) {
 /// `total = #DB entry and exit stub + #DB checker in + #DB body (NMI inside)
 /// + #DB checker out`, the NMI split the same way.
 fn where_it_goes(trips: &Trips) -> Option<String> {
-    let total = median_of(&trips.nested)?;
+    let total = trips.median(NESTED)?;
     let [d_in, d_body, d_out, n_in, n_body, n_out] = split(trips.details.as_deref()?)?;
     let db_stub = total.saturating_sub(d_in + d_body + d_out);
     let nmi_rest = d_body.saturating_sub(n_in + n_body + n_out);
@@ -304,6 +287,9 @@ fn verdict(rows: &[Row]) {
             }
             None => println!("linux within 2x{label}: unknown (no numbers)"),
         }
+    }
+    if let Some(line) = floor::why_not(rows, linux) {
+        println!("{line}");
     }
 }
 

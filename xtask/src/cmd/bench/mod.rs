@@ -14,6 +14,8 @@
 mod boot;
 mod boot_split;
 mod entry;
+mod entry_floor;
+mod entry_trips;
 mod jobs;
 mod runner;
 
