@@ -199,22 +199,53 @@ testkit::test! {
     tags: &[tags::BENCH],
 }
 
+/// Pages `dr7_roundtrip` touches between the writes of its second loop.
+const TOUCHED_PAGES: usize = 16;
+static PAGES: [AtomicU64; TOUCHED_PAGES * 512] = [const { AtomicU64::new(0) }; TOUCHED_PAGES * 512];
+
+/// One write to each of the touched pages.
+fn touch_pages() {
+    for page in PAGES.iter().step_by(512) {
+        page.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 /// DR7 cleared and put back, with the nested iteration's watchpoint armed:
 /// the two DR7 writes a Linux-style #DB entry makes when it finds a
 /// breakpoint armed (`local_db_save`/`local_db_restore`), alone, without an
-/// exception. What the platform charges for them is part of any such entry's
-/// iteration, however its code is written: `cargo xtask bench entry` adds it
-/// to the floor it holds the nested iteration against.
+/// exception. Its details give the pair alone (`pair`), and the pair with
+/// 16 pages touched after each write against the touches alone: what the
+/// writes cost the code that runs after them (under QEMU's TCG, a
+/// watchpoint that changes inside a 2 MiB page empties the whole software
+/// TLB, and every page is walked again).
 fn dr7_roundtrip(ctx: &mut Context<'_>) -> TestResult {
     let bp = common::watch(0, WATCHED.0.as_ptr() as u64, Kind::Write, 8);
     if let Err(e) = common::arm(&[bp]) {
         testkit::fail!(ctx, "arming the watchpoint: {e:?}");
     }
     let armed = debugreg::read_dr7();
-    for _ in 0..ctx.iterations {
+    let n = u64::from(ctx.iterations);
+    let per_pair = |f: &dyn Fn()| {
+        let start = cpu::rdtsc();
+        for _ in 0..n {
+            f();
+        }
+        (cpu::rdtsc() - start) / n
+    };
+    let touches = per_pair(&|| {
+        touch_pages();
+        touch_pages();
+    });
+    let with_touches = per_pair(&|| {
+        debugreg::write_dr7(0);
+        touch_pages();
+        debugreg::write_dr7(armed);
+        touch_pages();
+    });
+    let pair = per_pair(&|| {
         debugreg::write_dr7(0);
         debugreg::write_dr7(armed);
-    }
+    });
     let after = debugreg::read_dr7();
     breakpoint::reset();
     ensure!(
@@ -222,5 +253,9 @@ fn dr7_roundtrip(ctx: &mut Context<'_>) -> TestResult {
         armed & 0b11 != 0 && after == armed,
         "DR7 was {armed:#x} armed and {after:#x} after the loop"
     );
+    ctx.note(format_args!(
+        "pair={pair} with_touches={with_touches} touches_alone={touches} (cycles per pair; {} page writes per pair with touches)",
+        2 * TOUCHED_PAGES
+    ));
     Ok(Observed::Survived)
 }

@@ -39,6 +39,7 @@ use super::Setup;
 use super::entry_floor as floor;
 use super::entry_trips::{
     INT3, LINUX_TARGET, Measured, NESTED, NMI, NMI_SELF, Row, SCENARIO, TRIPS, Trips, median_of,
+    numbers,
 };
 use crate::runner::suite;
 
@@ -120,17 +121,6 @@ fn measure(setup: &Setup, words: &[&str], tests: &[&str]) -> Result<Boot> {
         });
     }
     Ok(Boot { mhz, got, problems })
-}
-
-/// The `key=value` numbers of a result's details, in order.
-fn numbers(details: &str) -> Vec<(String, u64)> {
-    details
-        .split(|c: char| c.is_whitespace() || c == ';')
-        .filter_map(|w| {
-            let (k, v) = w.split_once('=')?;
-            Some((k.to_string(), v.parse().ok()?))
-        })
-        .collect()
 }
 
 /// The first six numbers of `bench::nested_roundtrip`'s details: #DB and NMI,

@@ -15,6 +15,11 @@ pub(super) const DB: &str = "bench::db_roundtrip";
 pub(super) const NESTED_ICEBP: &str = "bench::nested_icebp_roundtrip";
 pub(super) const DB_ICEBP: &str = "bench::db_icebp_roundtrip";
 pub(super) const DR7: &str = "bench::dr7_roundtrip";
+/// `bench::dr7_roundtrip`'s numbers: the DR7 pair alone, the pair with pages
+/// touched after each write, the touches alone.
+pub(super) const DR7_PAIR: &str = "bench::dr7_roundtrip.pair";
+pub(super) const DR7_WITH_TOUCHES: &str = "bench::dr7_roundtrip.with_touches";
+pub(super) const DR7_TOUCHES: &str = "bench::dr7_roundtrip.touches_alone";
 pub(super) const SCENARIO: &str = "scenarios::db_kernel_nmi_db";
 /// The round trips one boot measures, in `Trips::add`'s order.
 pub(super) const TRIPS: [&str; 8] = [INT3, NMI, NMI_SELF, NESTED, DB, DR7, NESTED_ICEBP, DB_ICEBP];
@@ -32,7 +37,8 @@ pub(super) struct Measured {
 /// last nested iteration.
 #[derive(Default)]
 pub(super) struct Trips {
-    samples: BTreeMap<&'static str, Vec<u64>>,
+    /// Per test, and per `test.key` for each `key=value` number of its details.
+    samples: BTreeMap<String, Vec<u64>>,
     pub(super) details: Option<String>,
 }
 
@@ -41,7 +47,14 @@ impl Trips {
     pub(super) fn add(&mut self, got: &[Option<Measured>]) {
         for (test, m) in TRIPS.into_iter().zip(got) {
             if let Some(m) = m {
-                self.samples.entry(test).or_default().push(m.cycles);
+                self.samples
+                    .entry(test.to_string())
+                    .or_default()
+                    .push(m.cycles);
+                for (key, value) in numbers(&m.details) {
+                    let column = self.samples.entry(format!("{test}.{key}")).or_default();
+                    column.push(value);
+                }
                 if test == NESTED {
                     self.details = Some(m.details.clone());
                 }
@@ -76,6 +89,17 @@ pub(super) struct Row {
     /// `checker=off`: the strategy's own cost.
     pub(super) without: Trips,
     pub(super) scenario: Vec<u64>,
+}
+
+/// The `key=value` numbers of a result's details, in order.
+pub(super) fn numbers(details: &str) -> Vec<(String, u64)> {
+    details
+        .split(|c: char| c.is_whitespace() || c == ';')
+        .filter_map(|w| {
+            let (k, v) = w.split_once('=')?;
+            Some((k.to_string(), v.parse().ok()?))
+        })
+        .collect()
 }
 
 pub(super) fn median_of(samples: &[u64]) -> Option<u64> {
