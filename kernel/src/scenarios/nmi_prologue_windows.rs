@@ -113,7 +113,7 @@ testkit::test! {
         naive: Expect::Skip("the plain NMI stub has no nesting prologue to aim at"),
         shift_only: Expect::Skip("the plain NMI stub has no nesting prologue to aim at"),
         linux_4_19: Expect::Skip(
-            "linux-4.19 keeps DR7 live through its NMI and #DB entries: the watchpoints this test reads its evidence from stay armed inside them and the run hangs (not yet understood)",
+            "linux-4.19 keeps DR7 armed inside its #DB: when the first NMI touches a watched IST_NMI word, the checker's stack guard in that #DB's entry copies the same words before 4.19's IST shift, a second #DB lands on the unshifted #DB stack and overwrites the first (traced: the #DB returned to 0x56 and faulted); the reads are this test's instrumentation, not 4.19's code",
         ),
         dr7_guard: Expect::Skip("the plain NMI stub has no nesting prologue to aim at"),
         linux: Expect::Timing,
