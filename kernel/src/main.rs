@@ -72,6 +72,9 @@ fn alloc_cpu_stacks() -> CpuStacks {
 
 /// Both doors end here with the same `BootInfo`.
 pub fn kernel_main(boot: &BootInfo) -> ! {
+    // The TSC is calibrated across the set-up below, which needs no timing;
+    // starting the APs does (its waits and timeout).
+    let calibration = arch::time::open();
     console::framebuffer::init(boot.framebuffer.as_ref());
     kprintln!(
         "istorm {}: x86-64 exception entry torture tests",
@@ -84,12 +87,13 @@ pub fn kernel_main(boot: &BootInfo) -> ! {
     let strategy = selection.strategy.unwrap_or(entry::Strategy::Linux);
     entry::checker::set_mode(entry::checker::Mode::parse(cmdline.value("checker")));
 
-    arch::time::calibrate();
     mm::init(boot);
     let mode = lapic::select_mode(mm::map_mmio);
     entry::traps::install();
     smp::init_bsp(boot.cpus[0].lapic_id, alloc_cpu_stacks());
     entry::install(strategy);
+    calibration.close();
+    let watch = watchdog::prepare(boot.cpus.len());
     let online = smp::start_aps(boot, alloc_cpu_stacks, |index, lapic_id| {
         kprintln!("smp: cpu {index} (lapic id {lapic_id}) did not start");
     });
@@ -108,7 +112,7 @@ pub fn kernel_main(boot: &BootInfo) -> ! {
         arch::time::ticks_per_us(),
         smp::ap_start_us()
     );
-    if watchdog::start(online).is_none() {
+    if watchdog::start(watch).is_none() {
         kprintln!("watchdog: one CPU only, the host timeout is the only guard");
     }
     if let Some(which) = cmdline.value("selftest") {

@@ -166,6 +166,24 @@ pub fn start_on(index: usize, job: Job, arg: u64) -> Result<(), RunError> {
     Ok(())
 }
 
+/// Posts `job(arg)` to AP `index` before `start_aps` starts it: `serve` runs
+/// it as soon as the AP checks in, with no wake-up IPI (a halted vCPU is a
+/// host thread the host must schedule again). `join` waits for it as usual.
+/// Offline for the BSP or an index past `MAX_CPUS`; Busy once the AP runs
+/// (use `start_on`) or when it already has a job.
+pub fn post_before_start(index: usize, job: Job, arg: u64) -> Result<(), RunError> {
+    if index == 0 || index >= MAX_CPUS {
+        return Err(RunError::Offline);
+    }
+    let mailbox = &MAILBOXES[index];
+    if percpu::cpu(index).is_online() || mailbox.posted.load(Ordering::Acquire) != 0 {
+        return Err(RunError::Busy);
+    }
+    mailbox.posted.fetch_add(1, Ordering::AcqRel);
+    *mailbox.work.lock() = Some((job, arg));
+    Ok(())
+}
+
 /// Waits up to `timeout_us` for the job posted to `index` and returns its result.
 pub fn join(index: usize, timeout_us: u64) -> Result<u64, RunError> {
     let mailbox = MAILBOXES.get(index).ok_or(RunError::Offline)?;
