@@ -1,9 +1,12 @@
 //! Where a PVH boot-to-exit goes: the host stamps each serial line as it
 //! arrives, so one boot splits into QEMU's start and the firmware (up to the
 //! kernel's first line), the kernel's bring-up (up to `boot:`, all CPUs
-//! online), the rest of the kernel (up to the wire's `done`) and the exit
+//! online), the rest of the kernel (up to the wire's `done`), the kernel
+//! after `done` (up to its last output: the results summary) and QEMU's exit
 //! (QEMU gone). The kernel's own `time:` line adds how long it spent starting
-//! the APs (`ap_start_us`, from the first AP's stacks to the last check-in).
+//! the APs (`ap_start_us`, from the first AP's stacks to the last check-in)
+//! and when it reached `kernel_main` by its TSC (`main_at_us`), which under
+//! QEMU starts at 0 with the machine: the guest's share of the first phase.
 
 use std::time::{Duration, Instant};
 
@@ -24,13 +27,17 @@ struct Stamps {
     first: Option<Duration>,
     up: Option<Duration>,
     done: Option<Duration>,
+    /// The last output's arrival.
+    last: Option<Duration>,
     ap_start: Option<Duration>,
+    main_at: Option<Duration>,
 }
 
 impl Watch for Stamps {
     fn output(&mut self, bytes: &[u8]) {
         let now = self.start.elapsed();
         self.first.get_or_insert(now);
+        self.last = Some(now);
         self.partial.extend_from_slice(bytes);
         while let Some(at) = self.partial.iter().position(|&b| b == b'\n') {
             let line: Vec<u8> = self.partial.drain(..=at).collect();
@@ -39,9 +46,9 @@ impl Watch for Stamps {
                 self.up.get_or_insert(now);
             }
             if line.starts_with("time: ") {
-                self.ap_start = self
-                    .ap_start
-                    .or(ap_start_us(&line).map(Duration::from_micros));
+                let field = |name| time_field(&line, name).map(Duration::from_micros);
+                self.ap_start = self.ap_start.or(field("ap_start_us"));
+                self.main_at = self.main_at.or(field("main_at_us"));
             }
             if line.starts_with("@istorm {\"type\":\"done\"") {
                 self.done.get_or_insert(now);
@@ -54,10 +61,10 @@ impl Watch for Stamps {
     }
 }
 
-/// `ap_start_us=N` from the kernel's `time:` line.
-fn ap_start_us(line: &str) -> Option<u64> {
+/// `name=N` from the kernel's `time:` line.
+fn time_field(line: &str, name: &str) -> Option<u64> {
     line.split_whitespace()
-        .find_map(|w| w.strip_prefix("ap_start_us="))?
+        .find_map(|w| w.strip_prefix(name)?.strip_prefix('='))?
         .parse()
         .ok()
 }
@@ -68,7 +75,11 @@ pub struct Split {
     pub bring_up: Duration,
     /// The part of `bring_up` the kernel spent starting the APs.
     pub ap_start: Duration,
+    /// The guest's TSC at `kernel_main`: its share of `firmware`, and ~1 ms
+    /// of the PVH door after the first line.
+    pub main_at: Duration,
     pub kernel_rest: Duration,
+    pub after_done: Duration,
     pub exit: Duration,
 }
 
@@ -79,8 +90,9 @@ pub fn measure(
     timeout: Duration,
     runs: u32,
 ) -> Result<Split> {
-    let mut phases: [Vec<Duration>; 4] = Default::default();
+    let mut phases: [Vec<Duration>; 5] = Default::default();
     let mut ap_starts = Vec::new();
+    let mut main_ats = Vec::new();
     for _ in 0..runs {
         let mut stamps = Stamps {
             start: Instant::now(),
@@ -89,31 +101,39 @@ pub fn measure(
             first: None,
             up: None,
             done: None,
+            last: None,
             ap_start: None,
+            main_at: None,
         };
         let live = artifacts.boot_watched(config, accel, &mut stamps)?;
         if live.end != BootEnd::Exited(Exit::Success) {
             bail!("the PVH boot did not succeed: {}", live.end);
         }
-        let (Some(first), Some(up), Some(done)) = (stamps.first, stamps.up, stamps.done) else {
+        let (Some(first), Some(up), Some(done), Some(last)) =
+            (stamps.first, stamps.up, stamps.done, stamps.last)
+        else {
             bail!("the PVH boot printed no `boot:` line or no done event");
         };
         ap_starts.push(stamps.ap_start.unwrap_or_default());
+        main_ats.push(stamps.main_at.unwrap_or_default());
         // The process's own clock starts at spawn, a hair after ours.
-        let total = live.elapsed.max(done);
-        for (slot, value) in phases
-            .iter_mut()
-            .zip([first, up - first, done - up, total - done])
+        let total = live.elapsed.max(last);
+        for (slot, value) in
+            phases
+                .iter_mut()
+                .zip([first, up - first, done - up, last - done, total - last])
         {
             slot.push(value);
         }
     }
-    let [firmware, bring_up, kernel_rest, exit] = phases.map(median);
+    let [firmware, bring_up, kernel_rest, after_done, exit] = phases.map(median);
     Ok(Split {
         firmware,
         bring_up,
         ap_start: median(ap_starts),
+        main_at: median(main_ats),
         kernel_rest,
+        after_done,
         exit,
     })
 }
@@ -123,11 +143,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_ap_start_is_read_from_the_time_line() {
-        assert_eq!(
-            ap_start_us("time: tsc_mhz=2595 ap_start_us=2418\r\n"),
-            Some(2418)
-        );
-        assert_eq!(ap_start_us("time: tsc_mhz=2595"), None);
+    fn fields_are_read_from_the_time_line() {
+        let line = "time: tsc_mhz=2595 ap_start_us=2418 main_at_us=8120\r\n";
+        assert_eq!(time_field(line, "ap_start_us"), Some(2418));
+        assert_eq!(time_field(line, "main_at_us"), Some(8120));
+        assert_eq!(time_field(line, "start_us"), None);
+        assert_eq!(time_field("time: tsc_mhz=2595", "ap_start_us"), None);
     }
 }
