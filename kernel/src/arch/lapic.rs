@@ -147,6 +147,35 @@ pub fn start_periodic_timer() {
     })
 }
 
+/// The timer's count for one `nap`: 50 us at QEMU's 1 GHz APIC clock / 16.
+const NAP_COUNT: u32 = 3_125;
+
+/// Halts this CPU until its timer fires once, `NAP_COUNT` ticks from now (or
+/// an earlier interrupt or NMI wakes it), then masks the timer again. Under
+/// TCG a halted vCPU's host thread sleeps, leaving the host's cores to the
+/// others; a spinning one keeps one.
+pub fn nap() {
+    with_lapic(|lapic| {
+        // SAFETY: the timer vector has a gate; the one-shot fires at most once,
+        // into the HLT below (a shot that beats it stays pending until the STI).
+        unsafe {
+            lapic.set_timer_mode(x2apic::lapic::TimerMode::OneShot);
+            lapic.set_timer_divide(x2apic::lapic::TimerDivide::Div16);
+            lapic.enable_timer();
+            lapic.set_timer_initial(NAP_COUNT);
+        }
+    });
+    cpu::wait_for_interrupt();
+    with_lapic(|lapic| {
+        // SAFETY: a zero initial count stops a one-shot that has not fired;
+        // masking keeps the timer off until someone arms it again.
+        unsafe {
+            lapic.set_timer_initial(0);
+            lapic.disable_timer();
+        }
+    });
+}
+
 /// Sends a fixed interrupt `vector` to the CPU with `apic_id`.
 pub fn send_ipi(apic_id: u32, vector: u8) {
     with_lapic(|lapic| {
