@@ -75,10 +75,12 @@ pub fn kernel_main(boot: &BootInfo) -> ! {
     // QEMU's TSC starts at 0 with the machine: this is how long the firmware
     // and the door took (`cargo xtask bench boot` reports it).
     let entered = arch::cpu::rdtsc();
-    // The TSC is calibrated across the set-up below, which needs no timing;
-    // starting the APs does (its waits and timeout).
-    let calibration = arch::time::open();
     console::framebuffer::init(boot.framebuffer.as_ref());
+    // The TSC is calibrated across the set-up below, which needs no timing;
+    // starting the APs does (its waits and timeout). Clearing a framebuffer
+    // comes first, so the window does not grow with the screen (past 55 ms
+    // it falls back to the blocking calibration).
+    let calibration = arch::time::open();
     kprintln!(
         "istorm {}: x86-64 exception entry torture tests",
         env!("CARGO_PKG_VERSION")
