@@ -98,6 +98,7 @@ pub fn kernel_main(boot: &BootInfo) -> ! {
     smp::init_bsp(boot.cpus[0].lapic_id, alloc_cpu_stacks());
     entry::install(strategy);
     calibration.close();
+    let set_up = arch::cpu::rdtsc();
     let watch = watchdog::prepare(boot.cpus.len());
     let online = smp::start_aps(boot, alloc_cpu_stacks, |index, lapic_id| {
         kprintln!("smp: cpu {index} (lapic id {lapic_id}) did not start");
@@ -114,9 +115,10 @@ pub fn kernel_main(boot: &BootInfo) -> ! {
     }
     let tsc_mhz = arch::time::ticks_per_us();
     kprintln!(
-        "time: tsc_mhz={tsc_mhz} ap_start_us={} main_at_us={}",
+        "time: tsc_mhz={tsc_mhz} ap_start_us={} main_at_us={} setup_us={}",
         smp::ap_start_us(),
-        entered / tsc_mhz
+        entered / tsc_mhz,
+        (set_up - entered) / tsc_mhz
     );
     if watchdog::start(watch).is_none() {
         kprintln!("watchdog: one CPU only, the host timeout is the only guard");

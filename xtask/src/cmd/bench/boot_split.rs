@@ -4,9 +4,10 @@
 //! online), the rest of the kernel (up to the wire's `done`), the kernel
 //! after `done` (up to its last output: the results summary) and QEMU's exit
 //! (QEMU gone). The kernel's own `time:` line adds how long it spent starting
-//! the APs (`ap_start_us`, from the first AP's stacks to the last check-in)
-//! and when it reached `kernel_main` by its TSC (`main_at_us`), which under
-//! QEMU starts at 0 with the machine: the guest's share of the first phase.
+//! the APs (`ap_start_us`, from the first AP's stacks to the last check-in),
+//! its set-up before them (`setup_us`, from `kernel_main`) and when it
+//! reached `kernel_main` by its TSC (`main_at_us`), which under QEMU starts
+//! at 0 with the machine: the guest's share of the first phase.
 
 use std::time::{Duration, Instant};
 
@@ -30,6 +31,7 @@ struct Stamps {
     /// The last output's arrival.
     last: Option<Duration>,
     ap_start: Option<Duration>,
+    set_up: Option<Duration>,
     main_at: Option<Duration>,
 }
 
@@ -48,6 +50,7 @@ impl Watch for Stamps {
             if line.starts_with("time: ") {
                 let field = |name| time_field(&line, name).map(Duration::from_micros);
                 self.ap_start = self.ap_start.or(field("ap_start_us"));
+                self.set_up = self.set_up.or(field("setup_us"));
                 self.main_at = self.main_at.or(field("main_at_us"));
             }
             if line.starts_with("@istorm {\"type\":\"done\"") {
@@ -75,6 +78,8 @@ pub struct Split {
     pub bring_up: Duration,
     /// The part of `bring_up` the kernel spent starting the APs.
     pub ap_start: Duration,
+    /// The part of `bring_up` from `kernel_main` to starting the APs.
+    pub set_up: Duration,
     /// The guest's TSC at `kernel_main`: its share of `firmware`, and ~1 ms
     /// of the PVH door after the first line.
     pub main_at: Duration,
@@ -92,6 +97,7 @@ pub fn measure(
 ) -> Result<Split> {
     let mut phases: [Vec<Duration>; 5] = Default::default();
     let mut ap_starts = Vec::new();
+    let mut set_ups = Vec::new();
     let mut main_ats = Vec::new();
     for _ in 0..runs {
         let mut stamps = Stamps {
@@ -103,6 +109,7 @@ pub fn measure(
             done: None,
             last: None,
             ap_start: None,
+            set_up: None,
             main_at: None,
         };
         let live = artifacts.boot_watched(config, accel, &mut stamps)?;
@@ -115,6 +122,7 @@ pub fn measure(
             bail!("the PVH boot printed no `boot:` line or no done event");
         };
         ap_starts.push(stamps.ap_start.unwrap_or_default());
+        set_ups.push(stamps.set_up.unwrap_or_default());
         main_ats.push(stamps.main_at.unwrap_or_default());
         // The process's own clock starts at spawn, a hair after ours.
         let total = live.elapsed.max(last);
@@ -131,6 +139,7 @@ pub fn measure(
         firmware,
         bring_up,
         ap_start: median(ap_starts),
+        set_up: median(set_ups),
         main_at: median(main_ats),
         kernel_rest,
         after_done,
@@ -144,9 +153,10 @@ mod tests {
 
     #[test]
     fn fields_are_read_from_the_time_line() {
-        let line = "time: tsc_mhz=2595 ap_start_us=2418 main_at_us=8120\r\n";
+        let line = "time: tsc_mhz=2595 ap_start_us=2418 main_at_us=8120 setup_us=2674\r\n";
         assert_eq!(time_field(line, "ap_start_us"), Some(2418));
         assert_eq!(time_field(line, "main_at_us"), Some(8120));
+        assert_eq!(time_field(line, "setup_us"), Some(2674));
         assert_eq!(time_field(line, "start_us"), None);
         assert_eq!(time_field("time: tsc_mhz=2595", "ap_start_us"), None);
     }
