@@ -25,7 +25,7 @@ static FIRED: AtomicBool = AtomicBool::new(false);
 
 /// Before the APs start: hands the last of `cpus` CPUs the job of starting
 /// its timer, which it runs as soon as it checks in. Waking it for the job
-/// once it halted cost a PVH boot 0.5-1.6 ms (`cargo xtask bench boot`): its
+/// once it halted cost a PVH boot 0.5-1.6 ms under TCG (rdtsc stamps): its
 /// vCPU is a host thread that the host has to schedule again. With one CPU
 /// there is no watchdog.
 pub fn prepare(cpus: usize) -> Option<usize> {

@@ -7,7 +7,7 @@
 //! [`Window::close`] reads the count again and divides. Under TCG that work
 //! takes longer than the window needs, so the calibration costs nothing; the
 //! three 1 ms one-shots it replaces were 3.9 ms of a PVH boot's ~15 ms in the
-//! kernel (`cargo xtask bench boot`). They remain the fallback.
+//! kernel (rdtsc stamps under TCG). They remain the fallback.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
