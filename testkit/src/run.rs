@@ -51,7 +51,7 @@ pub fn run_tests(
     selection: &Selection<'_>,
     config: &RunConfig,
 ) -> Summary {
-    let selected = || in_name_order(tests).filter(|t| selection.selects(t));
+    let selected = || in_name_order(tests, |t| selection.selects(t));
     let count = selected().count() as u32;
     platform.emit(&Event::Plan { count });
     for test in selected() {
@@ -184,14 +184,30 @@ fn record_evidence(counters: &mut Counters, observed: &Observed, drained: u64) {
     }
 }
 
-/// The tests sorted by name (then by link order for equal names), without a
-/// heap: link order differs between builds, and a stable order makes runs
-/// comparable and `skip=` resumes predictable. Quadratic, for a few hundred.
-fn in_name_order(tests: &[TestDesc]) -> impl Iterator<Item = &TestDesc> {
+/// The most tests a catalog may register (`in_name_order` marks the kept
+/// ones in a fixed array: no heap).
+const MAX_TESTS: usize = 1024;
+
+/// The tests `keep` keeps, sorted by name (then by link order for equal
+/// names), without a heap: link order differs between builds, and a stable
+/// order makes runs comparable and `skip=` resumes predictable. Quadratic in
+/// the kept tests: each step scans the kept ones for the next name, so a
+/// run that selects a few (or none, as a boot-to-exit does) costs a few
+/// scans, not one per test in the catalog.
+fn in_name_order<'t>(
+    tests: &'t [TestDesc],
+    keep: impl Fn(&TestDesc) -> bool,
+) -> impl Iterator<Item = &'t TestDesc> {
+    assert!(tests.len() <= MAX_TESTS, "more than {MAX_TESTS} tests");
+    let mut kept = [false; MAX_TESTS];
+    for (slot, test) in kept.iter_mut().zip(tests) {
+        *slot = keep(test);
+    }
     let key = |i: usize| (tests[i].name, i);
     let mut last: Option<(&str, usize)> = None;
     core::iter::from_fn(move || {
         let next = (0..tests.len())
+            .filter(|&i| kept[i])
             .map(key)
             .filter(|k| last.is_none_or(|l| *k > l))
             .min()?;
