@@ -12,6 +12,10 @@ use crate::arch::framebuffer::{Rgb, Surface};
 pub const MAX_VERSION: Version = Version::new(25);
 /// Bytes of summary text tried first.
 pub const TEXT_MAX: usize = 1200;
+/// Bytes a code of `MAX_VERSION` holds at ECC L in byte mode (ISO/IEC 18004
+/// capacity table, version 25-L): any text of `TEXT_MAX` bytes fits it.
+const MAX_VERSION_BYTES: usize = 1273;
+const _: () = assert!(TEXT_MAX <= MAX_VERSION_BYTES);
 const BUF_LEN: usize = MAX_VERSION.buffer_len();
 /// Light modules around the code, as the standard asks.
 const QUIET: usize = 4;
@@ -39,6 +43,11 @@ pub fn fit<H: AsRef<str>, T: AsRef<str>>(
     let mut budget = text.len();
     loop {
         let len = summary::encode(header, entries, &mut text[..budget]).ok()?;
+        if len <= MAX_VERSION_BYTES && max.value() >= MAX_VERSION.value() {
+            // Fits by the capacity table: no need to build the codewords (a
+            // run without a screen asks only for the text).
+            return Some(len);
+        }
         let segment = QrSegment::make_bytes(&text[..len]);
         let fits = QrCode::encode_segments_to_codewords(
             &[segment],
