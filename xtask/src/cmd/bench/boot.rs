@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Result, bail};
 
-use super::{Args, boot_split, median};
+use super::{Args, boot_split, empty_pvh, median};
 use crate::media::limine::{self, Lookup};
 use crate::qemu::emulator::Emulator;
 use crate::qemu::exit::Exit;
@@ -67,6 +67,18 @@ pub fn run(args: &Args) -> Result<ExitCode> {
             .collect::<Result<_>>()?,
     );
     let mut rows = vec![("floor (-S, quit)".to_string(), floor)];
+    // The same PVH boot with an empty kernel: what no kernel can remove.
+    let empty = Artifacts::new(empty_pvh::write(&crate::target_dir().join("bench"))?);
+    let mut samples = Vec::new();
+    for _ in 0..args.runs {
+        let out = empty.boot(&config(Door::Pvh), choice.accel, timeout, Echo::Quiet)?;
+        if out.end != End::Exited(Exit::Success) {
+            bail!("the empty PVH kernel did not exit: {}", out.end);
+        }
+        samples.push(out.elapsed);
+    }
+    let empty = median(samples);
+    rows.push(("empty PVH kernel".to_string(), empty));
     for door in doors {
         let mut samples = Vec::new();
         for _ in 0..args.runs {
@@ -92,7 +104,7 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     for line in skipped {
         println!("{line}");
     }
-    let pvh = rows[1].1.as_secs_f64() / floor.as_secs_f64();
+    let pvh = rows[2].1.as_secs_f64() / floor.as_secs_f64();
     let split = boot_split::measure(
         &artifacts,
         &config(Door::Pvh),
@@ -121,5 +133,15 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     );
     let verdict = if pvh <= PVH_TARGET { "yes" } else { "no" };
     println!("PVH within {PVH_TARGET}x of the floor: {verdict} ({pvh:.2}x)");
+    let kernel = rows[2].1.saturating_sub(empty);
+    let budget = floor.mul_f64(PVH_TARGET).saturating_sub(empty);
+    println!(
+        "the empty PVH kernel (QEMU's machine start, the firmware, the exit, no kernel) takes \
+         {:.2}x of the floor: {PVH_TARGET}x leaves {:.1} ms for a kernel; istorm's PVH boot \
+         spends {:.1} ms more than the empty one",
+        empty.as_secs_f64() / floor.as_secs_f64(),
+        ms(budget),
+        ms(kernel)
+    );
     Ok(ExitCode::SUCCESS)
 }

@@ -13,6 +13,7 @@
 
 mod boot;
 mod boot_split;
+mod empty_pvh;
 mod entry;
 mod entry_floor;
 mod entry_trips;
