@@ -194,10 +194,10 @@ const MAX_TESTS: usize = 1024;
 /// the kept tests: each step scans the kept ones for the next name, so a
 /// run that selects a few (or none, as a boot-to-exit does) costs a few
 /// scans, not one per test in the catalog.
-fn in_name_order<'t>(
-    tests: &'t [TestDesc],
+fn in_name_order(
+    tests: &[TestDesc],
     keep: impl Fn(&TestDesc) -> bool,
-) -> impl Iterator<Item = &'t TestDesc> {
+) -> impl Iterator<Item = &TestDesc> {
     assert!(tests.len() <= MAX_TESTS, "more than {MAX_TESTS} tests");
     let mut kept = [false; MAX_TESTS];
     for (slot, test) in kept.iter_mut().zip(tests) {
