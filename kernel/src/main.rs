@@ -93,6 +93,9 @@ pub fn kernel_main(boot: &BootInfo) -> ! {
     entry::checker::set_mode(entry::checker::Mode::parse(cmdline.value("checker")));
 
     mm::init(boot);
+    for cpu in 0..boot.cpus.len().min(arch::MAX_CPUS) {
+        entry::checker::attach(cpu, mm::alloc_zeroed(entry::checker::STORAGE_BYTES));
+    }
     let mode = lapic::select_mode(mm::map_mmio);
     entry::traps::install();
     smp::init_bsp(boot.cpus[0].lapic_id, alloc_cpu_stacks());

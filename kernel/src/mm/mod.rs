@@ -75,6 +75,33 @@ pub fn alloc_stack(pages: u64) -> StackBounds {
     }
 }
 
+/// Kernel memory that is all zero when handed out and stays mapped for the
+/// kernel's life; only [`alloc_zeroed`] makes one.
+pub struct Zeroed {
+    start: u64,
+    len: usize,
+}
+
+impl Zeroed {
+    pub fn start(&self) -> u64 {
+        self.start
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.len
+    }
+}
+
+/// `bytes` of fresh zeroed kernel memory, page-aligned, with an unmapped
+/// guard page below it (the frames come zeroed from `alloc_frame`).
+pub fn alloc_zeroed(bytes: usize) -> Zeroed {
+    let stack = alloc_stack((bytes as u64).div_ceil(PAGE_SIZE));
+    Zeroed {
+        start: stack.bottom,
+        len: bytes,
+    }
+}
+
 /// Maps one page of MMIO registers uncacheable and returns its virtual address.
 pub fn map_mmio(phys: u64) -> u64 {
     let virt = take_virt(1);

@@ -13,9 +13,8 @@ use crate::entry::strategy::{NMI_NESTING, applies};
 /// than any scenario builds. A deeper level reports that it could not guard.
 pub(super) const GUARD_DEPTH: usize = 2;
 const GUARD_BYTES: usize = IST_STACK_SIZE as usize;
-/// `Guard.stack` when the level guards nothing. Zero, so that the checker's
-/// megabytes of guard buffers start all-zero and land in `.bss`, not in the
-/// image a loader copies.
+/// `Guard.stack` when the level guards nothing. Zero, so that a checker in
+/// zeroed memory starts with every level guarding nothing (`attach`).
 const NO_STACK: usize = 0;
 
 pub(super) struct Guard {
@@ -24,15 +23,6 @@ pub(super) struct Guard {
     start: u64,
     len: usize,
     bytes: [u8; GUARD_BYTES],
-}
-
-impl Guard {
-    pub(super) const EMPTY: Guard = Guard {
-        stack: NO_STACK,
-        start: 0,
-        len: 0,
-        bytes: [0; GUARD_BYTES],
-    };
 }
 
 /// At entry of level `depth` of vector `v`: copy the interrupted IST stack, if

@@ -30,12 +30,13 @@ mod stamps;
 mod words;
 
 use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 pub use super::frame::IstFrame;
 use crate::arch::MAX_CPUS;
 use crate::arch::debugreg;
 use crate::arch::percpu::{self, IST_COUNT};
+use crate::mm;
 pub use paint::{paint, stack_usage};
 pub use report::{Report, take_report};
 pub use shadow::{EMPTY_FRAME, amend_rflags, ist_enter, ist_exit};
@@ -151,6 +152,8 @@ struct CpuChecker {
     /// Incidents ever, never drained.
     incidents_total: AtomicU64,
     recovered: AtomicU64,
+    /// The CPU this checker belongs to (its ring in `EVENTS`), set by `attach`.
+    index: AtomicUsize,
 }
 
 // SAFETY: see the slot ownership rule on `CpuChecker`; the event ring hands each
@@ -158,22 +161,6 @@ struct CpuChecker {
 unsafe impl Sync for CpuChecker {}
 
 impl CpuChecker {
-    const fn new() -> Self {
-        Self {
-            depth: [const { AtomicU32::new(0) }; IST_COUNT],
-            max_depth: [const { AtomicU32::new(0) }; IST_COUNT],
-            shadow: [const { [const { UnsafeCell::new(shadow::EMPTY_FRAME) }; MAX_DEPTH] };
-                IST_COUNT],
-            guards: [const { [const { UnsafeCell::new(guard::Guard::EMPTY) }; guard::GUARD_DEPTH] };
-                IST_COUNT],
-            event_count: AtomicU32::new(0),
-            counts: [const { AtomicU64::new(0) }; KINDS],
-            incidents: AtomicU64::new(0),
-            incidents_total: AtomicU64::new(0),
-            recovered: AtomicU64::new(0),
-        }
-    }
-
     fn record(&self, event: Corruption) {
         if mode() == Mode::Blind {
             return;
@@ -196,9 +183,46 @@ impl CpuChecker {
     }
 }
 
-/// All zero at start (no sentinel in it), so its megabytes of guard buffers
-/// sit in `.bss`, not in the image a loader copies.
-static CHECKERS: [CpuChecker; MAX_CPUS] = [const { CpuChecker::new() }; MAX_CPUS];
+/// Each CPU's checker, in zeroed memory `attach` gets at bring-up for the
+/// CPUs the machine has: a static array for every possible CPU put 8.6 MB in
+/// `.bss`, which QEMU's PVH loader copies into the guest on every boot (and
+/// frees at exit). A `CpuChecker` is valid all-zero (no sentinel in it).
+static CHECKERS: [AtomicPtr<CpuChecker>; MAX_CPUS] =
+    [const { AtomicPtr::new(core::ptr::null_mut()) }; MAX_CPUS];
+
+/// Bytes of one CPU's checker, for `attach`.
+pub const STORAGE_BYTES: usize = core::mem::size_of::<CpuChecker>();
+
+/// Gives CPU `cpu` its checker, in `storage` (at least `STORAGE_BYTES`,
+/// zeroed by the allocator). Before any IST entry can run on that CPU.
+pub fn attach(cpu: usize, storage: mm::Zeroed) {
+    assert!(
+        storage.bytes() >= STORAGE_BYTES,
+        "checker storage too small"
+    );
+    assert!(
+        storage
+            .start()
+            .is_multiple_of(core::mem::align_of::<CpuChecker>() as u64),
+        "checker storage misaligned"
+    );
+    let checker = storage.start() as *mut CpuChecker;
+    // SAFETY: `Zeroed` memory is mapped for the kernel's life, zero-filled,
+    // large and aligned enough (checked above), and owned by nothing else: an
+    // all-zero `CpuChecker` is its `new()` value. Publishing it with Release
+    // makes its `index` visible with it.
+    unsafe { (*checker).index.store(cpu, Ordering::Relaxed) };
+    CHECKERS[cpu].store(checker, Ordering::Release);
+}
+
+/// CPU `cpu`'s checker; `attach` gave it one before its first IST entry.
+fn checker(cpu: usize) -> &'static CpuChecker {
+    let checker = CHECKERS[cpu].load(Ordering::Acquire);
+    assert!(!checker.is_null(), "no checker attached for cpu {cpu}");
+    // SAFETY: `attach` published a pointer to zeroed, mapped memory that lives
+    // as long as the kernel; shared access follows `CpuChecker`'s slot rule.
+    unsafe { &*checker }
+}
 
 /// Each CPU's ring of findings, kept apart from `CHECKERS`: an empty slot is
 /// not all-zero bytes. Same ownership as the rest: writers take an index
@@ -213,19 +237,17 @@ static EVENTS: [Events; MAX_CPUS] =
 
 /// The ring that belongs to `checker` (same index in both arrays).
 fn events(checker: &CpuChecker) -> &'static [UnsafeCell<Option<Corruption>>; EVENT_SLOTS] {
-    let index = (checker as *const CpuChecker as usize - CHECKERS.as_ptr() as usize)
-        / core::mem::size_of::<CpuChecker>();
-    &EVENTS[index].0
+    &EVENTS[checker.index.load(Ordering::Relaxed)].0
 }
 
 fn this() -> &'static CpuChecker {
-    &CHECKERS[percpu::this().index()]
+    checker(percpu::this().index())
 }
 
 /// Incidents on `cpu` ever (never reset): scenarios take differences of it to
 /// tell which iteration an incident belongs to.
 pub fn incidents_total(cpu: usize) -> u64 {
-    CHECKERS[cpu].incidents_total.load(Ordering::Relaxed)
+    checker(cpu).incidents_total.load(Ordering::Relaxed)
 }
 
 /// Whether repairs are on (recover mode), for the paths that write copies back.
@@ -236,7 +258,7 @@ fn repairs() -> bool {
 /// Forgets every IST level on `cpu` after a #DF abandoned them, and puts the
 /// TSS IST pointers back at their tops (a shifting #DB may have lowered one).
 pub fn reset_after_abandon(cpu: usize) {
-    let checker = &CHECKERS[cpu];
+    let checker = checker(cpu);
     for (v, depth) in checker.depth.iter().enumerate() {
         if v != percpu::IstSlot::Df as usize {
             depth.store(0, Ordering::Relaxed);

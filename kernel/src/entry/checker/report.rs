@@ -3,7 +3,7 @@
 use core::sync::atomic::Ordering;
 
 use super::paint::{damaged_canary, restore_canaries};
-use super::{CHECKERS, Corruption, KINDS, Kind};
+use super::{Corruption, KINDS, Kind, checker};
 use crate::arch::percpu::{self, IST_COUNT, IstSlot};
 
 /// Counts one CPU's checker gathered since the last `take_report`.
@@ -25,7 +25,7 @@ pub struct Report {
 /// ring keeps the first 32). Judges the canaries of that CPU's IST stacks.
 /// Normal context only, with no IST handler running on that CPU.
 pub fn take_report(cpu: usize, mut each: impl FnMut(&Corruption)) -> Report {
-    let checker = &CHECKERS[cpu];
+    let checker = checker(cpu);
     for slot in IstSlot::ALL {
         let stack = percpu::cpu(cpu).ist_stack(slot);
         if let Some((_, seen)) = damaged_canary(stack) {

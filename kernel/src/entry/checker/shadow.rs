@@ -5,8 +5,8 @@ use crate::entry::mutant::{self, catalog};
 use core::sync::atomic::Ordering;
 
 use super::{
-    CHECKERS, Corruption, CpuChecker, IstFrame, Kind, MAX_DEPTH, Mode, cap_recursion, guard, mode,
-    repairs, stamps, this,
+    Corruption, CpuChecker, IstFrame, Kind, MAX_DEPTH, Mode, cap_recursion, guard, mode, repairs,
+    stamps, this,
 };
 use crate::arch::gdt::{KERNEL_CODE_SELECTOR, KERNEL_DATA_SELECTOR};
 use crate::arch::percpu::{self, IstSlot};
@@ -113,7 +113,7 @@ fn slot_of(vector: u64) -> IstSlot {
 pub extern "C" fn ist_enter(frame: &mut IstFrame) {
     let start = stamps::now();
     let cpu = percpu::this();
-    let checker = &CHECKERS[cpu.index()];
+    let checker = super::checker(cpu.index());
     let slot = slot_of(frame.regs.vector);
     let v = slot as usize;
     let depth = checker.depth[v].fetch_add(1, Ordering::Relaxed) as usize;
