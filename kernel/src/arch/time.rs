@@ -60,15 +60,7 @@ struct Reading {
 /// Opens a calibration window: starts PIT channel 2 counting down from
 /// `WINDOW_COUNT` and reads where it is. Close it within 55 ms.
 pub fn open() -> Window {
-    // SAFETY: ports 0x42/0x43/0x61 are the PIT channel 2 and its gate; the
-    // kernel owns them and nothing else uses the speaker channel.
-    unsafe {
-        let gate = inb(PORT_B);
-        outb(PORT_B, (gate & !SPEAKER) | GATE2);
-        outb(PIT_COMMAND, CHANNEL2_MODE0);
-        outb(PIT_CHANNEL2, WINDOW_COUNT as u8);
-        outb(PIT_CHANNEL2, (WINDOW_COUNT >> 8) as u8);
-    }
+    start_channel2(WINDOW_COUNT);
     Window {
         start: best_reading(),
     }
@@ -152,7 +144,21 @@ fn calibrate_blocking() {
 
 /// TSC ticks during one PIT channel-2 one-shot of `CALIBRATE_MS`.
 fn pit_one_shot_ticks() -> Option<u64> {
-    let count = MIN_WINDOW_TICKS as u16;
+    start_channel2(MIN_WINDOW_TICKS as u16);
+    let start = rdtsc();
+    let mut spins = 0u64;
+    // OUT2 goes high when the count reaches zero; bounded in case the PIT is
+    // missing.
+    // SAFETY: reading port B only samples the gate and OUT2.
+    while unsafe { inb(PORT_B) } & OUT2 == 0 && spins < MAX_SPINS {
+        spins += 1;
+    }
+    (spins < MAX_SPINS).then(|| rdtsc() - start)
+}
+
+/// Gates PIT channel 2 on (speaker off) and starts it counting down from
+/// `count` in mode 0.
+fn start_channel2(count: u16) {
     // SAFETY: ports 0x42/0x43/0x61 are the PIT channel 2 and its gate; the
     // kernel owns them and nothing else uses the speaker channel.
     unsafe {
@@ -161,14 +167,6 @@ fn pit_one_shot_ticks() -> Option<u64> {
         outb(PIT_COMMAND, CHANNEL2_MODE0);
         outb(PIT_CHANNEL2, count as u8);
         outb(PIT_CHANNEL2, (count >> 8) as u8);
-        let start = rdtsc();
-        let mut spins = 0u64;
-        // OUT2 goes high when the count reaches zero; bounded in case the PIT
-        // is missing.
-        while inb(PORT_B) & OUT2 == 0 && spins < MAX_SPINS {
-            spins += 1;
-        }
-        (spins < MAX_SPINS).then(|| rdtsc() - start)
     }
 }
 
