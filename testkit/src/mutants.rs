@@ -106,6 +106,7 @@ pub const MC_USER_ON_IST: u32 = 22;
 pub const MC_NO_DR7_CLEAR: u32 = 23;
 pub const MC_ON_NMI_IST: u32 = 24;
 pub const POP_GPRS_R8_FROM_R9: u32 = 25;
+pub const DR7_RESTORE_ALWAYS: u32 = 26;
 
 const NESTING: &str = "scenarios::nmi_nesting";
 const USER_LATCH: &str = "scenarios::nmi_from_user_latch";
@@ -125,7 +126,7 @@ const MC_USER: &str = "scenarios::mce_user";
 /// A #MC inside an NMI handler and an NMI inside a #MC handler.
 const NMI_MCE: &str = "scenarios::nmi_mce";
 
-pub const CATALOG: [Mutant; 25] = [
+pub const CATALOG: [Mutant; 26] = [
     fast(m(
         NMI_NO_CS_TEST,
         "linux-nmi-no-cs-test",
@@ -320,6 +321,16 @@ pub const CATALOG: [Mutant; 25] = [
         "the register restore: POP_GPRS skips r8's slot and restores r8 from r9's (not undone by a second pass, unlike the swap)",
         "",
         &[p(Linux, "scenarios::icebp_dr6"), p(Linux, NESTING)],
+    ),
+    m(
+        DR7_RESTORE_ALWAYS,
+        "dr7-restore-always",
+        "the test in the kernel #DB's DR7 restore (dr7-guard, linux): the exit writes DR7 even when its entry found nothing armed, as local_db_restore does not",
+        "",
+        &[
+            p(Linux, "scenarios::dr7_guard_restore"),
+            p(Dr7Guard, "scenarios::dr7_guard_restore"),
+        ],
     ),
 ];
 

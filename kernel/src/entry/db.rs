@@ -73,7 +73,7 @@ window_table_end:
 4:
     RUN_PHASES                           /* enter, hook, body, exit: see frame.rs */
     POP_STATE
-    DR7_RESTORE {dr7_guard}
+    DR7_RESTORE {dr7_guard}, 0, {m_restore_always}
     W test r12d, {shift_ist}
     W jz 7f
     .if ({m_no_unshift} | {m_no_shift}) == 0
@@ -95,6 +95,7 @@ window_table_end:
     m_user_on_ist = const mutant::flag(catalog::DB_USER_ON_IST),
     m_no_shift = const mutant::flag(catalog::SHIFT_NO_SHIFT),
     m_no_dr7_clear = const mutant::flag(catalog::DB_NO_DR7_CLEAR),
+    m_restore_always = const mutant::flag(catalog::DR7_RESTORE_ALWAYS),
     m_no_unshift = const mutant::flag(catalog::SHIFT_NO_UNSHIFT),
     m_swap = const mutant::pop_gprs(),
 );

@@ -147,14 +147,16 @@ macro_rules! asm_prelude {
 .Ldr7_saved\@:
     .endm
     /* DR7 guard, exit half: re-arm what the entry half found armed */
-    .macro DR7_RESTORE guard, zero=0
+    .macro DR7_RESTORE guard, zero=0, always=0
     W test r12d, \guard
     W jz .Ldr7_restored\@
     .if \zero                            /* mutant nmi-dr7-restored-wrong: DR7 "restored" to 0 */
     WF \guard, xor r13d, r13d
     .endif
+    .if \always == 0                     /* mutant dr7-restore-always: write it anyway */
     WF \guard, test r13, r13            /* local_db_restore(): only if the save */
     WF \guard, jz .Ldr7_restored\@     /* found something armed */
+    .endif
     WF \guard, mov dr7, r13
 .Ldr7_restored\@:
     .endm

@@ -9,6 +9,7 @@ mod common;
 pub mod db_kernel_nmi_db;
 pub mod db_mce_db;
 pub mod db_user_nmi_db;
+pub mod dr7_guard_restore;
 pub mod entry_deny_list;
 pub mod gd_detect;
 pub mod icebp_dr6;

@@ -109,6 +109,19 @@ pub const REFERENCES: &[Reference] = &[
         outcome: "pass",
     },
     Reference {
+        test: "scenarios::dr7_guard_restore",
+        hazard: "DR7 written back by a #DB that found it empty",
+        silicon: "#DB delivery leaves DR7's enables as they were (only GD is cleared), so \
+                  a breakpoint armed inside a #DB stays armed unless the handler writes \
+                  DR7 on its way out; Linux's local_db_restore writes only what \
+                  local_db_save found armed",
+        sources: &[
+            SDM_DR7,
+            "Linux v6.6 arch/x86/include/asm/debugreg.h local_db_save()",
+        ],
+        outcome: "pass",
+    },
+    Reference {
         test: "scenarios::icebp_dr6",
         hazard: "ICEBP/INT 1 and stale DR6",
         silicon: "ICEBP and INT 1 raise #DB without setting B0-B3/BS; the CPU never \
