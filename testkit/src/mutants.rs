@@ -303,7 +303,10 @@ pub const CATALOG: [Mutant; 26] = [
         "mc-no-dr7-clear",
         "the DR7 save/clear of the #MC entry (dr7-guard, linux): a watchpoint the #MC handler touches fires",
         "Linux 5.8-5.9 (2020): #MC saves and clears DR7 (local_db_save)",
+        // mce_user first: its #MCs land with a watchpoint armed every time;
+        // db_mce_db's land with DR7 still armed only by chance (1-2 of 99).
         &[
+            p(Linux, MC_USER),
             p(Linux, "scenarios::db_mce_db"),
             p(Dr7Guard, "scenarios::db_mce_db"),
         ],
