@@ -102,7 +102,7 @@ pub fn kernel_main(boot: &BootInfo) -> ! {
     entry::install(strategy);
     calibration.close();
     let set_up = arch::cpu::rdtsc();
-    let watch = watchdog::prepare(boot.cpus.len());
+    let watch = watchdog::prepare(boot.cpus.len().min(arch::MAX_CPUS));
     let online = smp::start_aps(boot, alloc_cpu_stacks, |index, lapic_id| {
         kprintln!("smp: cpu {index} (lapic id {lapic_id}) did not start");
     });

@@ -76,29 +76,19 @@ pub fn start_aps(
         boot.ap_starter.start(entry, launch);
     }
     for (index, entry) in aps() {
-        if !nap_until(AP_START_TIMEOUT_US, || percpu::cpu(index).is_online()) {
+        // Halting between checks (`lapic::nap`): under TCG with fewer host
+        // cores than vCPUs (2 for 4 here) a spinning BSP keeps the APs it
+        // waits for off a core: over 20 PVH boots each, `ap_start_us` went
+        // past 4 ms in 4 with spinning (up to 5.6 ms), never past 2.9 ms
+        // with naps.
+        let online = || percpu::cpu(index).is_online();
+        if !time::wait_until_pausing(AP_START_TIMEOUT_US, online, lapic::nap) {
             did_not_start(index, entry.lapic_id);
         }
     }
     let took = (super::cpu::rdtsc() - start) / time::ticks_per_us().max(1);
     AP_START_US.store(took, Ordering::Relaxed);
     online_count()
-}
-
-/// Checks `done` until it is true or `timeout_us` passes, halting between
-/// checks (`lapic::nap`). Under TCG with fewer host cores than vCPUs (2 for
-/// 4 here) a spinning BSP keeps the APs it waits for off a core: over 20 PVH
-/// boots each, `ap_start_us` went past 4 ms in 4 with spinning (up to 5.6 ms),
-/// never past 2.9 ms with naps. True when it is done.
-fn nap_until(timeout_us: u64, mut done: impl FnMut() -> bool) -> bool {
-    let end = super::cpu::rdtsc() + timeout_us * time::ticks_per_us();
-    while !done() {
-        if super::cpu::rdtsc() >= end {
-            return done();
-        }
-        lapic::nap();
-    }
-    true
 }
 
 /// How long `start_aps` took, from the first AP's stacks to the last check-in.

@@ -86,12 +86,7 @@ impl Window {
         }
         let ticks = elapsed(end.count);
         if ticks >= MIN_WINDOW_TICKS {
-            let tsc = end.tsc.saturating_sub(self.start.tsc);
-            // Rounded, not truncated: at Bochs' 10 MHz a rate measured as
-            // 9.9 ticks/us truncated to 9 stretched every µs-based delay by
-            // 10% and moved where `nmi_nested_windows`' aimed NMIs land.
-            let per_us = ticks * 1_000_000;
-            store_rate((tsc * PIT_HZ + per_us / 2) / per_us);
+            store_rate(end.tsc.saturating_sub(self.start.tsc), ticks);
         }
     }
 }
@@ -129,7 +124,13 @@ fn read_latched() -> u16 {
     u16::from_le_bytes([low, high])
 }
 
-fn store_rate(per_us: u64) {
+/// Sets the rate from `tsc` ticks counted over `pit_ticks` of the PIT.
+/// Rounded, not truncated: at Bochs' 10 MHz a rate measured as 9.9 ticks/us
+/// truncated to 9 stretched every us-based delay by 10% and moved where
+/// `nmi_nested_windows`' aimed NMIs land.
+fn store_rate(tsc: u64, pit_ticks: u64) {
+    let per = pit_ticks * 1_000_000;
+    let per_us = (tsc * PIT_HZ + per / 2) / per;
     if per_us > 0 {
         TICKS_PER_US.store(per_us, Ordering::Relaxed);
     }
@@ -142,7 +143,7 @@ fn calibrate_blocking() {
         .filter_map(|_| pit_one_shot_ticks())
         .min();
     if let Some(ticks) = best {
-        store_rate(ticks / (CALIBRATE_MS * 1000));
+        store_rate(ticks, MIN_WINDOW_TICKS);
     }
 }
 
@@ -186,7 +187,17 @@ pub fn delay_us(us: u64) {
 }
 
 /// Spins until `done()` is true or `timeout_us` passes; true when it is done.
-pub fn wait_until(timeout_us: u64, mut done: impl FnMut() -> bool) -> bool {
+pub fn wait_until(timeout_us: u64, done: impl FnMut() -> bool) -> bool {
+    wait_until_pausing(timeout_us, done, core::hint::spin_loop)
+}
+
+/// As [`wait_until`], calling `pause` between checks (a spin hint, or a
+/// halt until an interrupt).
+pub fn wait_until_pausing(
+    timeout_us: u64,
+    mut done: impl FnMut() -> bool,
+    mut pause: impl FnMut(),
+) -> bool {
     let end = rdtsc() + timeout_us * ticks_per_us();
     loop {
         if done() {
@@ -195,6 +206,6 @@ pub fn wait_until(timeout_us: u64, mut done: impl FnMut() -> bool) -> bool {
         if rdtsc() >= end {
             return done();
         }
-        core::hint::spin_loop();
+        pause();
     }
 }

@@ -51,6 +51,11 @@ testkit::test! {
     tags: &[tags::BENCH],
 }
 
+/// The write watchpoint on `WATCHED` every bench here arms.
+fn arm_watched() -> Result<(), breakpoint::BreakpointError> {
+    common::arm(&[common::watch(0, WATCHED.0.as_ptr() as u64, Kind::Write, 8)])
+}
+
 /// The outer #DB as the scenario raises it: a write to the watched word.
 fn watched_write() {
     WATCHED.0.fetch_add(1, Ordering::SeqCst);
@@ -94,8 +99,7 @@ fn per_entry(s: Stamps) -> (u64, u64, u64) {
 /// armed either way, so the entry finds DR7 armed and the NMI's write is a
 /// nested-#DB attempt.
 fn nested(ctx: &mut Context<'_>, raise: fn()) -> TestResult {
-    let bp = common::watch(0, WATCHED.0.as_ptr() as u64, Kind::Write, 8);
-    if let Err(e) = common::arm(&[bp]) {
+    if let Err(e) = arm_watched() {
         testkit::fail!(ctx, "arming the watchpoint: {e:?}");
     }
     let cpu = percpu::this().index();
@@ -162,8 +166,7 @@ testkit::test! {
 /// their sum is the nesting itself (the hook's send and wait, the NMI's
 /// nested-#DB attempt).
 fn db_alone(ctx: &mut Context<'_>, raise: fn()) -> TestResult {
-    let bp = common::watch(0, WATCHED.0.as_ptr() as u64, Kind::Write, 8);
-    if let Err(e) = common::arm(&[bp]) {
+    if let Err(e) = arm_watched() {
         testkit::fail!(ctx, "arming the watchpoint: {e:?}");
     }
     let cpu = percpu::this().index();
@@ -179,7 +182,7 @@ fn db_alone(ctx: &mut Context<'_>, raise: fn()) -> TestResult {
     let (d_in, d_body, d_out) = per_entry(checker::stamps(cpu, IstSlot::Db));
     let (seen, n) = (handlers::db_count(cpu) - dbs, u64::from(ctx.iterations));
     let evidence = common::collect(ctx, cpu);
-    ensure!(ctx, seen == n, "{seen} #DB for {n} watched writes");
+    ensure!(ctx, seen == n, "{seen} #DB for {n} raised");
     ensure!(
         ctx,
         evidence.report.incidents == 0,
@@ -201,11 +204,13 @@ testkit::test! {
 
 /// Pages `dr7_roundtrip` touches between the writes of its second loop.
 const TOUCHED_PAGES: usize = 16;
-static PAGES: [AtomicU64; TOUCHED_PAGES * 512] = [const { AtomicU64::new(0) }; TOUCHED_PAGES * 512];
+const WORDS_PER_PAGE: usize = 4096 / 8;
+static PAGES: [AtomicU64; TOUCHED_PAGES * WORDS_PER_PAGE] =
+    [const { AtomicU64::new(0) }; TOUCHED_PAGES * WORDS_PER_PAGE];
 
 /// One write to each of the touched pages.
 fn touch_pages() {
-    for page in PAGES.iter().step_by(512) {
+    for page in PAGES.iter().step_by(WORDS_PER_PAGE) {
         page.fetch_add(1, Ordering::Relaxed);
     }
 }
@@ -219,8 +224,7 @@ fn touch_pages() {
 /// watchpoint that changes inside a 2 MiB page empties the whole software
 /// TLB, and every page is walked again).
 fn dr7_roundtrip(ctx: &mut Context<'_>) -> TestResult {
-    let bp = common::watch(0, WATCHED.0.as_ptr() as u64, Kind::Write, 8);
-    if let Err(e) = common::arm(&[bp]) {
+    if let Err(e) = arm_watched() {
         testkit::fail!(ctx, "arming the watchpoint: {e:?}");
     }
     let armed = debugreg::read_dr7();

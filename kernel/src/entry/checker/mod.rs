@@ -208,8 +208,9 @@ pub fn attach(cpu: usize, storage: mm::Zeroed) {
     );
     let checker = storage.start() as *mut CpuChecker;
     // SAFETY: `Zeroed` memory is mapped for the kernel's life, zero-filled,
-    // large and aligned enough (checked above), and owned by nothing else: an
-    // all-zero `CpuChecker` is its `new()` value. Publishing it with Release
+    // large and aligned enough (checked above), and owned by nothing else; an
+    // all-zero `CpuChecker` is an empty one (every field an atomic or a cell
+    // whose empty value is zero: `EMPTY_FRAME`, `guard::NO_STACK`). Publishing it with Release
     // makes its `index` visible with it.
     unsafe { (*checker).index.store(cpu, Ordering::Relaxed) };
     CHECKERS[cpu].store(checker, Ordering::Release);
