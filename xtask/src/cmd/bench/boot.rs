@@ -1,6 +1,8 @@
 //! `cargo xtask bench boot`: wall time of whole QEMU processes, the median of
 //! several runs each, against the floor (QEMU started paused and told to quit).
-//! Plain `-accel tcg`, as the boot matrix runs.
+//! The runs take turns (floor, empty kernel, each door, then again), so drift
+//! in the host's speed during the bench reaches every row alike. Plain
+//! `-accel tcg`, as the boot matrix runs.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -61,33 +63,36 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         accel: choice.accel,
         single_step: false,
     };
-    let floor = median(
-        (0..args.runs)
-            .map(|_| machine::floor(&machine, timeout))
-            .collect::<Result<_>>()?,
-    );
-    let mut rows = vec![("floor (-S, quit)".to_string(), floor)];
-    // The same PVH boot with an empty kernel: what no kernel can remove.
+    // One round boots each row once, the floor first: rounds interleave the
+    // rows, so a host that slows down or speeds up during the bench moves
+    // every row alike instead of the rows measured last.
     let empty = Artifacts::new(empty_pvh::write(&crate::target_dir().join("bench"))?);
-    let mut samples = Vec::new();
+    let mut floors = Vec::new();
+    let mut empties = Vec::new();
+    let mut by_door: Vec<Vec<Duration>> = vec![Vec::new(); doors.len()];
     for _ in 0..args.runs {
+        floors.push(machine::floor(&machine, timeout)?);
         let out = empty.boot(&config(Door::Pvh), choice.accel, timeout, Echo::Quiet)?;
         if out.end != End::Exited(Exit::Success) {
             bail!("the empty PVH kernel did not exit: {}", out.end);
         }
-        samples.push(out.elapsed);
-    }
-    let empty = median(samples);
-    rows.push(("empty PVH kernel".to_string(), empty));
-    for door in doors {
-        let mut samples = Vec::new();
-        for _ in 0..args.runs {
-            let out = artifacts.boot(&config(door), choice.accel, timeout, Echo::Quiet)?;
+        empties.push(out.elapsed);
+        for (door, samples) in doors.iter().zip(&mut by_door) {
+            let out = artifacts.boot(&config(*door), choice.accel, timeout, Echo::Quiet)?;
             if out.end != End::Exited(Exit::Success) {
                 bail!("{} boot did not succeed: {}", door.label(), out.end);
             }
             samples.push(out.elapsed);
         }
+    }
+    let floor = median(floors);
+    let empty = median(empties);
+    let mut rows = vec![
+        ("floor (-S, quit)".to_string(), floor),
+        // The same PVH boot with an empty kernel: what no kernel can remove.
+        ("empty PVH kernel".to_string(), empty),
+    ];
+    for (door, samples) in doors.iter().zip(by_door) {
         rows.push((format!("{} boot-to-exit", door.label()), median(samples)));
     }
 
