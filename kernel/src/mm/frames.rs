@@ -38,20 +38,25 @@ impl FrameAllocator {
         alloc
     }
 
-    /// The next free frame's physical address.
-    pub fn next(&mut self) -> Option<u64> {
+    /// The first of `frames` free frames in a row (in one region of the map);
+    /// a region too short for them is left behind, as `next` does at its end.
+    pub fn next_run(&mut self, frames: u64) -> Option<u64> {
+        let bytes = frames.checked_mul(PAGE_SIZE)?;
         while self.current < self.count {
             let region = self.regions[self.current];
-            if self.next < region.start {
-                self.next = region.start;
-            }
-            if self.next + PAGE_SIZE <= region.end {
-                let frame = self.next;
-                self.next += PAGE_SIZE;
-                return Some(frame);
+            self.next = self.next.max(region.start);
+            if self.next + bytes <= region.end {
+                let start = self.next;
+                self.next += bytes;
+                return Some(start);
             }
             self.current += 1;
         }
         None
+    }
+
+    /// The next free frame's physical address.
+    pub fn next(&mut self) -> Option<u64> {
+        self.next_run(1)
     }
 }
