@@ -218,7 +218,7 @@ impl Artifacts {
 
     /// QEMU's arguments for `config` (serial port on stdio), and the scratch
     /// file that must live until QEMU has exited.
-    fn qemu_args(
+    pub fn qemu_args(
         &self,
         config: &BootConfig,
         accel: Accel,

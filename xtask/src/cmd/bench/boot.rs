@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::{Result, bail};
 
-use super::{Args, boot_split, empty_pvh, median};
+use super::{Args, boot_blocks, boot_split, empty_pvh, median};
 use crate::media::limine::{self, Lookup};
 use crate::qemu::emulator::Emulator;
 use crate::qemu::exit::Exit;
@@ -66,13 +66,13 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     // One round boots each row once, the floor first: rounds interleave the
     // rows, so a host that slows down or speeds up during the bench moves
     // every row alike instead of the rows measured last.
-    let empty = Artifacts::new(empty_pvh::write(&crate::target_dir().join("bench"))?);
+    let empty_kernel = Artifacts::new(empty_pvh::write(&crate::target_dir().join("bench"))?);
     let mut floors = Vec::new();
     let mut empties = Vec::new();
     let mut by_door: Vec<Vec<Duration>> = vec![Vec::new(); doors.len()];
     for _ in 0..args.runs {
         floors.push(machine::floor(&machine, timeout)?);
-        let out = empty.boot(&config(Door::Pvh), choice.accel, timeout, Echo::Quiet)?;
+        let out = empty_kernel.boot(&config(Door::Pvh), choice.accel, timeout, Echo::Quiet)?;
         if out.end != End::Exited(Exit::Success) {
             bail!("the empty PVH kernel did not exit: {}", out.end);
         }
@@ -135,6 +135,27 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         ms(split.kernel_rest),
         ms(split.after_done),
         ms(split.exit)
+    );
+    let logs = crate::target_dir().join("bench");
+    let pvh_blocks = boot_blocks::count(
+        &artifacts,
+        &config(Door::Pvh),
+        choice.accel,
+        timeout,
+        &logs.join("pvh.in_asm"),
+    )?;
+    let empty_blocks = boot_blocks::count(
+        &empty_kernel,
+        &config(Door::Pvh),
+        choice.accel,
+        timeout,
+        &logs.join("empty-pvh.in_asm"),
+    )?;
+    println!(
+        "code QEMU translated (`-d in_asm`, one more boot each; TCG translates a block the \
+         first time it runs): the empty PVH kernel's boot {} blocks, istorm's PVH boot {} \
+         ({} in the kernel's higher half, {} instructions in all)",
+        empty_blocks.total, pvh_blocks.total, pvh_blocks.kernel, pvh_blocks.instructions
     );
     let verdict = if pvh <= PVH_TARGET { "yes" } else { "no" };
     println!("PVH within {PVH_TARGET}x of the floor: {verdict} ({pvh:.2}x)");

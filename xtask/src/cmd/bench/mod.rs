@@ -12,6 +12,7 @@
 //! `cargo xtask test` (PVH, `-accel tcg,one-insn-per-tb=on` under TCG).
 
 mod boot;
+mod boot_blocks;
 mod boot_split;
 mod empty_pvh;
 mod entry;
