@@ -10,10 +10,11 @@
 //! - an `-rc` file holding `continue` and `quit`, or it waits at its prompt;
 //! - its exit status is only ever 0 or 1, and it never exits by itself after
 //!   the kernel's exit port (QEMU's isa-debug-exit is not there): results come
-//!   from COM1 alone. The runner stops it when `done` arrives (the kernel's
-//!   exit byte is then read from `done`'s counts), shortly after a `panic` or
-//!   `hang` event, at a deadline, or when it dies; a triple fault ends it
-//!   through `reset_on_triple_fault=0` and `panic: action=fatal`.
+//!   from COM1 alone. The runner stops it once `done` and the summary after
+//!   it have arrived (the kernel's exit byte is then read from `done`'s
+//!   counts), shortly after a `panic` or `hang` event, at a deadline, or
+//!   when it dies; a triple fault ends it through `reset_on_triple_fault=0`
+//!   and `panic: action=fatal`.
 //!
 //! COM1 goes to a file that is read as it grows (Bochs writes each byte
 //! through), so the live parser, the deadlines and crash recovery work as
@@ -132,8 +133,10 @@ fn scratch() -> Result<PathBuf> {
 #[derive(Debug, Default)]
 pub struct Ender {
     pending: Vec<u8>,
-    /// `done`'s failed count, once it arrived.
-    pub done: Option<u32>,
+    /// `done`'s failed count, and when it arrived.
+    done: Option<(u32, Instant)>,
+    /// The last part of the results summary (`qr`, which follows `done`).
+    summary_sent: bool,
     /// When a `panic` or `hang` event arrived.
     pub last_words: Option<Instant>,
 }
@@ -144,7 +147,12 @@ impl Ender {
         while let Some(at) = self.pending.iter().position(|&b| b == b'\n') {
             let line: Vec<u8> = self.pending.drain(..=at).collect();
             match parse_line(&String::from_utf8_lossy(&line)) {
-                LineKind::Event(OwnedEvent::Done { failed, .. }) => self.done = Some(failed),
+                LineKind::Event(OwnedEvent::Done { failed, .. }) => {
+                    self.done = Some((failed, Instant::now()));
+                }
+                LineKind::Event(OwnedEvent::Qr { part, parts, .. }) if part == parts => {
+                    self.summary_sent = true;
+                }
                 LineKind::Event(OwnedEvent::Panic { .. } | OwnedEvent::Hang { .. }) => {
                     self.last_words.get_or_insert_with(Instant::now);
                 }
@@ -154,10 +162,20 @@ impl Ender {
     }
 
     /// The end to report if Bochs is stopped now, or `None` to keep going.
+    /// After `done` the kernel still sends its results summary; stopping at
+    /// `done` cut it mid-line (a "malformed event" warning in three of the
+    /// five Bochs boots of a `cargo xtask matrix`), so Bochs runs on until the summary's
+    /// last part, or `LAST_WORDS` after `done` for a kernel that sends none.
     pub fn stop(&self, now: Instant) -> Option<BootEnd> {
         match (self.done, self.last_words) {
-            (Some(0), _) => Some(BootEnd::Exited(Exit::Success)),
-            (Some(_), _) => Some(BootEnd::Exited(Exit::Failure)),
+            (Some((failed, at)), _) if self.summary_sent || now >= at + LAST_WORDS => {
+                Some(BootEnd::Exited(if failed == 0 {
+                    Exit::Success
+                } else {
+                    Exit::Failure
+                }))
+            }
+            (Some(_), _) => None,
             (None, Some(at)) if now >= at + LAST_WORDS => Some(BootEnd::Killed {
                 after: Duration::ZERO,
                 why: "stopped after the kernel's last words (Bochs has no exit device)".into(),

@@ -36,10 +36,22 @@ fn done_panic_and_silence_decide_when_to_stop() {
     ender.feed(b"boot: x\n@istorm {\"type\":\"done\",\"passed\":1,\"fai");
     assert_eq!(ender.stop(now), None);
     ender.feed(b"led\":0,\"skipped\":0}\n");
-    assert_eq!(ender.stop(now), Some(BootEnd::Exited(Exit::Success)));
+    assert_eq!(ender.stop(now), None, "the summary follows `done`");
+    ender.feed(b"@istorm {\"type\":\"qr\",\"part\":1,\"parts\":2,\"text\":\"IST1|a\"}\n");
+    assert_eq!(ender.stop(Instant::now()), None, "one part of two");
+    ender.feed(b"@istorm {\"type\":\"qr\",\"part\":2,\"parts\":2,\"text\":\"b\"}\n");
+    assert_eq!(
+        ender.stop(Instant::now()),
+        Some(BootEnd::Exited(Exit::Success))
+    );
     let mut ender = Ender::default();
     ender.feed(b"@istorm {\"type\":\"done\",\"passed\":1,\"failed\":2,\"skipped\":0}\n");
-    assert_eq!(ender.stop(now), Some(BootEnd::Exited(Exit::Failure)));
+    assert_eq!(ender.stop(Instant::now()), None);
+    assert_eq!(
+        ender.stop(Instant::now() + LAST_WORDS),
+        Some(BootEnd::Exited(Exit::Failure)),
+        "no summary: stopped `LAST_WORDS` after `done`"
+    );
     let mut ender = Ender::default();
     ender.feed(b"@istorm {\"type\":\"panic\",\"cpu\":0,\"message\":\"x\"}\n");
     assert_eq!(
