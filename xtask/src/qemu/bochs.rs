@@ -164,8 +164,9 @@ impl Ender {
     /// The end to report if Bochs is stopped now, or `None` to keep going.
     /// After `done` the kernel still sends its results summary; stopping at
     /// `done` cut it mid-line (a "malformed event" warning in three of the
-    /// five Bochs boots of a `cargo xtask matrix`), so Bochs runs on until the summary's
-    /// last part, or `LAST_WORDS` after `done` for a kernel that sends none.
+    /// five Bochs boots of a `cargo xtask matrix`), so Bochs runs on until
+    /// the summary's last part, or `LAST_WORDS` after `done` for a kernel
+    /// that sends none.
     pub fn stop(&self, now: Instant) -> Option<BootEnd> {
         match (self.done, self.last_words) {
             (Some((failed, at)), _) if self.summary_sent || now >= at + LAST_WORDS => {
