@@ -169,18 +169,18 @@ impl Ender {
     /// that sends none.
     pub fn stop(&self, now: Instant) -> Option<BootEnd> {
         match (self.done, self.last_words) {
-            (Some((failed, at)), _) if self.summary_sent || now >= at + LAST_WORDS => {
+            // A panic or hang, even after `done` (in the summary), is the end.
+            (_, Some(at)) if now >= at + LAST_WORDS => Some(BootEnd::Killed {
+                after: Duration::ZERO,
+                why: "stopped after the kernel's last words (Bochs has no exit device)".into(),
+            }),
+            (Some((failed, at)), None) if self.summary_sent || now >= at + LAST_WORDS => {
                 Some(BootEnd::Exited(if failed == 0 {
                     Exit::Success
                 } else {
                     Exit::Failure
                 }))
             }
-            (Some(_), _) => None,
-            (None, Some(at)) if now >= at + LAST_WORDS => Some(BootEnd::Killed {
-                after: Duration::ZERO,
-                why: "stopped after the kernel's last words (Bochs has no exit device)".into(),
-            }),
             _ => None,
         }
     }

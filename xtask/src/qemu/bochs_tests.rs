@@ -53,6 +53,21 @@ fn done_panic_and_silence_decide_when_to_stop() {
         "no summary: stopped `LAST_WORDS` after `done`"
     );
     let mut ender = Ender::default();
+    ender.feed(b"@istorm {\"type\":\"done\",\"passed\":1,\"failed\":0,\"skipped\":0}\n");
+    ender.feed(b"@istorm {\"type\":\"panic\",\"cpu\":0,\"message\":\"in the summary\"}\n");
+    assert_eq!(
+        ender.stop(Instant::now()),
+        None,
+        "last words get their time"
+    );
+    assert!(
+        matches!(
+            ender.stop(Instant::now() + LAST_WORDS),
+            Some(BootEnd::Killed { .. })
+        ),
+        "a panic after `done` is not a clean exit"
+    );
+    let mut ender = Ender::default();
     ender.feed(b"@istorm {\"type\":\"panic\",\"cpu\":0,\"message\":\"x\"}\n");
     assert_eq!(
         ender.stop(Instant::now()),

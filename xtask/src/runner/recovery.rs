@@ -254,9 +254,16 @@ impl Sequence {
             return steps;
         }
         if self.boot.done {
-            if !matches!(end, BootEnd::Exited(Exit::Success | Exit::Failure)) {
+            // After `done` the kernel only sends its results summary: a panic
+            // there ends a QEMU boot with the failure code, which is not a
+            // crash by the end alone, so its last words say it.
+            if self.boot.last_words.is_some()
+                || !matches!(end, BootEnd::Exited(Exit::Success | Exit::Failure))
+            {
+                let crash = crash::classify(self.boot.last_words.as_ref(), end);
                 steps.push(Step::Warning(format!(
-                    "the kernel reported done, then: {end}"
+                    "the kernel reported done, then: {}",
+                    crash.reason
                 )));
             }
             let missing: Vec<String> = self

@@ -347,3 +347,25 @@ fn an_empty_plan_ends_after_one_boot_and_a_kernel_ignoring_skip_stops() {
     let steps = boot(&mut seq, &(plan(&["a"]) + &start("a")), triple());
     assert!(matches!(&steps[0], Step::Stopped(why) if why.contains("ignore skip=")));
 }
+
+#[test]
+fn a_panic_after_done_is_said() {
+    let mut seq = Sequence::new(true);
+    let serial = plan(&["a"])
+        + &result("a", "pass", "")
+        + DONE
+        + "@istorm {\"type\":\"panic\",\"cpu\":0,\"message\":\"in the summary\"}\n";
+    let steps = boot(&mut seq, &serial, exited(Exit::Failure));
+    assert!(
+        steps.iter().any(|s| matches!(s, Step::Warning(w)
+            if w.starts_with("the kernel reported done, then:") && w.contains("in the summary"))),
+        "{steps:?}"
+    );
+    let mut seq = Sequence::new(true);
+    let clean = plan(&["a"]) + &result("a", "pass", "") + DONE;
+    let steps = boot(&mut seq, &clean, exited(Exit::Success));
+    assert!(
+        !steps.iter().any(|s| matches!(s, Step::Warning(_))),
+        "{steps:?}"
+    );
+}
