@@ -137,20 +137,17 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         ms(split.exit)
     );
     let logs = crate::target_dir().join("bench");
-    let pvh_blocks = boot_blocks::count(
-        &artifacts,
-        &config(Door::Pvh),
-        choice.accel,
-        timeout,
-        &logs.join("pvh.in_asm"),
-    )?;
-    let empty_blocks = boot_blocks::count(
-        &empty_kernel,
-        &config(Door::Pvh),
-        choice.accel,
-        timeout,
-        &logs.join("empty-pvh.in_asm"),
-    )?;
+    let blocks = |boots: &Artifacts, log: &str| {
+        boot_blocks::count(
+            boots,
+            &config(Door::Pvh),
+            choice.accel,
+            timeout,
+            &logs.join(log),
+        )
+    };
+    let pvh_blocks = blocks(&artifacts, "pvh.in_asm")?;
+    let empty_blocks = blocks(&empty_kernel, "empty-pvh.in_asm")?;
     println!(
         "code QEMU translated (`-d in_asm`, one more boot each; TCG translates a block the \
          first time it runs): the empty PVH kernel's boot {} blocks, istorm's PVH boot {} \
