@@ -66,7 +66,8 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     // One round boots each row once, the floor first: rounds interleave the
     // rows, so a host that slows down or speeds up during the bench moves
     // every row alike instead of the rows measured last.
-    let empty_kernel = Artifacts::new(empty_pvh::write(&crate::target_dir().join("bench"))?);
+    let bench_dir = crate::target_dir().join("bench");
+    let empty_kernel = Artifacts::new(empty_pvh::write(&bench_dir)?);
     let mut floors = Vec::new();
     let mut empties = Vec::new();
     let mut by_door: Vec<Vec<Duration>> = vec![Vec::new(); doors.len()];
@@ -136,14 +137,13 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         ms(split.after_done),
         ms(split.exit)
     );
-    let logs = crate::target_dir().join("bench");
     let blocks = |boots: &Artifacts, log: &str| {
         boot_blocks::count(
             boots,
             &config(Door::Pvh),
             choice.accel,
             timeout,
-            &logs.join(log),
+            &bench_dir.join(log),
         )
     };
     let pvh_blocks = blocks(&artifacts, "pvh.in_asm")?;

@@ -1,6 +1,6 @@
 //! How much code QEMU translated in one PVH boot. TCG translates a block of
 //! guest code the first time it runs (and keeps it), so a boot that exits at
-//! once pays for nearly every instruction it executes as a translation: the
+//! once pays mostly for translating its code, not for running it: the
 //! count of blocks, from `-d in_asm`, is a deterministic measure of that cost
 //! where the wall time is noisy. The blocks are split by where their code
 //! lives: the kernel's higher half, or below it (the firmware, the PVH door's
